@@ -1,0 +1,32 @@
+"""An embedded stand-in for Metronome's "List seat balances" endpoint, over seeded demo data.
+
+It knows nothing about GraphQL and shares no code with ``gateway.upstream``: it is the reference
+the gateway's answers are compared against, served in-process through ``httpx.ASGITransport`` or
+as a real server with ``python -m gateway.standin``.
+"""
+
+from gateway.standin.app import create_standin_app
+from gateway.standin.data import (
+    DEMO_CONTRACT_ID,
+    DEMO_CUSTOMER_ID,
+    DEMO_SUBSCRIPTION_IDS,
+    DEMO_TOKEN,
+    DEMO_USAGE_SUBSCRIPTION_ID,
+    OTHER_CONTRACT_ID,
+    OTHER_CUSTOMER_ID,
+    OTHER_TOKEN,
+    build_dataset,
+)
+
+__all__ = [
+    "DEMO_CONTRACT_ID",
+    "DEMO_CUSTOMER_ID",
+    "DEMO_SUBSCRIPTION_IDS",
+    "DEMO_TOKEN",
+    "DEMO_USAGE_SUBSCRIPTION_ID",
+    "OTHER_CONTRACT_ID",
+    "OTHER_CUSTOMER_ID",
+    "OTHER_TOKEN",
+    "build_dataset",
+    "create_standin_app",
+]
