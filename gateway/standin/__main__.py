@@ -30,10 +30,14 @@ def main(argv: list[str] | None = None) -> None:
 
     app = create_standin_app(build_dataset(args.seed))
     print(f"Billing API stand-in: POST http://{args.host}:{args.port}{SEAT_BALANCES_PATH}")
-    print(f"  demo:  token={DEMO_TOKEN} customer_id={DEMO_CUSTOMER_ID} "
-          f"contract_id={DEMO_CONTRACT_ID}")
-    print(f"  other: token={OTHER_TOKEN} customer_id={OTHER_CUSTOMER_ID} "
-          f"contract_id={OTHER_CONTRACT_ID}", flush=True)
+    print(
+        f"  demo:  token={DEMO_TOKEN} customer_id={DEMO_CUSTOMER_ID} contract_id={DEMO_CONTRACT_ID}"
+    )
+    print(
+        f"  other: token={OTHER_TOKEN} customer_id={OTHER_CUSTOMER_ID} "
+        f"contract_id={OTHER_CONTRACT_ID}",
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port)
 
 

@@ -55,11 +55,22 @@ DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
 COMMITS_AND_CREDITS_CAP = 100
 
-_FIELDS = frozenset({
-    "customer_id", "contract_id", "subscription_ids", "seat_ids", "skip_missing_seat_ids",
-    "include_credits_and_commits", "include_ledgers", "starting_at", "effective_before",
-    "covering_date", "limit", "cursor",
-})
+_FIELDS = frozenset(
+    {
+        "customer_id",
+        "contract_id",
+        "subscription_ids",
+        "seat_ids",
+        "skip_missing_seat_ids",
+        "include_credits_and_commits",
+        "include_ledgers",
+        "starting_at",
+        "effective_before",
+        "covering_date",
+        "limit",
+        "cursor",
+    }
+)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -190,14 +201,14 @@ def _parse_query(body: JSON) -> _Query:
     if window.covering_date is not None and (
         window.starting_at is not None or window.effective_before is not None
     ):
-        raise _bad_request(
-            "covering_date cannot be combined with starting_at or effective_before"
-        )
+        raise _bad_request("covering_date cannot be combined with starting_at or effective_before")
     return _Query(
         customer_id=customer_id,
         contract_id=contract_id,
-        subscription_ids=tuple(_uuid(value, "subscription_ids")
-                               for value in _optional_strings(body, "subscription_ids")),
+        subscription_ids=tuple(
+            _uuid(value, "subscription_ids")
+            for value in _optional_strings(body, "subscription_ids")
+        ),
         seat_ids=_optional_strings(body, "seat_ids"),
         skip_missing_seat_ids=_optional_bool(body, "skip_missing_seat_ids"),
         include_credits_and_commits=_optional_bool(body, "include_credits_and_commits"),
@@ -339,18 +350,20 @@ def _render_seat(seat: JSON, query: _Query) -> JSON:
     if query.include_credits_and_commits:
         for key in ("commits", "credits"):
             items = seat.get(key)
-            rendered[key] = None if items is None else [
-                _render_item(item, query.include_ledgers)
-                for item in items
-                if query.window.keeps(item)
-            ]
+            rendered[key] = (
+                None
+                if items is None
+                else [
+                    _render_item(item, query.include_ledgers)
+                    for item in items
+                    if query.window.keeps(item)
+                ]
+            )
     return rendered
 
 
 def _render_item(item: JSON, with_ledger: bool) -> JSON:
-    return {
-        key: value for key, value in item.items() if with_ledger or key != "ledger_entries"
-    }
+    return {key: value for key, value in item.items() if with_ledger or key != "ledger_entries"}
 
 
 def _commits_and_credits(seat: JSON) -> int:

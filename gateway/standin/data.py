@@ -96,17 +96,80 @@ DEMO_HEAVY_SEATS = {10: 98, 137: 60, 262: 130}
 Kind = Literal["commit", "credit"]
 
 _FIRST_NAMES = (
-    "ada", "alan", "barbara", "claude", "dennis", "donald", "edsger", "frances", "grace",
-    "guido", "hedy", "ivan", "jean", "john", "karen", "ken", "leslie", "linus", "margaret",
-    "mary", "niklaus", "radia", "richard", "robin", "sophie", "tim", "vint", "whitfield",
-    "yukihiro", "adele", "anita", "bjarne", "carol", "david", "elena", "fernando",
+    "ada",
+    "alan",
+    "barbara",
+    "claude",
+    "dennis",
+    "donald",
+    "edsger",
+    "frances",
+    "grace",
+    "guido",
+    "hedy",
+    "ivan",
+    "jean",
+    "john",
+    "karen",
+    "ken",
+    "leslie",
+    "linus",
+    "margaret",
+    "mary",
+    "niklaus",
+    "radia",
+    "richard",
+    "robin",
+    "sophie",
+    "tim",
+    "vint",
+    "whitfield",
+    "yukihiro",
+    "adele",
+    "anita",
+    "bjarne",
+    "carol",
+    "david",
+    "elena",
+    "fernando",
 )
 _LAST_NAMES = (
-    "lovelace", "turing", "liskov", "shannon", "ritchie", "knuth", "dijkstra", "allen", "hopper",
-    "rossum", "lamarr", "sutherland", "sammet", "backus", "sparck-jones", "thompson", "lamport",
-    "torvalds", "hamilton", "keller", "wirth", "perlman", "stallman", "milner", "wilson",
-    "berners-lee", "cerf", "diffie", "matsumoto", "goldberg", "borg", "stroustrup", "shaw",
-    "wheeler", "noether", "corbato",
+    "lovelace",
+    "turing",
+    "liskov",
+    "shannon",
+    "ritchie",
+    "knuth",
+    "dijkstra",
+    "allen",
+    "hopper",
+    "rossum",
+    "lamarr",
+    "sutherland",
+    "sammet",
+    "backus",
+    "sparck-jones",
+    "thompson",
+    "lamport",
+    "torvalds",
+    "hamilton",
+    "keller",
+    "wirth",
+    "perlman",
+    "stallman",
+    "milner",
+    "wilson",
+    "berners-lee",
+    "cerf",
+    "diffie",
+    "matsumoto",
+    "goldberg",
+    "borg",
+    "stroustrup",
+    "shaw",
+    "wheeler",
+    "noether",
+    "corbato",
 )
 
 
@@ -128,42 +191,116 @@ def _day(year: int, month: int, day: int) -> datetime:
 
 
 _DEMO_POOLS = (
-    _Pool("2026 annual prepaid commit", "commit", USD_ID, _day(2026, 1, 1), _day(2027, 1, 1),
-          (1200, 1500, 2400, 7500, 7500.25), 0.7),
-    _Pool("Q1 2026 seat commit", "commit", USD_ID, _day(2026, 1, 1), _day(2026, 4, 1),
-          (300, 450.5, 600), 0.3),
-    _Pool("Q2 2026 seat commit", "commit", USD_ID, _day(2026, 4, 1), _day(2026, 7, 1),
-          (300, 450.5, 600), 0.4),
-    _Pool("FY26 cloud credits pool", "commit", CLOUD_CREDITS_ID, _day(2025, 7, 1),
-          _day(2026, 7, 1), (1000, 2500.75, 5000), 0.25),
-    _Pool("Q3 2026 seat commit", "commit", USD_ID, _day(2026, 7, 1), _day(2026, 10, 1),
-          (300, 600), 0.15),
+    _Pool(
+        "2026 annual prepaid commit",
+        "commit",
+        USD_ID,
+        _day(2026, 1, 1),
+        _day(2027, 1, 1),
+        (1200, 1500, 2400, 7500, 7500.25),
+        0.7,
+    ),
+    _Pool(
+        "Q1 2026 seat commit",
+        "commit",
+        USD_ID,
+        _day(2026, 1, 1),
+        _day(2026, 4, 1),
+        (300, 450.5, 600),
+        0.3,
+    ),
+    _Pool(
+        "Q2 2026 seat commit",
+        "commit",
+        USD_ID,
+        _day(2026, 4, 1),
+        _day(2026, 7, 1),
+        (300, 450.5, 600),
+        0.4,
+    ),
+    _Pool(
+        "FY26 cloud credits pool",
+        "commit",
+        CLOUD_CREDITS_ID,
+        _day(2025, 7, 1),
+        _day(2026, 7, 1),
+        (1000, 2500.75, 5000),
+        0.25,
+    ),
+    _Pool(
+        "Q3 2026 seat commit",
+        "commit",
+        USD_ID,
+        _day(2026, 7, 1),
+        _day(2026, 10, 1),
+        (300, 600),
+        0.15,
+    ),
     _Pool("Onboarding credit", "credit", USD_ID, _day(2025, 10, 1), None, (100, 250.5), 0.3),
-    _Pool("AI tokens grant, May 2026", "credit", AI_TOKENS_ID, _day(2026, 5, 1),
-          _day(2026, 6, 1), (500_000, 1_000_000), 0.35),
-    _Pool("AI tokens grant, April 2026", "credit", AI_TOKENS_ID, _day(2026, 4, 1),
-          _day(2026, 5, 1), (500_000, 1_000_000), 0.25),
-    _Pool("Goodwill credit", "credit", CLOUD_CREDITS_ID, _day(2026, 2, 15), None,
-          (50, 75.25), 0.1),
-    _Pool("Summer promotion credit", "credit", USD_ID, _day(2026, 6, 1), _day(2026, 9, 1),
-          (200,), 0.1),
+    _Pool(
+        "AI tokens grant, May 2026",
+        "credit",
+        AI_TOKENS_ID,
+        _day(2026, 5, 1),
+        _day(2026, 6, 1),
+        (500_000, 1_000_000),
+        0.35,
+    ),
+    _Pool(
+        "AI tokens grant, April 2026",
+        "credit",
+        AI_TOKENS_ID,
+        _day(2026, 4, 1),
+        _day(2026, 5, 1),
+        (500_000, 1_000_000),
+        0.25,
+    ),
+    _Pool("Goodwill credit", "credit", CLOUD_CREDITS_ID, _day(2026, 2, 15), None, (50, 75.25), 0.1),
+    _Pool(
+        "Summer promotion credit", "credit", USD_ID, _day(2026, 6, 1), _day(2026, 9, 1), (200,), 0.1
+    ),
 )
 
 _OTHER_POOLS = (
-    _Pool("2026 platform commit", "commit", USD_ID, _day(2026, 1, 1), _day(2027, 1, 1),
-          (900, 1250.5), 0.8),
-    _Pool("Cloud credits starter pack", "commit", CLOUD_CREDITS_ID, _day(2025, 11, 1),
-          _day(2026, 5, 1), (400, 800.25), 0.4),
+    _Pool(
+        "2026 platform commit",
+        "commit",
+        USD_ID,
+        _day(2026, 1, 1),
+        _day(2027, 1, 1),
+        (900, 1250.5),
+        0.8,
+    ),
+    _Pool(
+        "Cloud credits starter pack",
+        "commit",
+        CLOUD_CREDITS_ID,
+        _day(2025, 11, 1),
+        _day(2026, 5, 1),
+        (400, 800.25),
+        0.4,
+    ),
     _Pool("Referral credit", "credit", USD_ID, _day(2026, 3, 1), None, (75, 150.75), 0.3),
-    _Pool("AI tokens grant, May 2026", "credit", AI_TOKENS_ID, _day(2026, 5, 1),
-          _day(2026, 6, 1), (250_000,), 0.5),
+    _Pool(
+        "AI tokens grant, May 2026",
+        "credit",
+        AI_TOKENS_ID,
+        _day(2026, 5, 1),
+        _day(2026, 6, 1),
+        (250_000,),
+        0.5,
+    ),
 )
 
 # Ledgers of the heavy seats' own commits and credits cycle through these, so that every ledger
 # entry type appears whatever the seed.
 _CLOSINGS = ("EXPIRATION", "ROLLOVER", "CANCELED")
 _EXTRAS: tuple[tuple[str, ...], ...] = (
-    (), ("MANUAL",), ("CREDITED",), ("SEAT_BASED_ADJUSTMENT",), ("MANUAL", "CREDITED"),
+    (),
+    ("MANUAL",),
+    ("CREDITED",),
+    ("SEAT_BASED_ADJUSTMENT",),
+    ("MANUAL", "CREDITED"),
 )
 
 
@@ -249,8 +386,10 @@ def _build_contract(
             seats.append(_seat(seat_id, items, empty_as=None))
         elif rng.random() < EMPTY_SEAT_SHARE:
             # The contract allows both null and [] for a seat without commits or credits.
-            empty_as: tuple[list[JSON] | None, ...] = (rng.choice((None, [])),
-                                                       rng.choice((None, [])))
+            empty_as: tuple[list[JSON] | None, ...] = (
+                rng.choice((None, [])),
+                rng.choice((None, [])),
+            )
             seats.append(_seat(seat_id, [], empty_as=empty_as))
         else:
             chosen = [i for i, pool in enumerate(pools) if rng.random() < pool.share] or [0]
@@ -264,19 +403,23 @@ def _build_contract(
         sub_id = rng.choices(list(members), weights=weights)[0]
         members[sub_id].append(seat_id)
     for sub_id, sub_name, _ in seat_subscriptions:
-        subscriptions.append({
-            "id": sub_id,
-            "name": sub_name,
-            "quantity_management_mode": "SEAT_BASED",
-            "seat_ids": members[sub_id],
-        })
+        subscriptions.append(
+            {
+                "id": sub_id,
+                "name": sub_name,
+                "quantity_management_mode": "SEAT_BASED",
+                "seat_ids": members[sub_id],
+            }
+        )
     if usage_subscription is not None:
-        subscriptions.append({
-            "id": usage_subscription[0],
-            "name": usage_subscription[1],
-            "quantity_management_mode": "QUANTITY_ONLY",
-            "seat_ids": [],
-        })
+        subscriptions.append(
+            {
+                "id": usage_subscription[0],
+                "name": usage_subscription[1],
+                "quantity_management_mode": "QUANTITY_ONLY",
+                "seat_ids": [],
+            }
+        )
     return {
         "id": contract_id,
         "name": name,
@@ -308,8 +451,17 @@ class _Item:
 
 def _pool_item(rng: random.Random, item_id: str, pool: _Pool) -> _Item:
     starting = _quarters(rng.choice(pool.allocations))
-    return _item(rng, item_id, pool.kind, pool.credit_type_id, pool.start, pool.end, starting,
-                 whole=pool.credit_type_id == AI_TOKENS_ID, rotation=None)
+    return _item(
+        rng,
+        item_id,
+        pool.kind,
+        pool.credit_type_id,
+        pool.start,
+        pool.end,
+        starting,
+        whole=pool.credit_type_id == AI_TOKENS_ID,
+        rotation=None,
+    )
 
 
 def _own_items(rng: random.Random, count: int, catalogue: list[JSON]) -> list[_Item]:
@@ -331,8 +483,9 @@ def _own_items(rng: random.Random, count: int, catalogue: list[JSON]) -> list[_I
             end = None if n % 9 == 0 else start + timedelta(weeks=4)
             name = f"AI tokens top-up, week of {start:%Y-%m-%d}"
         catalogue.append(_catalogue_entry(item_id, name, kind, credit_type_id))
-        items.append(_item(rng, item_id, kind, credit_type_id, start, end, starting,
-                           whole=whole, rotation=n))
+        items.append(
+            _item(rng, item_id, kind, credit_type_id, start, end, starting, whole=whole, rotation=n)
+        )
     return items
 
 
@@ -350,11 +503,14 @@ def _item(
 ) -> _Item:
     ended = end is not None and end <= AS_OF
     if rotation is None:
-        closing = rng.choice(("EXPIRATION", "EXPIRATION", "ROLLOVER", "CANCELED")) if ended else (
-            "CANCELED" if rng.random() < 0.04 else None
+        closing = (
+            rng.choice(("EXPIRATION", "EXPIRATION", "ROLLOVER", "CANCELED"))
+            if ended
+            else ("CANCELED" if rng.random() < 0.04 else None)
         )
-        extras = tuple(extra for extra in ("MANUAL", "CREDITED", "SEAT_BASED_ADJUSTMENT")
-                       if rng.random() < 0.1)
+        extras = tuple(
+            extra for extra in ("MANUAL", "CREDITED", "SEAT_BASED_ADJUSTMENT") if rng.random() < 0.1
+        )
     else:
         closing = _CLOSINGS[rotation % len(_CLOSINGS)] if ended else None
         extras = _EXTRAS[rotation % len(_EXTRAS)]
@@ -422,21 +578,20 @@ def _event_amount(
     return share - share % step
 
 
-def _seat(
-    seat_id: str, items: list[_Item], empty_as: tuple[list[JSON] | None, ...] | None
-) -> JSON:
+def _seat(seat_id: str, items: list[_Item], empty_as: tuple[list[JSON] | None, ...] | None) -> JSON:
     if empty_as is not None:
-        return {"seat_id": seat_id, "balances": [], "commits": empty_as[0],
-                "credits": empty_as[1]}
+        return {"seat_id": seat_id, "balances": [], "commits": empty_as[0], "credits": empty_as[1]}
     balances = []
     for credit_type in CREDIT_TYPES:
         held = [item for item in items if item.credit_type_id == credit_type["id"]]
         if held:
-            balances.append({
-                "credit_type_id": credit_type["id"],
-                "balance": _number(sum(item.balance for item in held)),
-                "starting_balance": _number(sum(item.starting for item in held)),
-            })
+            balances.append(
+                {
+                    "credit_type_id": credit_type["id"],
+                    "balance": _number(sum(item.balance for item in held)),
+                    "starting_balance": _number(sum(item.starting for item in held)),
+                }
+            )
     return {
         "seat_id": seat_id,
         "balances": balances,

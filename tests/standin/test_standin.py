@@ -27,13 +27,23 @@ from gateway.standin import (
 
 PATH = "/v1/contracts/seatBalances/list"
 COMMIT_LEDGER_TYPES = {
-    "PREPAID_COMMIT_SEGMENT_START", "PREPAID_COMMIT_AUTOMATED_INVOICE_DEDUCTION",
-    "PREPAID_COMMIT_ROLLOVER", "PREPAID_COMMIT_EXPIRATION", "PREPAID_COMMIT_CANCELED",
-    "PREPAID_COMMIT_CREDITED", "PREPAID_COMMIT_MANUAL", "PREPAID_COMMIT_SEAT_BASED_ADJUSTMENT",
+    "PREPAID_COMMIT_SEGMENT_START",
+    "PREPAID_COMMIT_AUTOMATED_INVOICE_DEDUCTION",
+    "PREPAID_COMMIT_ROLLOVER",
+    "PREPAID_COMMIT_EXPIRATION",
+    "PREPAID_COMMIT_CANCELED",
+    "PREPAID_COMMIT_CREDITED",
+    "PREPAID_COMMIT_MANUAL",
+    "PREPAID_COMMIT_SEAT_BASED_ADJUSTMENT",
 }
 CREDIT_LEDGER_TYPES = {
-    "CREDIT_SEGMENT_START", "CREDIT_AUTOMATED_INVOICE_DEDUCTION", "CREDIT_EXPIRATION",
-    "CREDIT_CANCELED", "CREDIT_CREDITED", "CREDIT_MANUAL", "CREDIT_SEAT_BASED_ADJUSTMENT",
+    "CREDIT_SEGMENT_START",
+    "CREDIT_AUTOMATED_INVOICE_DEDUCTION",
+    "CREDIT_EXPIRATION",
+    "CREDIT_CANCELED",
+    "CREDIT_CREDITED",
+    "CREDIT_MANUAL",
+    "CREDIT_SEAT_BASED_ADJUSTMENT",
     "CREDIT_ROLLOVER",
 }
 
@@ -45,9 +55,9 @@ def dataset() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def demo_seats(dataset: dict[str, Any]) -> list[dict[str, Any]]:
-    seats: list[dict[str, Any]] = (
-        dataset["customers"][DEMO_CUSTOMER_ID]["contracts"][DEMO_CONTRACT_ID]["seats"]
-    )
+    seats: list[dict[str, Any]] = dataset["customers"][DEMO_CUSTOMER_ID]["contracts"][
+        DEMO_CONTRACT_ID
+    ]["seats"]
     return seats
 
 
@@ -109,11 +119,20 @@ def instant(text: str) -> datetime:
 
 def test_public_surface() -> None:
     """The package exports exactly the app factory, the dataset builder and the demo ids."""
-    assert sorted(gateway.standin.__all__) == sorted([
-        "create_standin_app", "build_dataset", "DEMO_TOKEN", "DEMO_CUSTOMER_ID",
-        "DEMO_CONTRACT_ID", "OTHER_TOKEN", "OTHER_CUSTOMER_ID", "OTHER_CONTRACT_ID",
-        "DEMO_SUBSCRIPTION_IDS", "DEMO_USAGE_SUBSCRIPTION_ID",
-    ])
+    assert sorted(gateway.standin.__all__) == sorted(
+        [
+            "create_standin_app",
+            "build_dataset",
+            "DEMO_TOKEN",
+            "DEMO_CUSTOMER_ID",
+            "DEMO_CONTRACT_ID",
+            "OTHER_TOKEN",
+            "OTHER_CUSTOMER_ID",
+            "OTHER_CONTRACT_ID",
+            "DEMO_SUBSCRIPTION_IDS",
+            "DEMO_USAGE_SUBSCRIPTION_ID",
+        ]
+    )
     assert (DEMO_TOKEN, OTHER_TOKEN) == ("demo-token", "other-token")
 
 
@@ -154,8 +173,13 @@ async def test_missing_or_unknown_token_is_401(
         (DEMO_TOKEN, DEMO_CUSTOMER_ID, OTHER_CONTRACT_ID),
         (DEMO_TOKEN, DEMO_CUSTOMER_ID, "00000000-0000-4000-8000-000000000000"),
     ],
-    ids=["demo-token-other-customer", "other-token-demo-customer", "unknown-customer",
-         "contract-of-another-customer", "unknown-contract"],
+    ids=[
+        "demo-token-other-customer",
+        "other-token-demo-customer",
+        "unknown-customer",
+        "contract-of-another-customer",
+        "unknown-contract",
+    ],
 )
 async def test_customers_and_contracts_out_of_reach_are_404(
     client: httpx.AsyncClient, token: str, customer_id: str, contract_id: str
@@ -207,9 +231,21 @@ async def test_body_must_be_a_json_object(client: httpx.AsyncClient, content: by
         demo(page_size=10),
         demo(ending_before="2026-05-01T00:00:00.000Z"),
     ],
-    ids=["no-customer", "no-contract", "customer-not-uuid", "contract-not-string",
-         "flag-string", "flag-number", "flag-null", "seat-ids-string", "seat-ids-numbers",
-         "subscription-not-uuid", "cursor-null", "unknown-field", "prose-only-field"],
+    ids=[
+        "no-customer",
+        "no-contract",
+        "customer-not-uuid",
+        "contract-not-string",
+        "flag-string",
+        "flag-number",
+        "flag-null",
+        "seat-ids-string",
+        "seat-ids-numbers",
+        "subscription-not-uuid",
+        "cursor-null",
+        "unknown-field",
+        "prose-only-field",
+    ],
 )
 async def test_malformed_requests_are_400(client: httpx.AsyncClient, body: object) -> None:
     """Missing ids, wrongly typed fields and unknown fields are each a 400."""
@@ -238,8 +274,15 @@ def _b64(raw: bytes) -> str:
 
 @pytest.mark.parametrize(
     "cursor",
-    ["garbage!!", "", _b64(b"not json"), _b64(b'{"seat": "x"}'), _b64(b'{"last_seat_id": 3}'),
-     _b64(b'["ada.lovelace@acme.example"]'), 42],
+    [
+        "garbage!!",
+        "",
+        _b64(b"not json"),
+        _b64(b'{"seat": "x"}'),
+        _b64(b'{"last_seat_id": 3}'),
+        _b64(b'["ada.lovelace@acme.example"]'),
+        42,
+    ],
 )
 async def test_garbage_cursor_is_400(client: httpx.AsyncClient, cursor: object) -> None:
     """A cursor that is not a next_page token of this endpoint is a 400."""
@@ -254,9 +297,7 @@ async def test_without_flags_seats_have_no_commit_keys(client: httpx.AsyncClient
     """Without include_credits_and_commits a seat has only seat_id and balances."""
     for body in (demo(), demo(include_ledgers=True)):
         page = await ok(client, body)
-        assert {frozenset(seat) for seat in page["data"]} == {
-            frozenset({"seat_id", "balances"})
-        }
+        assert {frozenset(seat) for seat in page["data"]} == {frozenset({"seat_id", "balances"})}
 
 
 async def test_include_credits_and_commits_adds_them_without_ledgers(
@@ -272,9 +313,7 @@ async def test_include_credits_and_commits_adds_them_without_ledgers(
 
 async def test_both_flags_add_ledger_entries(client: httpx.AsyncClient) -> None:
     """With both flags every commit and credit carries its ledger entries."""
-    page = await ok(
-        client, demo(include_credits_and_commits=True, include_ledgers=True, limit=100)
-    )
+    page = await ok(client, demo(include_credits_and_commits=True, include_ledgers=True, limit=100))
     items = [item for seat in page["data"] for item in items_of(seat)]
     assert items
     assert all(item["ledger_entries"] for item in items)
@@ -286,9 +325,12 @@ async def test_empty_seats_are_served_as_null_or_empty(
     """Seats without commits are served with commits null or [] as stored, and no balances."""
     null_seat = next(seat for seat in demo_seats if seat["commits"] is None)
     empty_seat = next(seat for seat in demo_seats if seat["commits"] == [])
-    page = await ok(client, demo(
-        seat_ids=[null_seat["seat_id"], empty_seat["seat_id"]], include_credits_and_commits=True
-    ))
+    page = await ok(
+        client,
+        demo(
+            seat_ids=[null_seat["seat_id"], empty_seat["seat_id"]], include_credits_and_commits=True
+        ),
+    )
     served = {seat["seat_id"]: seat for seat in page["data"]}
     assert served[null_seat["seat_id"]]["commits"] is None
     assert served[empty_seat["seat_id"]]["commits"] == []
@@ -318,13 +360,17 @@ async def test_contract_example_98_then_10_both_fit(
 ) -> None:
     """As in the contract's example, a seat with 98 commits and a later one share one page."""
     position = next(i for i, seat in enumerate(demo_seats) if len(items_of(seat)) == 98)
-    following = next(seat for seat in demo_seats[position + 1:] if len(items_of(seat)) >= 3)
-    page = await ok(client, demo(
-        seat_ids=[demo_seats[position]["seat_id"], following["seat_id"]],
-        include_credits_and_commits=True,
-    ))
+    following = next(seat for seat in demo_seats[position + 1 :] if len(items_of(seat)) >= 3)
+    page = await ok(
+        client,
+        demo(
+            seat_ids=[demo_seats[position]["seat_id"], following["seat_id"]],
+            include_credits_and_commits=True,
+        ),
+    )
     assert [seat["seat_id"] for seat in page["data"]] == [
-        demo_seats[position]["seat_id"], following["seat_id"]
+        demo_seats[position]["seat_id"],
+        following["seat_id"],
     ]
     assert sum(len(items_of(seat)) for seat in page["data"]) > 100
     assert page["pagination"]["next_page"] is None
@@ -400,9 +446,9 @@ async def test_unknown_seat_id_is_400_unless_skipped(
     message = await rejected(client, demo(seat_ids=[known, "nobody@acme.example"]))
     assert "nobody@acme.example" in message
 
-    page = await ok(client, demo(
-        seat_ids=[known, "nobody@acme.example"], skip_missing_seat_ids=True
-    ))
+    page = await ok(
+        client, demo(seat_ids=[known, "nobody@acme.example"], skip_missing_seat_ids=True)
+    )
     assert [seat["seat_id"] for seat in page["data"]] == [known]
 
 
@@ -443,9 +489,9 @@ async def test_subscription_and_seat_filters_intersect(
     members = {sub["id"]: sub["seat_ids"] for sub in contract["subscriptions"]}
     inside = members[DEMO_SUBSCRIPTION_IDS[0]][0]
     outside = members[DEMO_SUBSCRIPTION_IDS[1]][0]
-    page = await ok(client, demo(
-        subscription_ids=[DEMO_SUBSCRIPTION_IDS[0]], seat_ids=[inside, outside]
-    ))
+    page = await ok(
+        client, demo(subscription_ids=[DEMO_SUBSCRIPTION_IDS[0]], seat_ids=[inside, outside])
+    )
     assert [seat["seat_id"] for seat in page["data"]] == [inside]
 
 
@@ -459,9 +505,7 @@ async def test_non_seat_based_subscription_is_400(client: httpx.AsyncClient) -> 
 # --- date windows ---------------------------------------------------------------------------
 
 
-def _expected_items(
-    demo_seats: list[dict[str, Any]], keeps: Any
-) -> dict[str, list[str]]:
+def _expected_items(demo_seats: list[dict[str, Any]], keeps: Any) -> dict[str, list[str]]:
     return {
         seat["seat_id"]: [item["id"] for item in items_of(seat) if keeps(item)]
         for seat in demo_seats
@@ -520,9 +564,10 @@ async def test_date_windows_do_not_filter_balances(
     client: httpx.AsyncClient, demo_seats: list[dict[str, Any]]
 ) -> None:
     """Balances stay the seat's totals whatever the date window."""
-    page = await ok(client, demo(
-        include_credits_and_commits=True, covering_date="2020-01-01T00:00:00Z", limit=50
-    ))
+    page = await ok(
+        client,
+        demo(include_credits_and_commits=True, covering_date="2020-01-01T00:00:00Z", limit=50),
+    )
     assert all(items_of(seat) == [] for seat in page["data"])
     assert [seat["balances"] for seat in page["data"]] == [
         seat["balances"] for seat in demo_seats[:50]
@@ -558,9 +603,7 @@ def test_dataset_is_deterministic(dataset: dict[str, Any]) -> None:
     assert build_dataset(7) != dataset
 
 
-def test_demo_contract_shape(
-    dataset: dict[str, Any], demo_seats: list[dict[str, Any]]
-) -> None:
+def test_demo_contract_shape(dataset: dict[str, Any], demo_seats: list[dict[str, Any]]) -> None:
     """300 unique sorted seats, a fifth of them empty, and heavy seats of 98, 60 and 130."""
     seat_ids = [seat["seat_id"] for seat in demo_seats]
     assert len(seat_ids) == 300
@@ -589,11 +632,15 @@ def test_every_ledger_type_appears_on_its_own_kind(demo_seats: list[dict[str, An
     """All 16 ledger types appear, commit types on commits and credit types on credits."""
     commit_types = {
         entry["type"]
-        for seat in demo_seats for item in seat["commits"] or [] for entry in item["ledger_entries"]
+        for seat in demo_seats
+        for item in seat["commits"] or []
+        for entry in item["ledger_entries"]
     }
     credit_types = {
         entry["type"]
-        for seat in demo_seats for item in seat["credits"] or [] for entry in item["ledger_entries"]
+        for seat in demo_seats
+        for item in seat["credits"] or []
+        for entry in item["ledger_entries"]
     }
     assert commit_types == COMMIT_LEDGER_TYPES
     assert credit_types == CREDIT_LEDGER_TYPES
@@ -629,8 +676,11 @@ def test_ledgers_add_up(dataset: dict[str, Any], demo_seats: list[dict[str, Any]
             ledger = item["ledger_entries"]
             assert item["balance"] == sum(entry["amount"] for entry in ledger)
             assert ledger[0]["type"].endswith("SEGMENT_START") and ledger[0]["amount"] > 0
-            assert all(entry["amount"] <= 0 for entry in ledger
-                       if entry["type"].endswith(("DEDUCTION", "EXPIRATION", "CANCELED")))
+            assert all(
+                entry["amount"] <= 0
+                for entry in ledger
+                if entry["type"].endswith(("DEDUCTION", "EXPIRATION", "CANCELED"))
+            )
             assert [e["timestamp"] for e in ledger] == sorted(e["timestamp"] for e in ledger)
             totals = expected.setdefault(
                 credit_type_of[item["id"]], {"balance": 0, "starting_balance": 0}
@@ -639,7 +689,8 @@ def test_ledgers_add_up(dataset: dict[str, Any], demo_seats: list[dict[str, Any]
             totals["starting_balance"] += ledger[0]["amount"]
         assert {
             balance["credit_type_id"]: {
-                "balance": balance["balance"], "starting_balance": balance["starting_balance"]
+                "balance": balance["balance"],
+                "starting_balance": balance["starting_balance"],
             }
             for balance in seat["balances"]
         } == expected

@@ -1,0 +1,93 @@
+"""``gateway serve`` and ``gateway export-schema [--check]`` (also ``python -m gateway``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from gateway import standin
+from gateway.config import Settings
+
+SCHEMA_FILE = Path("schema.graphql")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the GraphQL gateway with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    export = commands.add_parser("export-schema", help="write the SDL to schema.graphql")
+    export.add_argument("--path", type=Path, default=SCHEMA_FILE)
+    export.add_argument(
+        "--check", action="store_true", help="fail if the file differs from the code"
+    )
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args.host, args.port)
+    return _export_schema(args.path, check=args.check)
+
+
+def _serve(host: str, port: int) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if settings.embedded:
+        _announce_standin(host, port)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+    )
+    return 0
+
+
+def _announce_standin(host: str, port: int) -> None:
+    bar = "=" * 78
+    lines = [
+        bar,
+        "DEMO MODE: METRONOME_BASE_URL is not set, so every answer comes from the EMBEDDED",
+        "STAND-IN of the billing API (seeded demo data), NOT from Metronome.",
+        f"  demo customerId: {standin.DEMO_CUSTOMER_ID}",
+        f"  demo contractId: {standin.DEMO_CONTRACT_ID}",
+        f"  GraphiQL:        http://{host}:{port}/graphql",
+        "Set METRONOME_BASE_URL (and METRONOME_BEARER_TOKEN) to serve real data.",
+        bar,
+    ]
+    logging.getLogger("gateway").warning("\n%s", "\n".join(lines))
+
+
+def _export_schema(path: Path, *, check: bool) -> int:
+    from gateway.schema import build_schema, print_sdl
+
+    sdl = print_sdl(build_schema())
+    if check:
+        current = path.read_text() if path.exists() else ""
+        if current != sdl:
+            print(
+                f"{path} is out of date with the code; run `gateway export-schema` "
+                "and commit the result.",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{path} matches the code.")
+        return 0
+    path.write_text(sdl)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Per-request dataloaders over the billing API: one upstream call per distinct page.
+
+Two loaders, both built for one GraphQL request (their caches hold one caller's answers and
+must never outlive the request):
+
+* ``pages`` is keyed by the exact upstream request (:class:`PageRequest`). Two aliases that
+  ask for the same page share one call; different pages of one operation run concurrently.
+* ``seats`` is keyed by one seat of one listing (:class:`SeatRequest`) and answers with that
+  seat's full record including commits and credits (and ledger entries when asked), or ``None``
+  when the billing API does not know the seat. All seats of an operation that share a listing
+  become one upstream call with ``seat_ids`` and ``skip_missing_seat_ids``, following
+  ``next_page`` while ``limit`` or the 100 commits/credits cap splits the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader
+
+from gateway.upstream import BillingClient, SeatBalance, SeatBalancePage
+
+MAX_SEATS_PER_PAGE = 100
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The filters that every page of one seat listing repeats (the cursor may not remember)."""
+
+    customer_id: str
+    contract_id: str
+    subscription_ids: tuple[str, ...] | None = None
+    seat_ids: tuple[str, ...] | None = None
+    skip_missing_seat_ids: bool = False
+    covering_date: str | None = None
+    starting_at: str | None = None
+    effective_before: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The filter part of an upstream request body; absent filters are not sent."""
+        body: dict[str, Any] = {
+            "customer_id": self.customer_id,
+            "contract_id": self.contract_id,
+        }
+        if self.subscription_ids is not None:
+            body["subscription_ids"] = list(self.subscription_ids)
+        if self.seat_ids is not None:
+            body["seat_ids"] = list(self.seat_ids)
+            if self.skip_missing_seat_ids:
+                body["skip_missing_seat_ids"] = True
+        for name in ("covering_date", "starting_at", "effective_before"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Exactly one upstream call: a listing, what to include, and where to start."""
+
+    listing: Listing
+    include_commits: bool
+    include_ledgers: bool
+    limit: int
+    cursor: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        body = self.listing.body()
+        if self.include_commits:
+            body["include_credits_and_commits"] = True
+            if self.include_ledgers:
+                body["include_ledgers"] = True
+        body["limit"] = self.limit
+        if self.cursor is not None:
+            body["cursor"] = self.cursor
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class SeatRequest:
+    """One seat's full record (commits and credits, ledger entries if asked) in a listing."""
+
+    listing: Listing
+    seat_id: str
+    include_ledgers: bool
+
+
+class Loaders:
+    """The dataloaders of one GraphQL request, calling upstream with one caller's token."""
+
+    def __init__(self, client: BillingClient, token: str) -> None:
+        self._client = client
+        self._token = token
+        self.pages: DataLoader[PageRequest, SeatBalancePage] = DataLoader(self._load_pages)
+        self.seats: DataLoader[SeatRequest, SeatBalance | None] = DataLoader(self._load_seats)
+
+    async def _fetch(self, request: PageRequest) -> SeatBalancePage:
+        return await self._client.list_seat_balances(request.body(), token=self._token)
+
+    # Batch functions answer one value or one Exception per key (aiodataloader rejects that
+    # key's future with it); typed ``list[Any]`` because aiodataloader's stubs know no errors.
+    async def _load_pages(self, requests: list[PageRequest]) -> list[Any]:
+        # aiodataloader already de-duplicates keys; each distinct page is one call.
+        pages = await asyncio.gather(*(self._fetch(r) for r in requests), return_exceptions=True)
+        return [_per_key(page) for page in pages]
+
+    async def _load_seats(self, requests: list[SeatRequest]) -> list[Any]:
+        groups: dict[tuple[Listing, bool], list[str]] = defaultdict(list)
+        for request in requests:
+            groups[_group_of(request)].append(request.seat_id)
+        group_keys = list(groups)
+        answers = await asyncio.gather(
+            *(
+                self._fetch_seats(listing, ledgers, groups[(listing, ledgers)])
+                for listing, ledgers in group_keys
+            ),
+            return_exceptions=True,
+        )
+        found = dict(zip(group_keys, answers, strict=True))
+        results: list[SeatBalance | Exception | None] = []
+        for request in requests:
+            answer = found[_group_of(request)]
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, Exception):
+                    raise answer  # cancellation and friends are not per-key results
+                results.append(answer)
+            else:
+                results.append(answer.get(request.seat_id))
+        return results
+
+    async def _fetch_seats(
+        self, listing: Listing, include_ledgers: bool, seat_ids: list[str]
+    ) -> dict[str, SeatBalance]:
+        """Every asked seat that exists, following ``next_page`` until the answer is whole."""
+        wanted = tuple(sorted(set(seat_ids)))
+        request = PageRequest(
+            listing=replace(listing, seat_ids=wanted, skip_missing_seat_ids=True),
+            include_commits=True,
+            include_ledgers=include_ledgers,
+            limit=min(MAX_SEATS_PER_PAGE, len(wanted)),
+        )
+        seats: dict[str, SeatBalance] = {}
+        while True:
+            page = await self.pages.load(request)
+            for seat in page["data"]:
+                seats[seat["seat_id"]] = seat
+            next_page = page["pagination"].get("next_page")
+            if not next_page:
+                return seats
+            request = replace(request, cursor=next_page)
+
+
+def _group_of(request: SeatRequest) -> tuple[Listing, bool]:
+    """Seats that can share one upstream call: same listing whatever seat filter it had."""
+    listing = replace(request.listing, seat_ids=None, skip_missing_seat_ids=False)
+    return listing, request.include_ledgers
+
+
+def _per_key(answer: _T | BaseException) -> _T | Exception:
+    """A gathered answer as a per-key result; cancellation is not a result, it propagates."""
+    if isinstance(answer, BaseException) and not isinstance(answer, Exception):
+        raise answer
+    return answer

@@ -1,0 +1,41 @@
+"""The GraphQL schema: Strawberry types over the billing API's seat balances."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from gateway.schema.context import RequestContext
+from gateway.schema.errors import ValidationErrorCodes, shape_error
+from gateway.schema.query import Query
+from gateway.schema.scalars import DATE_TIME, DateTime
+
+__all__ = ["GatewaySchema", "RequestContext", "build_schema", "print_sdl", "shape_error"]
+
+
+class GatewaySchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """No log line per error: expected ones are the caller's business, and unexpected ones
+        are logged once, with their errorId, by :func:`shape_error`."""
+
+
+def build_schema() -> GatewaySchema:
+    return GatewaySchema(
+        query=Query,
+        extensions=[
+            ValidationErrorCodes,
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+        ],
+        config=StrawberryConfig(scalar_map={DateTime: DATE_TIME}),
+    )
+
+
+def print_sdl(schema: strawberry.Schema) -> str:
+    """The exported ``schema.graphql``: exactly ``print_schema(schema) + "\\n"``."""
+    return schema.as_str() + "\n"

@@ -1,0 +1,127 @@
+"""Relay connections over the billing API's forward-only page tokens.
+
+An edge's cursor is the position of the seat after it: the upstream token of the page the seat
+came in plus how many seats of that page to skip (or the next page's token when the seat ended
+its page). Resuming from any edge therefore costs one upstream call in the common case, and two
+only when the skip plus ``first`` exceed 100 seats or a page shortened by the 100 commits cap
+ends before the skip does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import strawberry
+
+from gateway.loaders import MAX_SEATS_PER_PAGE, Listing, Loaders, PageRequest
+from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError
+from gateway.schema.ids import Position, encode_cursor
+from gateway.schema.types import Seat
+
+# A resumption skips at most 99 seats, so this only stops an upstream that pages forever.
+_MAX_PAGES_PER_SLICE = 16
+
+
+@strawberry.type(description="Where a page of a connection sits in the whole listing.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(
+        description="Whether more seats follow; taken from the billing API's `next_page`."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Always false: the billing API pages forward only, so there is no `last`."
+    )
+    start_cursor: str | None = strawberry.field(description="The first edge's cursor.")
+    end_cursor: str | None = strawberry.field(
+        description="The last edge's cursor; pass it as `after` to continue."
+    )
+
+
+@strawberry.type(description="A seat and the cursor to resume after it.")
+class SeatEdge:
+    cursor: str = strawberry.field(
+        description="Opaque; `after: <cursor>` continues with the very next seat."
+    )
+    node: Seat = strawberry.field(description="The seat.")
+
+
+@strawberry.type(description="A page of seats with their balances (Relay connection).")
+class SeatConnection:
+    edges: list[SeatEdge] = strawberry.field(description="The seats of this page, in order.")
+    page_info: PageInfo = strawberry.field(description="How to get the next page.")
+    seats_available_for_next_page: int | None = strawberry.field(
+        description=(
+            "The billing API's `seats_available_for_next_page` for the last page it served "
+            "here (the API does not define it precisely; there is no total count)."
+        )
+    )
+
+    @strawberry.field(description="The seats of this page without cursors (a shortcut).")
+    def nodes(self) -> list[Seat]:
+        return [edge.node for edge in self.edges]
+
+
+@dataclass(frozen=True, slots=True)
+class SliceRequest:
+    listing: Listing
+    fingerprint: str
+    include_commits: bool
+    include_ledgers: bool
+    first: int
+    start: Position
+
+
+async def load_slice(loaders: Loaders, request: SliceRequest) -> SeatConnection:
+    """Up to ``first`` seats from ``start``; fewer when the commits cap shortened the page."""
+    page_token, skip = request.start.page, request.start.skip
+    edges: list[SeatEdge] = []
+    next_page: str | None = None
+    available: float | None = None
+    for _ in range(_MAX_PAGES_PER_SLICE):
+        page = await loaders.pages.load(
+            PageRequest(
+                listing=request.listing,
+                include_commits=request.include_commits,
+                include_ledgers=request.include_ledgers,
+                limit=min(MAX_SEATS_PER_PAGE, skip + request.first),
+                cursor=page_token,
+            )
+        )
+        seats = page["data"]
+        next_page = page["pagination"].get("next_page") or None
+        available = page["pagination"].get("seats_available_for_next_page")
+        last = len(seats) - 1
+        for index in range(skip, len(seats)):
+            after = (
+                Position(next_page, 0, request.fingerprint)
+                if index == last and next_page
+                else Position(page_token, index + 1, request.fingerprint)
+            )
+            node = Seat.from_wire(
+                seats[index],
+                request.listing,
+                has_commits=request.include_commits,
+                has_ledgers=request.include_ledgers,
+            )
+            edges.append(SeatEdge(cursor=encode_cursor(after), node=node))
+        skip = max(0, skip - len(seats))
+        if edges or not next_page:
+            break
+        if next_page == page_token:
+            raise GatewayError(
+                "The billing API returned the same page token twice.", UPSTREAM_BAD_RESPONSE
+            )
+        page_token = next_page
+    else:
+        raise GatewayError("The billing API's pages made no progress.", UPSTREAM_BAD_RESPONSE)
+    has_next = bool(next_page) or len(edges) > request.first
+    edges = edges[: request.first]
+    return SeatConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=has_next,
+            has_previous_page=False,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        seats_available_for_next_page=None if available is None else int(available),
+    )

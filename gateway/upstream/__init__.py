@@ -1,0 +1,24 @@
+"""The billing API client: HTTP and the wire contract, nothing about GraphQL or settings."""
+
+from gateway.upstream.client import SEAT_BALANCES_PATH, BillingClient
+from gateway.upstream.errors import (
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from gateway.upstream.models import SeatBalance, SeatBalancePage, SeatCommit
+
+__all__ = [
+    "SEAT_BALANCES_PATH",
+    "BillingClient",
+    "SeatBalance",
+    "SeatBalancePage",
+    "SeatCommit",
+    "UpstreamBadResponse",
+    "UpstreamError",
+    "UpstreamRejected",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]

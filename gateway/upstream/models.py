@@ -1,0 +1,64 @@
+"""The wire payloads of "List seat balances", in the wire's own (snake_case) names.
+
+They are ``TypedDict``s, validated once by pydantic-core straight from the response bytes and then
+used as plain dicts: the GraphQL layer reads them without another copy. Validation is tolerant
+where the contract is (unknown keys are dropped, integers become floats, ledger types are free
+strings because the API may add some) and strict where a break would hide data (a missing seat id,
+a non-numeric balance, a timestamp that is not RFC 3339).
+"""
+
+from __future__ import annotations
+
+from typing import (
+    Annotated,
+    NotRequired,  # pydantic needs these on Python < 3.12
+)
+
+from pydantic import StringConstraints, TypeAdapter
+from typing_extensions import TypedDict
+
+_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+Timestamp = Annotated[str, StringConstraints(pattern=_RFC3339)]
+
+
+class LedgerEntry(TypedDict):
+    type: str
+    amount: float
+    timestamp: Timestamp
+
+
+class SeatCommit(TypedDict):
+    """A commit or a credit as seen from one seat (its ``balance`` is this seat's share)."""
+
+    id: str
+    balance: float
+    start_date: Timestamp
+    end_date: NotRequired[Timestamp | None]
+    ledger_entries: NotRequired[list[LedgerEntry] | None]
+
+
+class Balance(TypedDict):
+    credit_type_id: str
+    balance: float
+    starting_balance: float
+
+
+class SeatBalance(TypedDict):
+    seat_id: str
+    balances: list[Balance]
+    commits: NotRequired[list[SeatCommit] | None]
+    credits: NotRequired[list[SeatCommit] | None]
+
+
+class Pagination(TypedDict):
+    seats_included: float
+    seats_available_for_next_page: NotRequired[float | None]
+    next_page: NotRequired[str | None]
+
+
+class SeatBalancePage(TypedDict):
+    data: list[SeatBalance]
+    pagination: Pagination
+
+
+SEAT_BALANCE_PAGE: TypeAdapter[SeatBalancePage] = TypeAdapter(SeatBalancePage)

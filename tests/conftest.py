@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.config import Settings
+from gateway.standin import create_standin_app
+from tests.support import Gateway, running_gateway, serve
+
+
+@pytest.fixture(scope="session")
+def standin_url() -> Iterator[str]:
+    """The stand-in billing API on its own real HTTP server, as a remote upstream would be."""
+    with serve(create_standin_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(standin_url: str) -> Settings:
+    """A gateway pointed by METRONOME_BASE_URL at the stand-in, forwarding callers' tokens."""
+    return Settings(METRONOME_BASE_URL=standin_url)
+
+
+@pytest.fixture(scope="module")
+def module_gateway(settings: Settings) -> Iterator[Gateway]:
+    with running_gateway(settings) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def gateway(module_gateway: Gateway) -> Gateway:
+    """The module's gateway, with the upstream call record cleared for this test."""
+    module_gateway.upstream.calls.clear()
+    return module_gateway

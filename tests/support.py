@@ -1,0 +1,143 @@
+"""Real parts for the tests: uvicorn servers on 127.0.0.1 and a transport that records calls.
+
+Test conventions (decided once): every test that talks GraphQL goes over real HTTP to a real
+uvicorn server on 127.0.0.1, with an ``httpx.Client``; Starlette's ``TestClient`` is not used.
+The upstream is the embedded stand-in, itself served by uvicorn, so both hops are real HTTP.
+Faults the stand-in cannot produce come from an ``httpx.MockTransport`` given to ``create_app``.
+Upstream calls are counted by :class:`RecordingTransport`, which sees every request the
+gateway's client sends, whatever transport is underneath.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.standin import DEMO_TOKEN
+
+
+@dataclass
+class UpstreamCall:
+    path: str
+    body: dict[str, Any]
+    authorization: str | None
+
+
+@dataclass
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Passes requests on to ``inner`` and keeps what each one asked for."""
+
+    inner: httpx.AsyncBaseTransport
+    calls: list[UpstreamCall] = field(default_factory=list)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else {}
+        self.calls.append(
+            UpstreamCall(request.url.path, body, request.headers.get("authorization"))
+        )
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [call.body for call in self.calls]
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run ``app`` on a fresh 127.0.0.1 port in a thread; yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+class GraphQLErrors(AssertionError):
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(json.dumps(errors, indent=2))
+        self.errors = errors
+
+
+@dataclass
+class Gateway:
+    """A running gateway and the upstream calls it made."""
+
+    url: str
+    upstream: RecordingTransport
+    http: httpx.Client
+
+    @property
+    def calls(self) -> list[UpstreamCall]:
+        return self.upstream.calls
+
+    def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = DEMO_TOKEN,
+        operation_name: str | None = None,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        payload: dict[str, Any] = {"query": query}
+        if variables is not None:
+            payload["variables"] = variables
+        if operation_name is not None:
+            payload["operationName"] = operation_name
+        return self.http.post(f"{self.url}/graphql", json=payload, headers=headers)
+
+    def query(
+        self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """The ``data`` of a query that must succeed; raises with the errors otherwise."""
+        response = self.post(query, variables, **kwargs)
+        payload = response.json()
+        if payload.get("errors"):
+            raise GraphQLErrors(payload["errors"])
+        assert response.status_code == 200, response.text
+        return payload["data"]  # type: ignore[no-any-return]
+
+    def errors(
+        self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """The errors of a query that must fail."""
+        payload = self.post(query, variables, **kwargs).json()
+        assert payload.get("errors"), f"expected errors, got {payload}"
+        return payload["errors"]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def running_gateway(
+    settings: Settings, inner: httpx.AsyncBaseTransport | None = None
+) -> Iterator[Gateway]:
+    """A gateway on a real port whose upstream calls are recorded (and sent on to ``inner``)."""
+    recorder = RecordingTransport(inner or httpx.AsyncHTTPTransport())
+    with serve(create_app(settings, transport=recorder)) as url, httpx.Client(timeout=30) as http:
+        yield Gateway(url=url, upstream=recorder, http=http)
