@@ -84,11 +84,16 @@ class PageRequest:
 
 @dataclass(frozen=True, slots=True)
 class SeatRequest:
-    """One seat's full record (commits and credits, ledger entries if asked) in a listing."""
+    """One seat's record in a listing, with commits and credits (and ledgers) if asked."""
 
     listing: Listing
     seat_id: str
-    include_ledgers: bool
+    include_commits: bool = True
+    include_ledgers: bool = False
+
+
+# Seats that can share one upstream call: (listing without seat filter, commits?, ledgers?).
+_Group = tuple[Listing, bool, bool]
 
 
 class Loaders:
@@ -111,15 +116,12 @@ class Loaders:
         return [_per_key(page) for page in pages]
 
     async def _load_seats(self, requests: list[SeatRequest]) -> list[Any]:
-        groups: dict[tuple[Listing, bool], list[str]] = defaultdict(list)
+        groups: dict[_Group, list[str]] = defaultdict(list)
         for request in requests:
             groups[_group_of(request)].append(request.seat_id)
         group_keys = list(groups)
         answers = await asyncio.gather(
-            *(
-                self._fetch_seats(listing, ledgers, groups[(listing, ledgers)])
-                for listing, ledgers in group_keys
-            ),
+            *(self._fetch_seats(group, groups[group]) for group in group_keys),
             return_exceptions=True,
         )
         found = dict(zip(group_keys, answers, strict=True))
@@ -134,14 +136,13 @@ class Loaders:
                 results.append(answer.get(request.seat_id))
         return results
 
-    async def _fetch_seats(
-        self, listing: Listing, include_ledgers: bool, seat_ids: list[str]
-    ) -> dict[str, SeatBalance]:
+    async def _fetch_seats(self, group: _Group, seat_ids: list[str]) -> dict[str, SeatBalance]:
         """Every asked seat that exists, following ``next_page`` until the answer is whole."""
+        listing, include_commits, include_ledgers = group
         wanted = tuple(sorted(set(seat_ids)))
         request = PageRequest(
             listing=replace(listing, seat_ids=wanted, skip_missing_seat_ids=True),
-            include_commits=True,
+            include_commits=include_commits,
             include_ledgers=include_ledgers,
             limit=min(MAX_SEATS_PER_PAGE, len(wanted)),
         )
@@ -156,10 +157,10 @@ class Loaders:
             request = replace(request, cursor=next_page)
 
 
-def _group_of(request: SeatRequest) -> tuple[Listing, bool]:
+def _group_of(request: SeatRequest) -> _Group:
     """Seats that can share one upstream call: same listing whatever seat filter it had."""
     listing = replace(request.listing, seat_ids=None, skip_missing_seat_ids=False)
-    return listing, request.include_ledgers
+    return listing, request.include_commits, request.include_ledgers
 
 
 def _per_key(answer: _T | BaseException) -> _T | Exception:

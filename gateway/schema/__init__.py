@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
@@ -10,13 +12,18 @@ from strawberry.types import ExecutionContext
 
 from gateway.schema.context import RequestContext
 from gateway.schema.errors import ValidationErrorCodes, shape_error
-from gateway.schema.query import Query
+from gateway.schema.query import Contract, Query
 from gateway.schema.scalars import DATE_TIME, DateTime
 
 __all__ = ["GatewaySchema", "RequestContext", "build_schema", "print_sdl", "shape_error"]
 
 
-class GatewaySchema(strawberry.Schema):
+# The highest Federation version both Apollo's composition (2.14) and The Guild's composer
+# accept; the subgraph uses only @key, available since 2.0 (see README, "Federation").
+FEDERATION_VERSION: Final = "2.9"
+
+
+class GatewaySchema(strawberry.federation.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -27,6 +34,8 @@ class GatewaySchema(strawberry.Schema):
 def build_schema() -> GatewaySchema:
     return GatewaySchema(
         query=Query,
+        types=[Contract],  # reachable only through _entities
+        federation_version=FEDERATION_VERSION,
         extensions=[
             ValidationErrorCodes,
             lambda: ParserCache(maxsize=256),

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 import strawberry
 
 from gateway.loaders import MAX_SEATS_PER_PAGE, Listing, Loaders, PageRequest
-from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError
-from gateway.schema.ids import Position, encode_cursor
+from gateway.schema.arguments import check_first
+from gateway.schema.context import request_context
+from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError, bad_input
+from gateway.schema.ids import Position, decode_cursor, encode_cursor, listing_fingerprint
+from gateway.schema.selection import selected_names
 from gateway.schema.types import Seat
 
 # A resumption skips at most 99 seats, so this only stops an upstream that pages forever.
@@ -124,4 +127,47 @@ async def load_slice(loaders: Loaders, request: SliceRequest) -> SeatConnection:
             end_cursor=edges[-1].cursor if edges else None,
         ),
         seats_available_for_next_page=None if available is None else int(available),
+    )
+
+
+async def seat_connection(
+    info: strawberry.Info, listing: Listing, *, first: int | None, after: str | None
+) -> SeatConnection:
+    """The connection a field listing seats answers: checks, look-ahead, then one slice."""
+    first = check_first(first)
+    fingerprint = listing_fingerprint(
+        listing.customer_id,
+        listing.contract_id,
+        listing.subscription_ids,
+        listing.seat_ids,
+        listing.skip_missing_seat_ids,
+    )
+    start = Position(page=None, skip=0, listing=fingerprint)
+    if after is not None:
+        try:
+            start = decode_cursor(after)
+        except ValueError:
+            raise bad_input(
+                "after",
+                "is not a cursor from this API; pass an edge's `cursor` or "
+                "`pageInfo.endCursor` unchanged.",
+            ) from None
+        if start.listing != fingerprint:
+            raise bad_input(
+                "after",
+                "was issued for another listing; page with the same customerId, contractId, "
+                "subscriptionIds and seatIds that produced it.",
+            )
+    names = selected_names(info._raw_info)
+    include_commits = "commits" in names or "credits" in names
+    return await load_slice(
+        request_context(info).loaders,
+        SliceRequest(
+            listing=listing,
+            fingerprint=fingerprint,
+            include_commits=include_commits,
+            include_ledgers=include_commits and "ledgerEntries" in names,
+            first=first,
+            start=start,
+        ),
     )

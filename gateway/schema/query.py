@@ -1,61 +1,82 @@
-"""The ``Query`` root: arguments are checked here, before any upstream call."""
+"""The ``Query`` root and the ``Contract`` entity: every way into seat balances."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
-from gateway.loaders import MAX_SEATS_PER_PAGE, Listing
-from gateway.schema.connection import SeatConnection, SliceRequest, load_slice
-from gateway.schema.context import request_context
-from gateway.schema.errors import bad_input
-from gateway.schema.ids import Position, decode_cursor, listing_fingerprint
-from gateway.schema.scalars import DateTime
-from gateway.schema.selection import selected_names
+from gateway.schema.arguments import (
+    After,
+    CoveringDate,
+    EffectiveBefore,
+    First,
+    SeatIds,
+    SkipMissingSeatIds,
+    StartingAt,
+    SubscriptionIds,
+    listing_from_arguments,
+)
+from gateway.schema.connection import SeatConnection, seat_connection
+from gateway.schema.nodes import parse_node_id, parse_node_ids, resolve_node, resolve_nodes
+from gateway.schema.types import Node
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-MAX_SEAT_IDS = 1000
-MAX_SEAT_ID_CHARS = 512
+_SEAT_BALANCES = (
+    "The seats of a contract with their balances, commits, credits and ledger entries, as a "
+    "Relay connection. Pages go forward only (`first`/`after`; the billing API has no way "
+    "back, so there is no `last`/`before`). A page can hold fewer than `first` seats when "
+    "commits or credits are selected: the billing API stops adding seats once a page holds "
+    "100 commits and credits. Trust `pageInfo.hasNextPage`."
+)
 
 
-def _uuid(argument: str, value: str) -> str:
-    if not _UUID.match(value):
-        raise bad_input(argument, f"must be a UUID like '1b2c3d4e-...'; got {value[:80]!r}.")
-    return value.lower()
+@strawberry.federation.type(
+    keys=["id customerId"],
+    description=(
+        "A Metronome contract, owned by another subgraph (e.g. a CRM or accounts service) "
+        "that resolves it by `id` and `customerId`; billing contributes its seat balances."
+    ),
+)
+class Contract:
+    id: strawberry.ID = strawberry.field(description="The billing API's contract id (UUID).")
+    customer_id: strawberry.ID = strawberry.field(
+        description="The billing API's id of the customer holding the contract (UUID)."
+    )
 
+    @classmethod
+    def resolve_reference(cls, **key: Any) -> Contract:
+        # Checked when seatBalances runs, where a bad id becomes a BAD_USER_INPUT.
+        return cls(id=key.get("id"), customer_id=key.get("customerId"))  # type: ignore[arg-type]
 
-def _id_list(argument: str, values: Sequence[str] | None, *, uuid: bool) -> tuple[str, ...] | None:
-    if values is None:
-        return None
-    if not values:
-        raise bad_input(argument, "is an empty list; leave it out to mean 'all'.")
-    if len(values) > MAX_SEAT_IDS:
-        raise bad_input(argument, f"holds {len(values)} ids; send at most {MAX_SEAT_IDS}.")
-    if uuid:
-        return tuple(_uuid(argument, value) for value in values)
-    for value in values:
-        if not value or len(value) > MAX_SEAT_ID_CHARS:
-            raise bad_input(
-                argument,
-                f"holds an id that is empty or longer than {MAX_SEAT_ID_CHARS} characters.",
-            )
-    return tuple(values)
+    @strawberry.field(description=_SEAT_BALANCES)
+    async def seat_balances(
+        self,
+        info: strawberry.Info,
+        subscription_ids: SubscriptionIds = None,
+        seat_ids: SeatIds = None,
+        skip_missing_seat_ids: SkipMissingSeatIds = False,
+        covering_date: CoveringDate = None,
+        starting_at: StartingAt = None,
+        effective_before: EffectiveBefore = None,
+        first: First = 25,
+        after: After = None,
+    ) -> SeatConnection:
+        listing = listing_from_arguments(
+            customer_id=self.customer_id,
+            contract_id=self.id,
+            subscription_ids=subscription_ids,
+            seat_ids=seat_ids,
+            skip_missing_seat_ids=skip_missing_seat_ids,
+            covering_date=covering_date,
+            starting_at=starting_at,
+            effective_before=effective_before,
+        )
+        return await seat_connection(info, listing, first=first, after=after)
 
 
 @strawberry.type(description="Seat balances of Metronome seat-based contracts.")
 class Query:
-    @strawberry.field(
-        description=(
-            "The seats of a contract with their balances, commits, credits and ledger entries, "
-            "as a Relay connection. Pages go forward only (`first`/`after`; the billing API "
-            "has no way back, so there is no `last`/`before`). A page can hold fewer than "
-            "`first` seats when commits or credits are selected: the billing API stops adding "
-            "seats once a page holds 100 commits and credits. Trust `pageInfo.hasNextPage`."
-        )
-    )
+    @strawberry.field(description=_SEAT_BALANCES)
     async def seat_balances(
         self,
         info: strawberry.Info,
@@ -65,100 +86,48 @@ class Query:
         contract_id: Annotated[
             strawberry.ID, strawberry.argument(description="The seat-based contract (UUID).")
         ],
-        subscription_ids: Annotated[
-            list[strawberry.ID] | None,
-            strawberry.argument(description="Only seats of these seat-based subscriptions."),
-        ] = None,
-        seat_ids: Annotated[
-            list[str] | None,
-            strawberry.argument(description="Only these seats (the billing API's seat ids)."),
-        ] = None,
-        skip_missing_seat_ids: Annotated[
-            bool,
-            strawberry.argument(
-                description="Leave out unknown `seatIds` instead of failing the request."
-            ),
-        ] = False,
-        covering_date: Annotated[
-            DateTime | None,
-            strawberry.argument(
-                description=(
-                    "Only commits and credits whose access covers this instant. Cannot be "
-                    "combined with `startingAt` or `effectiveBefore`."
-                )
-            ),
-        ] = None,
-        starting_at: Annotated[
-            DateTime | None,
-            strawberry.argument(
-                description="Only commits and credits with access effective on or after this."
-            ),
-        ] = None,
-        effective_before: Annotated[
-            DateTime | None,
-            strawberry.argument(
-                description="Only commits and credits with access effective before this."
-            ),
-        ] = None,
-        first: Annotated[int, strawberry.argument(description="How many seats, 1 to 100.")] = 25,
-        after: Annotated[
-            str | None,
-            strawberry.argument(
-                description="Continue after this edge cursor (any edge's, or `endCursor`)."
-            ),
-        ] = None,
+        subscription_ids: SubscriptionIds = None,
+        seat_ids: SeatIds = None,
+        skip_missing_seat_ids: SkipMissingSeatIds = False,
+        covering_date: CoveringDate = None,
+        starting_at: StartingAt = None,
+        effective_before: EffectiveBefore = None,
+        first: First = 25,
+        after: After = None,
     ) -> SeatConnection:
-        if not 1 <= first <= MAX_SEATS_PER_PAGE:
-            raise bad_input("first", f"must be between 1 and {MAX_SEATS_PER_PAGE}; got {first}.")
-        if covering_date is not None and (starting_at is not None or effective_before is not None):
-            raise bad_input(
-                "coveringDate",
-                "cannot be combined with 'startingAt' or 'effectiveBefore'; send one or the other.",
-            )
-        listing = Listing(
-            customer_id=_uuid("customerId", customer_id),
-            contract_id=_uuid("contractId", contract_id),
-            subscription_ids=_id_list("subscriptionIds", subscription_ids, uuid=True),
-            seat_ids=_id_list("seatIds", seat_ids, uuid=False),
-            skip_missing_seat_ids=bool(skip_missing_seat_ids and seat_ids),
+        listing = listing_from_arguments(
+            customer_id=customer_id,
+            contract_id=contract_id,
+            subscription_ids=subscription_ids,
+            seat_ids=seat_ids,
+            skip_missing_seat_ids=skip_missing_seat_ids,
             covering_date=covering_date,
             starting_at=starting_at,
             effective_before=effective_before,
         )
-        fingerprint = listing_fingerprint(
-            listing.customer_id,
-            listing.contract_id,
-            listing.subscription_ids,
-            listing.seat_ids,
-            listing.skip_missing_seat_ids,
+        return await seat_connection(info, listing, first=first, after=after)
+
+    @strawberry.field(
+        description="Any Seat, Commit or Credit by its `id` (Relay); `null` once it is gone."
+    )
+    async def node(
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="An object's `id`.")],
+    ) -> Node | None:
+        return await resolve_node(info, parse_node_id("id", id))
+
+    @strawberry.field(
+        description=(
+            "Several objects by `id`, in the order asked, `null` for those that are gone. Ids "
+            "of one contract cost one upstream call together."
         )
-        start = Position(page=None, skip=0, listing=fingerprint)
-        if after is not None:
-            try:
-                start = decode_cursor(after)
-            except ValueError:
-                raise bad_input(
-                    "after",
-                    "is not a cursor from this API; pass an edge's `cursor` or "
-                    "`pageInfo.endCursor` unchanged.",
-                ) from None
-            if start.listing != fingerprint:
-                raise bad_input(
-                    "after",
-                    "was issued for another listing; page with the same customerId, contractId, "
-                    "subscriptionIds and seatIds that produced it.",
-                )
-        names = selected_names(info._raw_info)
-        include_commits = "commits" in names or "credits" in names
-        loaders = request_context(info).loaders
-        return await load_slice(
-            loaders,
-            SliceRequest(
-                listing=listing,
-                fingerprint=fingerprint,
-                include_commits=include_commits,
-                include_ledgers=include_commits and "ledgerEntries" in names,
-                first=first,
-                start=start,
-            ),
-        )
+    )
+    async def nodes(
+        self,
+        info: strawberry.Info,
+        ids: Annotated[
+            list[strawberry.ID], strawberry.argument(description="Up to 100 objects' ids.")
+        ],
+    ) -> list[Node | None]:
+        return await resolve_nodes(info, parse_node_ids(ids))

@@ -8,18 +8,31 @@ the request's ``seats`` loader, which batches every such seat of the operation i
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry import Private
 
 from gateway.loaders import Listing, SeatRequest
+from gateway.schema.arguments import uuid_argument
 from gateway.schema.context import request_context
 from gateway.schema.errors import NOT_FOUND, GatewayError
 from gateway.schema.ids import global_id
 from gateway.schema.scalars import DateTime
 from gateway.schema.selection import selected_names
 from gateway.upstream import SeatBalance, SeatCommit
+
+
+@strawberry.interface(
+    description=(
+        "An object with a globally unique id, refetchable with `Query.node` / `Query.nodes` "
+        "(Relay's Object Identification)."
+    )
+)
+class Node:
+    @strawberry.field(description="Opaque, globally unique id of the object.")
+    def id(self) -> strawberry.ID:
+        raise NotImplementedError  # each type gives its own
 
 
 @strawberry.enum(
@@ -101,7 +114,9 @@ class _Commitment:
     end_date: DateTime | None = strawberry.field(
         description="When access ends (exclusive); `null` when it does not end."
     )
-    _seat: Private[Seat]
+    # A Seat. Typed Any: Strawberry's entity discovery walks Private annotations too and
+    # would list Seat twice in _Entity (strawberry-graphql 0.341).
+    _seat: Private[Any]
     _wire_id: Private[str]
     _record: Private[SeatCommit]
     _has_ledgers: Private[bool]
@@ -113,15 +128,15 @@ class _Commitment:
     async def ledger_entries(self, info: strawberry.Info) -> list[LedgerEntry]:
         if self._has_ledgers:
             return _ledger(self._record.get("ledger_entries"))
-        record = await self._seat.load_full(info, include_ledgers=True)
-        for item in record.get(self._kind) or ():  # type: ignore[attr-defined]
+        record = await self._seat.load_full(info, include_commits=True, include_ledgers=True)
+        for item in record.get(self._kind) or ():
             if item["id"] == self._wire_id:
                 return _ledger(item.get("ledger_entries"))
         return []
 
 
 @strawberry.type(description="A prepaid commit as seen from one seat, with this seat's balance.")
-class Commit(_Commitment):
+class Commit(_Commitment, Node):
     @strawberry.field(
         description="Opaque, globally unique id of this commit on this seat (Relay object id)."
     )
@@ -137,7 +152,7 @@ class Commit(_Commitment):
 
 
 @strawberry.type(description="A credit as seen from one seat, with this seat's balance.")
-class Credit(_Commitment):
+class Credit(_Commitment, Node):
     @strawberry.field(
         description="Opaque, globally unique id of this credit on this seat (Relay object id)."
     )
@@ -152,8 +167,14 @@ class Credit(_Commitment):
         return strawberry.ID(self._wire_id)
 
 
-@strawberry.type(description="One seat of a seat-based contract and what it holds.")
-class Seat:
+@strawberry.federation.type(
+    keys=["customerId contractId seatId"],
+    description=(
+        "One seat of a seat-based contract and what it holds. A federation entity: other "
+        "subgraphs that know a seat by (customerId, contractId, seatId) can extend it."
+    ),
+)
+class Seat(Node):
     seat_id: str = strawberry.field(
         description="The billing API's seat id: free-form, often the holder's e-mail."
     )
@@ -178,6 +199,18 @@ class Seat:
             _has_ledgers=has_commits and has_ledgers,
         )
 
+    @classmethod
+    async def resolve_reference(cls, info: strawberry.Info, **key: Any) -> Seat | None:
+        """A seat another subgraph knows by its key; ``null`` when the billing API does not."""
+        seat_id = key.get("seatId")
+        if not isinstance(seat_id, str) or not seat_id:
+            raise GatewayError("A Seat representation needs a non-empty 'seatId'.")
+        listing = Listing(
+            customer_id=uuid_argument("customerId", key.get("customerId")),  # type: ignore[arg-type]
+            contract_id=uuid_argument("contractId", key.get("contractId")),  # type: ignore[arg-type]
+        )
+        return await seat_by_key(info, listing, seat_id)
+
     @strawberry.field(description="Opaque, globally unique id of this seat (Relay object id).")
     def id(self) -> strawberry.ID:
         return strawberry.ID(global_id("Seat", self.customer_id, self.contract_id, self.seat_id))
@@ -195,39 +228,30 @@ class Seat:
 
     @strawberry.field(description="The seat's prepaid commits, within the listing's date filters.")
     async def commits(self, info: strawberry.Info) -> list[Commit]:
-        record, has_ledgers = await self._with_commitments(info)
-        return [
-            Commit(
-                balance=c["balance"],
-                start_date=DateTime(c["start_date"]),
-                end_date=_maybe_datetime(c.get("end_date")),
-                _seat=self,
-                _wire_id=c["id"],
-                _record=c,
-                _has_ledgers=has_ledgers,
-                _kind="commits",
-            )
-            for c in record.get("commits") or ()
-        ]
+        record, has_ledgers = await self.with_commitments(info)
+        return [self.commitment(Commit, c, has_ledgers) for c in record.get("commits") or ()]
 
     @strawberry.field(description="The seat's credits, within the listing's date filters.")
     async def credits(self, info: strawberry.Info) -> list[Credit]:
-        record, has_ledgers = await self._with_commitments(info)
-        return [
-            Credit(
-                balance=c["balance"],
-                start_date=DateTime(c["start_date"]),
-                end_date=_maybe_datetime(c.get("end_date")),
-                _seat=self,
-                _wire_id=c["id"],
-                _record=c,
-                _has_ledgers=has_ledgers,
-                _kind="credits",
-            )
-            for c in record.get("credits") or ()
-        ]
+        record, has_ledgers = await self.with_commitments(info)
+        return [self.commitment(Credit, c, has_ledgers) for c in record.get("credits") or ()]
 
-    async def _with_commitments(self, info: strawberry.Info) -> tuple[SeatBalance, bool]:
+    def commitment(
+        self, kind: type[_CommitmentT], item: SeatCommit, has_ledgers: bool
+    ) -> _CommitmentT:
+        """A commit or credit of this seat from its wire record."""
+        return kind(
+            balance=item["balance"],
+            start_date=DateTime(item["start_date"]),
+            end_date=_maybe_datetime(item.get("end_date")),
+            _seat=self,
+            _wire_id=item["id"],
+            _record=item,
+            _has_ledgers=has_ledgers,
+            _kind="commits" if kind is Commit else "credits",
+        )
+
+    async def with_commitments(self, info: strawberry.Info) -> tuple[SeatBalance, bool]:
         if self._has_commits:
             return self._record, self._has_ledgers
         # The page came without commits (the look-ahead could not see them, or the seat was
@@ -245,3 +269,25 @@ class Seat:
                 NOT_FOUND,
             )
         return record
+
+
+_CommitmentT = TypeVar("_CommitmentT", Commit, Credit)
+
+
+async def seat_by_key(
+    info: strawberry.Info, listing: Listing, seat_id: str, *, with_commits: bool = False
+) -> Seat | None:
+    """One seat by key, through the ``seats`` loader: every seat the operation looks up in the
+    same listing shares one upstream call, which asks for what is selected below ``info``
+    (and for commits and credits anyway when ``with_commits``)."""
+    names = selected_names(info._raw_info)
+    include_commits = with_commits or "commits" in names or "credits" in names
+    include_ledgers = include_commits and "ledgerEntries" in names
+    record = await request_context(info).loaders.seats.load(
+        SeatRequest(
+            listing, seat_id, include_commits=include_commits, include_ledgers=include_ledgers
+        )
+    )
+    if record is None:
+        return None
+    return Seat.from_wire(record, listing, has_commits=include_commits, has_ledgers=include_ledgers)
