@@ -1,0 +1,222 @@
+"""Refetching by id (Relay Node) and federation entity lookups, batched per contract."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from gateway.standin import (
+    DEMO_CONTRACT_ID,
+    DEMO_CUSTOMER_ID,
+    OTHER_CONTRACT_ID,
+    OTHER_CUSTOMER_ID,
+    OTHER_TOKEN,
+)
+from tests.support import Gateway
+
+IDS = {"customerId": DEMO_CUSTOMER_ID, "contractId": DEMO_CONTRACT_ID}
+PAGE = """query($customerId: ID!, $contractId: ID!, $first: Int) {
+  seatBalances(customerId: $customerId, contractId: $contractId, first: $first) {
+    nodes { id seatId balances { balance } commits { id commitId balance } credits { id creditId } }
+  }
+}"""
+NODES = """query($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    __typename id
+    ... on Seat { seatId balances { balance } }
+    ... on Commit { commitId balance }
+    ... on Credit { creditId }
+  }
+}"""
+
+
+@pytest.fixture
+def page(gateway: Gateway) -> list[dict[str, Any]]:
+    seats = gateway.query(PAGE, {**IDS, "first": 12})["seatBalances"]["nodes"]
+    gateway.calls.clear()
+    return seats
+
+
+def test_nodes_over_four_seats_costs_one_upstream_call(
+    gateway: Gateway, page: list[dict[str, Any]]
+) -> None:
+    """Four seat ids of one contract are refetched with one call, in the order asked."""
+    seats = [page[1], page[7], page[3], page[0]]
+    data = gateway.query(NODES, {"ids": [seat["id"] for seat in seats]})
+    assert [node["seatId"] for node in data["nodes"]] == [seat["seatId"] for seat in seats]
+    assert [node["balances"] for node in data["nodes"]] == [seat["balances"] for seat in seats]
+    [call] = gateway.calls
+    assert call.body == {
+        "customer_id": DEMO_CUSTOMER_ID,
+        "contract_id": DEMO_CONTRACT_ID,
+        "seat_ids": sorted(seat["seatId"] for seat in seats),
+        "skip_missing_seat_ids": True,
+        "limit": 4,
+    }
+
+
+def test_commits_and_credits_are_refetched_by_id(
+    gateway: Gateway, page: list[dict[str, Any]]
+) -> None:
+    """A per-seat commit or credit id comes back as that seat's commit, with its balance."""
+    held = [seat for seat in page if seat["commits"] and seat["credits"]][:2]
+    wanted = [held[0]["commits"][0], held[1]["credits"][0], held[0]["commits"][-1]]
+    data = gateway.query(NODES, {"ids": [item["id"] for item in wanted]})
+    assert data["nodes"][0] == {
+        "__typename": "Commit",
+        **{k: wanted[0][k] for k in ("id", "commitId", "balance")},
+    }
+    assert data["nodes"][1] == {
+        "__typename": "Credit",
+        "id": wanted[1]["id"],
+        "creditId": wanted[1]["creditId"],
+    }
+    assert data["nodes"][2]["id"] == wanted[2]["id"]
+    assert len(gateway.calls) == 1
+    assert gateway.calls[0].body["include_credits_and_commits"] is True
+
+
+def test_node_of_a_seat_that_is_gone_is_null(gateway: Gateway, page: list[dict[str, Any]]) -> None:
+    """An id that names no seat any more refetches as null, not as an error."""
+    ghost = _id(f'Seat:["{DEMO_CUSTOMER_ID}","{DEMO_CONTRACT_ID}","ghost@nowhere.example"]')
+    data = gateway.query(NODES, {"ids": [ghost, page[0]["id"]]})
+    assert data["nodes"][0] is None
+    assert data["nodes"][1]["seatId"] == page[0]["seatId"]
+    assert len(gateway.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "not-an-id",
+        base64.urlsafe_b64encode(b'User:["42"]').decode(),
+        base64.urlsafe_b64encode(b'Seat:["acme","contract","x"]').decode(),
+        base64.urlsafe_b64encode(b"Seat:{}").decode(),
+    ],
+)
+def test_malformed_or_foreign_ids_are_bad_user_input(gateway: Gateway, bad_id: str) -> None:
+    """An id that is not ours, or of a type we do not serve, is refused before any call."""
+    [error] = gateway.errors("query($id: ID!) { node(id: $id) { id } }", {"id": bad_id})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert gateway.calls == []
+
+
+def test_one_bad_id_among_nodes_refuses_the_whole_list_before_any_call(
+    gateway: Gateway, page: list[dict[str, Any]]
+) -> None:
+    """nodes(ids:) checks every id first, so a bad one costs no upstream call."""
+    [error] = gateway.errors(NODES, {"ids": [page[0]["id"], "garbage"]})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "ids" in error["message"]
+    assert gateway.calls == []
+
+
+ENTITIES = """query($representations: [_Any!]!) {
+  _entities(representations: $representations) {
+    ... on Seat { seatId balances { creditTypeId balance } %s }
+  }
+}"""
+
+
+def test_entities_of_one_contract_cost_one_call_and_unknown_seats_are_null(
+    gateway: Gateway,
+    page: list[dict[str, Any]],
+) -> None:
+    """N Seat representations of one contract: one call; an unknown seat is a null entity."""
+    representations = [
+        {"__typename": "Seat", **IDS, "seatId": seat["seatId"]} for seat in page[:5]
+    ] + [{"__typename": "Seat", **IDS, "seatId": "ghost@nowhere.example"}]
+    data = gateway.query(
+        ENTITIES % "commits { commitId ledgerEntries { amount } }",
+        {"representations": representations},
+    )
+    entities = data["_entities"]
+    assert [e["seatId"] if e else None for e in entities] == [s["seatId"] for s in page[:5]] + [
+        None
+    ]
+    assert [e["commits"] and [c["commitId"] for c in e["commits"]] for e in entities[:5]] == [
+        s["commits"] and [c["commitId"] for c in s["commits"]] for s in page[:5]
+    ]
+    [call] = gateway.calls
+    assert call.body["include_credits_and_commits"] is True
+    assert call.body["include_ledgers"] is True
+    assert call.body["skip_missing_seat_ids"] is True
+
+
+def test_entity_include_flags_follow_the_selection(
+    gateway: Gateway, page: list[dict[str, Any]]
+) -> None:
+    """Entities selecting only balances ask the billing API for no commits or ledgers."""
+    representations = [{"__typename": "Seat", **IDS, "seatId": s["seatId"]} for s in page[:3]]
+    gateway.query(ENTITIES % "", {"representations": representations})
+    [call] = gateway.calls
+    assert "include_credits_and_commits" not in call.body
+    assert "include_ledgers" not in call.body
+
+
+def test_entities_of_two_contracts_cost_one_call_each(
+    gateway: Gateway, page: list[dict[str, Any]]
+) -> None:
+    """Seats of different (customer, contract) pairs are batched per pair."""
+    other = {"customerId": OTHER_CUSTOMER_ID, "contractId": OTHER_CONTRACT_ID}
+    representations = [
+        {"__typename": "Seat", **IDS, "seatId": page[0]["seatId"]},
+        {"__typename": "Seat", **other, "seatId": "nobody@globex.example"},
+        {"__typename": "Seat", **IDS, "seatId": page[1]["seatId"]},
+    ]
+    # The demo token cannot see the other customer: its entity fails, the others do not.
+    payload = gateway.post(ENTITIES % "", {"representations": representations}).json()
+    assert payload["data"]["_entities"][0]["seatId"] == page[0]["seatId"]
+    assert payload["data"]["_entities"][2]["seatId"] == page[1]["seatId"]
+    assert payload["data"]["_entities"][1] is None
+    assert payload["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert payload["errors"][0]["path"] == ["_entities", 1]
+    assert sorted(call.body["customer_id"] for call in gateway.calls) == sorted(
+        [DEMO_CUSTOMER_ID, OTHER_CUSTOMER_ID]
+    )
+    assert OTHER_TOKEN not in str(payload)
+
+
+def test_a_malformed_representation_is_bad_user_input(gateway: Gateway) -> None:
+    """A representation without a UUID customerId is refused for that entity only."""
+    payload = gateway.post(
+        ENTITIES % "",
+        {
+            "representations": [
+                {
+                    "__typename": "Seat",
+                    "customerId": "acme",
+                    "contractId": DEMO_CONTRACT_ID,
+                    "seatId": "a",
+                }
+            ]
+        },
+    ).json()
+    assert payload["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert gateway.calls == []
+
+
+def test_contract_entity_reaches_the_seat_balances_connection(gateway: Gateway) -> None:
+    """A Contract known elsewhere by (id, customerId) lists its seats through billing."""
+    data = gateway.query(
+        """query($representations: [_Any!]!) {
+          _entities(representations: $representations) {
+            ... on Contract { id seatBalances(first: 3) { nodes { seatId } pageInfo { hasNextPage } } }
+          }
+        }""",
+        {
+            "representations": [
+                {"__typename": "Contract", "id": DEMO_CONTRACT_ID, "customerId": DEMO_CUSTOMER_ID}
+            ]
+        },
+    )
+    [contract] = data["_entities"]
+    assert len(contract["seatBalances"]["nodes"]) == 3
+    assert contract["seatBalances"]["pageInfo"]["hasNextPage"] is True
+    assert len(gateway.calls) == 1
+
+
+def _id(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
