@@ -8,9 +8,9 @@ goes through it (``httpx.MockTransport`` for faults, ``ASGITransport`` for the s
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -22,8 +22,9 @@ from strawberry.types import ExecutionResult
 
 from gateway import standin
 from gateway.config import Settings
-from gateway.schema import RequestContext, build_schema, shape_error
-from gateway.upstream import BillingClient
+from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard
+from gateway.schema import QueryLimits, RequestContext, build_schema, shape_error
+from gateway.upstream import BillingClient, RetryPolicy
 
 logger = logging.getLogger("gateway")
 
@@ -62,12 +63,36 @@ def resolve_upstream(
     )
 
 
-def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    retry_sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> ASGIApp:
+    """The whole service. ``transport`` replaces the network under the upstream client and
+    ``retry_sleep`` the wait between retries (tests record it instead of waiting)."""
     upstream = resolve_upstream(settings, transport)
     forced_token = (
         settings.metronome_bearer_token.get_secret_value()
         if settings.metronome_bearer_token
         else None
+    )
+
+    policy = RetryPolicy(
+        max_retries=settings.upstream_max_retries,
+        attempt_timeout=settings.upstream_timeout,
+        deadline=settings.upstream_deadline,
+        max_concurrency=settings.upstream_concurrency,
+    )
+    if retry_sleep is not None:
+        policy = replace(policy, sleep=retry_sleep)
+    limits = QueryLimits(
+        max_query_bytes=settings.max_query_bytes,
+        max_tokens=settings.max_tokens,
+        max_depth=settings.max_depth,
+        max_aliases=settings.max_aliases,
+        max_upstream_calls=settings.max_upstream_calls,
+        introspection=settings.introspection,
     )
 
     @asynccontextmanager
@@ -79,18 +104,24 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             base_url=upstream.base_url,
             transport=upstream.transport,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            limits=httpx.Limits(
+                max_connections=settings.upstream_concurrency,
+                max_keepalive_connections=settings.upstream_concurrency,
+            ),
             headers={"User-Agent": "seat-balance-gateway/0.1"},
         ) as http:
-            app.state.billing = BillingClient(http)
+            app.state.billing = BillingClient(http, policy)
             yield
 
     async def context_getter(request: Request) -> dict[str, Any]:
         token = forced_token or _bearer(request) or upstream.default_token
-        return {
-            "request": request,
-            "gateway": RequestContext(client=request.app.state.billing, token=token),
-        }
+        context = RequestContext(
+            client=request.app.state.billing,
+            token=token,
+            max_upstream_calls=settings.max_upstream_calls,
+        )
+        request.scope.setdefault(ON_CLOSE, []).append(context.close)
+        return {"request": request, "gateway": context}
 
     app = FastAPI(
         title="Seat balance GraphQL gateway",
@@ -99,9 +130,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.upstream_is_embedded = upstream.embedded
     graphql = _GraphQLRouter(
-        build_schema(),
+        build_schema(limits),
         context_getter=context_getter,
         graphql_ide="graphiql" if settings.graphiql else None,
     )
@@ -111,7 +141,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok", "embeddedUpstream": upstream.embedded})
 
-    return app
+    return RequestGuard(app, max_body_bytes=settings.max_body_bytes)
 
 
 class _GraphQLRouter(GraphQLRouter[dict[str, Any], None]):

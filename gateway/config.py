@@ -24,6 +24,25 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(
         default=10.0, gt=0, le=120, description="Seconds per upstream attempt."
     )
+    upstream_deadline: float = Field(
+        default=25.0,
+        gt=0,
+        le=300,
+        description="Seconds for a whole upstream call, retries included.",
+    )
+    upstream_max_retries: int = Field(default=2, ge=0, le=10)
+    upstream_concurrency: int = Field(
+        default=32, ge=1, le=1024, description="Upstream calls in flight per process."
+    )
+    max_body_bytes: int = Field(default=1_000_000, ge=1_000)
+    max_query_bytes: int = Field(default=20_000, ge=100)
+    max_tokens: int = Field(default=2_000, ge=10)
+    max_depth: int = Field(default=12, ge=2)
+    max_aliases: int = Field(default=30, ge=0)
+    max_upstream_calls: int = Field(
+        default=20, ge=1, description="Upstream calls one operation may cause."
+    )
+    introspection: bool = Field(default=True, description="Answer introspection queries.")
     graphiql: bool = Field(default=True, description="Serve GraphiQL on GET /graphql.")
     log_level: str = Field(default="info")
 

@@ -96,17 +96,48 @@ class SeatRequest:
 _Group = tuple[Listing, bool, bool]
 
 
-class Loaders:
-    """The dataloaders of one GraphQL request, calling upstream with one caller's token."""
+class UpstreamBudgetExceeded(Exception):
+    """The operation needs more upstream calls than it is allowed."""
 
-    def __init__(self, client: BillingClient, token: str) -> None:
+    def __init__(self, budget: int) -> None:
+        super().__init__(f"The operation needs more than {budget} calls to the billing API.")
+        self.budget = budget
+
+
+class Loaders:
+    """The dataloaders of one GraphQL request, calling upstream with one caller's token.
+
+    ``max_calls`` bounds the upstream calls of the request; :meth:`cancel` stops those still
+    in flight when the request ends early (the caller left).
+    """
+
+    def __init__(self, client: BillingClient, token: str, *, max_calls: int = 20) -> None:
         self._client = client
         self._token = token
+        self._max_calls = max_calls
+        self._calls = 0
+        self._in_flight: set[asyncio.Task[SeatBalancePage]] = set()
         self.pages: DataLoader[PageRequest, SeatBalancePage] = DataLoader(self._load_pages)
         self.seats: DataLoader[SeatRequest, SeatBalance | None] = DataLoader(self._load_seats)
 
+    @property
+    def upstream_calls(self) -> int:
+        return self._calls
+
+    def cancel(self) -> None:
+        for task in list(self._in_flight):
+            task.cancel()
+
     async def _fetch(self, request: PageRequest) -> SeatBalancePage:
-        return await self._client.list_seat_balances(request.body(), token=self._token)
+        if self._calls >= self._max_calls:
+            raise UpstreamBudgetExceeded(self._max_calls)
+        self._calls += 1
+        task = asyncio.ensure_future(
+            self._client.list_seat_balances(request.body(), token=self._token)
+        )
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return await task
 
     # Batch functions answer one value or one Exception per key (aiodataloader rejects that
     # key's future with it); typed ``list[Any]`` because aiodataloader's stubs know no errors.

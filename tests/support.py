@@ -133,11 +133,25 @@ class Gateway:
         return payload["errors"]  # type: ignore[no-any-return]
 
 
+@dataclass
+class SleepRecorder:
+    """Stands in for ``asyncio.sleep`` between retries: keeps the waits, waits for none."""
+
+    waits: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
 @contextmanager
 def running_gateway(
-    settings: Settings, inner: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    inner: httpx.AsyncBaseTransport | None = None,
+    *,
+    retry_sleep: SleepRecorder | None = None,
 ) -> Iterator[Gateway]:
     """A gateway on a real port whose upstream calls are recorded (and sent on to ``inner``)."""
     recorder = RecordingTransport(inner or httpx.AsyncHTTPTransport())
-    with serve(create_app(settings, transport=recorder)) as url, httpx.Client(timeout=30) as http:
+    app = create_app(settings, transport=recorder, retry_sleep=retry_sleep)
+    with serve(app) as url, httpx.Client(timeout=30) as http:
         yield Gateway(url=url, upstream=recorder, http=http)

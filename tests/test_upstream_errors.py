@@ -11,7 +11,7 @@ import pytest
 
 from gateway.config import Settings
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID
-from tests.support import Gateway, running_gateway
+from tests.support import Gateway, SleepRecorder, running_gateway
 
 SECRET_URL = "https://billing.internal.example:8443"
 SECRET_TOKEN = "sk_live_do_not_leak_9f8e7d"
@@ -28,7 +28,9 @@ def faulty() -> Iterator[Callable[[Handler], Gateway]]:
 
     def start(handler: Handler) -> Gateway:
         settings = Settings(METRONOME_BASE_URL=SECRET_URL, METRONOME_BEARER_TOKEN=SECRET_TOKEN)
-        context = running_gateway(settings, httpx.MockTransport(handler))
+        context = running_gateway(
+            settings, httpx.MockTransport(handler), retry_sleep=SleepRecorder()
+        )
         stack.append(context)
         return context.__enter__()
 

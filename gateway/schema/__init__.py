@@ -12,10 +12,18 @@ from strawberry.types import ExecutionContext
 
 from gateway.schema.context import RequestContext
 from gateway.schema.errors import ValidationErrorCodes, shape_error
+from gateway.schema.limits import QueryLimits
 from gateway.schema.query import Contract, Query
 from gateway.schema.scalars import DATE_TIME, DateTime
 
-__all__ = ["GatewaySchema", "RequestContext", "build_schema", "print_sdl", "shape_error"]
+__all__ = [
+    "GatewaySchema",
+    "QueryLimits",
+    "RequestContext",
+    "build_schema",
+    "print_sdl",
+    "shape_error",
+]
 
 
 # The highest Federation version both Apollo's composition (2.14) and The Guild's composer
@@ -31,7 +39,8 @@ class GatewaySchema(strawberry.federation.Schema):
         are logged once, with their errorId, by :func:`shape_error`."""
 
 
-def build_schema() -> GatewaySchema:
+def build_schema(limits: QueryLimits | None = None) -> GatewaySchema:
+    """The schema, with ``limits`` on what one operation may ask (defaults when ``None``)."""
     return GatewaySchema(
         query=Query,
         types=[Contract],  # reachable only through _entities
@@ -40,6 +49,7 @@ def build_schema() -> GatewaySchema:
             ValidationErrorCodes,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
+            *(limits or QueryLimits()).extensions(),
         ],
         config=StrawberryConfig(scalar_map={DateTime: DATE_TIME}),
     )

@@ -16,8 +16,14 @@ class RequestContext:
     """Per-request state. ``token`` is the bearer token upstream calls will carry, if any."""
 
     client: BillingClient
-    token: str | None
+    token: str | None = field(repr=False)
+    max_upstream_calls: int = 20
     _loaders: Loaders | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """The request is over: stop upstream calls nobody will read."""
+        if self._loaders is not None:
+            self._loaders.cancel()
 
     @property
     def loaders(self) -> Loaders:
@@ -28,7 +34,7 @@ class RequestContext:
                     "No credentials: send 'Authorization: Bearer <Metronome API token>'.",
                     UNAUTHENTICATED,
                 )
-            self._loaders = Loaders(self.client, self.token)
+            self._loaders = Loaders(self.client, self.token, max_calls=self.max_upstream_calls)
         return self._loaders
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from gateway.loaders import UpstreamBudgetExceeded
 from gateway.upstream import (
     UpstreamBadResponse,
     UpstreamError,
@@ -40,6 +41,8 @@ UPSTREAM_REJECTED = "UPSTREAM_REJECTED"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+MAX_UPSTREAM_CALLS_LIMIT = "MAX_UPSTREAM_CALLS_LIMIT"
+MAX_TOKENS_LIMIT = "MAX_TOKENS_LIMIT"
 
 _REJECTION_CODES = {
     400: BAD_USER_INPUT,
@@ -98,6 +101,12 @@ def shape_error(error: GraphQLError) -> GraphQLError:
         return _with(error, original.message, {"code": original.code})
     if isinstance(original, UpstreamError):
         return _with(error, _upstream_message(original), upstream_extensions(original))
+    if isinstance(original, UpstreamBudgetExceeded):
+        return _with(
+            error,
+            f"{original} Split the operation into several.",
+            {"code": MAX_UPSTREAM_CALLS_LIMIT},
+        )
     if original is None or isinstance(original, GraphQLError):
         if error.extensions and "code" in error.extensions:
             return error
@@ -116,6 +125,8 @@ def shape_error(error: GraphQLError) -> GraphQLError:
 
 def _request_error_code(error: GraphQLError) -> str:
     """Errors graphql-core raised before any resolver ran (validation ones are stamped)."""
+    if error.message.startswith("Syntax Error: Document contains more than"):
+        return MAX_TOKENS_LIMIT  # the parser's own stop at the token limit
     if error.message.startswith("Syntax Error"):
         return GRAPHQL_PARSE_FAILED
     return BAD_USER_INPUT  # variable values that do not fit their types, unknown operation

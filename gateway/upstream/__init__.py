@@ -1,6 +1,6 @@
 """The billing API client: HTTP and the wire contract, nothing about GraphQL or settings."""
 
-from gateway.upstream.client import SEAT_BALANCES_PATH, BillingClient
+from gateway.upstream.client import SEAT_BALANCES_PATH, BillingClient, RetryPolicy
 from gateway.upstream.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -13,6 +13,7 @@ from gateway.upstream.models import SeatBalance, SeatBalancePage, SeatCommit
 __all__ = [
     "SEAT_BALANCES_PATH",
     "BillingClient",
+    "RetryPolicy",
     "SeatBalance",
     "SeatBalancePage",
     "SeatCommit",

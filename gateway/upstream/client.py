@@ -1,14 +1,29 @@
-"""One async method per use of the billing API; httpx errors become ours at this boundary."""
+"""One async method per use of the billing API; httpx errors become ours at this boundary.
+
+Every call is bounded three ways: a timeout per attempt, a deadline for the whole call
+including retries and waiting for a slot, and a per-process cap on concurrent calls. Retries
+follow the billing API's own SDKs (see :class:`RetryPolicy`); the endpoint only reads, so
+retrying it is safe.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 import httpx
 import pydantic
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
 
 from gateway.upstream.errors import (
     UpstreamBadResponse,
+    UpstreamError,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -17,43 +32,150 @@ from gateway.upstream.models import SEAT_BALANCE_PAGE, SeatBalancePage
 
 SEAT_BALANCES_PATH = "/v1/contracts/seatBalances/list"
 
+logger = logging.getLogger("gateway.upstream")
+
 # An upstream message is shown to users (a 400 says what to change); keep it a message.
 _MAX_MESSAGE_CHARS = 500
+_RETRIED_STATUSES = frozenset({408, 409, 429})
+# The SDKs ignore a server-requested wait longer than this and back off on their own.
+_MAX_RETRY_AFTER = 60.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How calls are bounded and retried; the defaults are the billing API SDKs' own rules,
+    with a much shorter timeout than their 60 s (a frontend waits on every call).
+
+    Retried: connection errors, timeouts, 408, 409, 429 and 5xx, at most ``max_retries``
+    times, unless the answer says ``x-should-retry: false`` (``true`` retries any answer).
+    The wait is the server's ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)
+    when it asks for 0-60 s, else ``min(0.5 s * 2^n, 8 s)`` minus up to 25 % jitter.
+    """
+
+    max_retries: int = 2
+    attempt_timeout: float = 10.0
+    deadline: float = 25.0
+    initial_backoff: float = 0.5
+    max_backoff: float = 8.0
+    jitter: float = 0.25
+    max_concurrency: int = 32
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
+
+
+class _PastDeadline(stop_base):
+    """Stop when the next attempt could only start after the call's deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() + (retry_state.upcoming_sleep or 0) >= self._deadline
+
+
+class _Retryable(Exception):
+    """An attempt's failure that may be retried; ``error`` is what the caller gets if not."""
+
+    def __init__(self, error: UpstreamError, retry_after: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = retry_after
 
 
 class BillingClient:
     """Calls the billing API through an ``httpx.AsyncClient`` that the caller owns.
 
-    The client carries the base URL and timeouts; the token is per call because the gateway
+    The ``httpx`` client carries the base URL; the token is per call because the gateway
     forwards each caller's own token when it has none of its own.
     """
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, policy: RetryPolicy | None = None) -> None:
         self._http = http
+        self._policy = policy or RetryPolicy()
+        self._slots = asyncio.Semaphore(self._policy.max_concurrency)
 
     async def list_seat_balances(
         self, body: Mapping[str, object], *, token: str
     ) -> SeatBalancePage:
         """``POST /v1/contracts/seatBalances/list``: one page of seats."""
+        policy = self._policy
+        deadline = time.monotonic() + policy.deadline
+        retrying = AsyncRetrying(
+            # Tenacity computes the wait before asking `stop`: a retry that could only start
+            # after the deadline is not made, and the caller gets the last error at once.
+            stop=stop_after_attempt(policy.max_retries + 1) | _PastDeadline(deadline),
+            retry=retry_if_exception(lambda error: isinstance(error, _Retryable)),
+            wait=self._wait_for,
+            sleep=policy.sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
         try:
-            response = await self._http.post(
-                SEAT_BALANCES_PATH,
-                json=body,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        except httpx.TimeoutException:
-            raise UpstreamTimeout("The billing API did not answer in time.") from None
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(body, token, deadline)
+        except _Retryable as failure:
+            raise failure.error from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _attempt(
+        self, body: Mapping[str, object], token: str, deadline: float
+    ) -> SeatBalancePage:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise UpstreamTimeout("The billing API did not answer within the deadline.")
+        try:
+            async with asyncio.timeout(min(self._policy.attempt_timeout, remaining)):
+                async with self._slots:
+                    response = await self._http.post(
+                        SEAT_BALANCES_PATH,
+                        json=body,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+        except (TimeoutError, httpx.TimeoutException):
+            raise _Retryable(UpstreamTimeout("The billing API did not answer in time.")) from None
         except httpx.TransportError:
-            raise UpstreamUnavailable("The billing API could not be reached.") from None
+            raise _Retryable(UpstreamUnavailable("The billing API could not be reached.")) from None
         return _read_page(response)
+
+    def _wait_for(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        return self._wait(error, state.attempt_number - 1)
+
+    def _wait(self, error: BaseException | None, retries_so_far: int) -> float:
+        asked = error.retry_after if isinstance(error, _Retryable) else None
+        if asked is not None and 0 <= asked <= _MAX_RETRY_AFTER:
+            return asked
+        policy = self._policy
+        backoff = min(policy.initial_backoff * 2.0**retries_so_far, policy.max_backoff)
+        return backoff * (1 - policy.jitter * random.random())  # noqa: S311 - jitter, not crypto
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    status = getattr(getattr(error, "error", None), "status", None)
+    logger.warning(
+        "billing API attempt %d failed (%s); retrying in %.2f s",
+        state.attempt_number,
+        f"HTTP {status}" if status else type(getattr(error, "error", error)).__name__,
+        state.upcoming_sleep,
+    )
 
 
 def _read_page(response: httpx.Response) -> SeatBalancePage:
     status = response.status_code
-    if status >= 500:
-        raise UpstreamUnavailable(f"The billing API failed with HTTP {status}.", status=status)
-    if status >= 400:
-        raise UpstreamRejected(_error_message(response), status=status)
+    should_retry = response.headers.get("x-should-retry", "").strip().lower()
+    if status >= 400 or should_retry == "true":
+        error: UpstreamError = (
+            UpstreamUnavailable(f"The billing API failed with HTTP {status}.", status=status)
+            if status >= 500
+            else UpstreamRejected(_error_message(response), status=status)
+        )
+        retryable = status >= 500 or status in _RETRIED_STATUSES
+        if should_retry in ("true", "false"):
+            retryable = should_retry == "true"
+        if retryable:
+            raise _Retryable(error, _retry_after(response.headers))
+        raise error
     if status != 200:
         raise UpstreamBadResponse(
             f"The billing API answered HTTP {status} instead of 200.", status=status
@@ -68,6 +190,28 @@ def _read_page(response: httpx.Response) -> SeatBalancePage:
             f"{first['msg']}.",
             status=status,
         ) from None
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """The wait the server asks for, in seconds: ``retry-after-ms`` first, then
+    ``retry-after`` as seconds or as an HTTP date."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
 
 
 def _error_message(response: httpx.Response) -> str:
