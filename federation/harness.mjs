@@ -47,12 +47,19 @@ function parseArguments(argv) {
 }
 
 async function fetchBillingSdl(billingUrl) {
-  const response = await fetch(billingUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ query: '{ _service { sdl } }' }),
-  });
-  const text = await response.text();
+  let response;
+  let text;
+  try {
+    response = await fetch(billingUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ query: '{ _service { sdl } }' }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    text = await response.text();
+  } catch (error) {
+    throw new Error(`could not fetch billing's SDL from ${billingUrl}: ${error.message} (${error.cause?.code ?? error.cause ?? 'no cause'})`);
+  }
   let payload;
   try {
     payload = JSON.parse(text);
