@@ -72,6 +72,10 @@ def create_app(
     """The whole service. ``transport`` replaces the network under the upstream client and
     ``retry_sleep`` the wait between retries (tests record it instead of waiting)."""
     upstream = resolve_upstream(settings, transport)
+    # httpx and httpcore log every request with its URL; the billing API's address is not for
+    # the logs (nor are the hosts a test points it at).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     forced_token = (
         settings.metronome_bearer_token.get_secret_value()
         if settings.metronome_bearer_token

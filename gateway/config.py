@@ -9,7 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """The gateway's configuration (see the README's configuration table)."""
 
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", extra="forbid", frozen=True, populate_by_name=True
+    )
 
     metronome_base_url: str | None = Field(
         default=None,

@@ -19,7 +19,7 @@ def standin_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(standin_url: str) -> Settings:
     """A gateway pointed by METRONOME_BASE_URL at the stand-in, forwarding callers' tokens."""
-    return Settings(METRONOME_BASE_URL=standin_url)
+    return Settings(metronome_base_url=standin_url)
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ def test_no_token_at_all_is_refused_before_any_upstream_call(gateway: Gateway) -
 
 def test_a_configured_token_is_used_for_every_call(standin_url: str) -> None:
     """METRONOME_BEARER_TOKEN wins over whatever the caller sends."""
-    settings = Settings(METRONOME_BASE_URL=standin_url, METRONOME_BEARER_TOKEN=DEMO_TOKEN)
+    settings = Settings(metronome_base_url=standin_url, metronome_bearer_token=DEMO_TOKEN)
     with running_gateway(settings) as gateway:
         gateway.query(QUERY, token=None)
         gateway.query(QUERY, token=OTHER_TOKEN)

@@ -27,7 +27,7 @@ def faulty() -> Iterator[Callable[[Handler], Gateway]]:
     stack: list[Any] = []
 
     def start(handler: Handler) -> Gateway:
-        settings = Settings(METRONOME_BASE_URL=SECRET_URL, METRONOME_BEARER_TOKEN=SECRET_TOKEN)
+        settings = Settings(metronome_base_url=SECRET_URL, metronome_bearer_token=SECRET_TOKEN)
         context = running_gateway(
             settings, httpx.MockTransport(handler), retry_sleep=SleepRecorder()
         )

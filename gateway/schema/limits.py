@@ -28,14 +28,16 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    ValidationContext,
+    get_named_type,
 )
+from graphql.type import GraphQLNamedType
 from graphql.validation import (
-    ASTValidationContext,
     ASTValidationRule,
     MaxIntrospectionDepthRule,
     NoSchemaIntrospectionCustomRule,
 )
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
 from gateway.schema.errors import MAX_TOKENS_LIMIT, MAX_UPSTREAM_CALLS_LIMIT
 
@@ -46,8 +48,16 @@ MAX_INTROSPECTION_DEPTH_LIMIT = "MAX_INTROSPECTION_DEPTH_LIMIT"
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
 __all__ = ["MAX_TOKENS_LIMIT", "MAX_UPSTREAM_CALLS_LIMIT", "QueryLimits"]
 
-# Fields each of which costs at least one upstream call when it runs.
-UPSTREAM_FIELDS = frozenset({"seatBalances", "node", "nodes", "_entities"})
+# Fields each of which costs at least one upstream call when it runs: (type, field).
+UPSTREAM_FIELDS = frozenset(
+    {
+        ("Query", "seatBalances"),
+        ("Query", "node"),
+        ("Query", "nodes"),
+        ("Query", "_entities"),
+        ("Contract", "seatBalances"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -71,12 +81,26 @@ class QueryLimits:
         return [
             lambda: _DocumentSize(size),
             lambda: MaxTokensLimiter(max_token_count=tokens),
-            lambda: AddValidationRules(rules),
+            lambda: _ValidationRules(rules),
         ]
 
 
 def limit_error(message: str, code: str, node: Any = None) -> GraphQLError:
     return GraphQLError(message, node, extensions={"code": code})
+
+
+class _ValidationRules(SchemaExtension):
+    """Adds our rules; ours replaces graphql-core's own introspection depth rule (same bound,
+    a message and code of ours)."""
+
+    def __init__(self, rules: list[type[ASTValidationRule]]) -> None:
+        self.rules = tuple(rules)
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        kept = tuple(r for r in context.validation_rules if r is not MaxIntrospectionDepthRule)
+        context.validation_rules = kept + self.rules
+        yield
 
 
 class _DocumentSize(SchemaExtension):
@@ -134,31 +158,43 @@ class _Shape:
 
 def _shape(
     selection_set: SelectionSetNode | None,
-    context: ASTValidationContext,
+    parent: GraphQLNamedType | None,
+    context: ValidationContext,
     fragments: dict[str, _Shape],
     visiting: frozenset[str] = frozenset(),
 ) -> _Shape:
     """Each fragment's shape is computed once and reused, so a document whose fragments
     spread each other many times costs time in proportion to its length, not its expansion."""
+    schema = context.schema
     shape = _Shape()
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
             name = selection.name.value
-            own = _Shape(1, int(selection.alias is not None), int(name in UPSTREAM_FIELDS))
+            calls = int((getattr(parent, "name", None), name) in UPSTREAM_FIELDS)
+            own = _Shape(1, int(selection.alias is not None), calls)
             if not name.startswith("__"):  # introspection is bounded by its own rule
-                own = own.around(
-                    _shape(selection.selection_set, context, fragments, visiting), deeper=True
-                )
+                fields = getattr(parent, "fields", None) or {}
+                child = get_named_type(fields[name].type) if name in fields else None
+                inner = _shape(selection.selection_set, child, context, fragments, visiting)
+                own = own.around(inner, deeper=True)
             shape = shape.around(own, deeper=False)
         elif isinstance(selection, InlineFragmentNode):
-            inner = _shape(selection.selection_set, context, fragments, visiting)
+            condition = selection.type_condition
+            on = schema.get_type(condition.name.value) if condition else parent
+            inner = _shape(selection.selection_set, on, context, fragments, visiting)
             shape = shape.around(inner, deeper=False)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             if name not in fragments and name not in visiting:  # cycles: another rule's error
                 fragment: FragmentDefinitionNode | None = context.get_fragment(name)
                 fragments[name] = (
-                    _shape(fragment.selection_set, context, fragments, visiting | {name})
+                    _shape(
+                        fragment.selection_set,
+                        schema.get_type(fragment.type_condition.name.value),
+                        context,
+                        fragments,
+                        visiting | {name},
+                    )
                     if fragment
                     else _Shape()
                 )
@@ -169,7 +205,10 @@ def _shape(
 def _operation_rule(limits: QueryLimits) -> type[ASTValidationRule]:
     class OperationShape(ASTValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            shape = _shape(node.selection_set, self.context, {})
+            context = self.context
+            assert isinstance(context, ValidationContext)  # validation always has a schema
+            root = context.schema.get_root_type(node.operation)
+            shape = _shape(node.selection_set, root, context, {})
             name = node.name.value if node.name else "The operation"
             if shape.depth > limits.max_depth:
                 self.report_error(
