@@ -3,32 +3,43 @@
 ``transport`` is where tests and the embedded stand-in plug in: when given, every upstream call
 goes through it (``httpx.MockTransport`` for faults, ``ASGITransport`` for the stand-in); when
 ``settings.metronome_base_url`` is unset the stand-in is used in process.
+
+The layers, outermost first: :class:`~gateway.observability.AccessLog` (request id, trace
+context, metrics, one JSON line per request) -> :class:`~gateway.guard.RequestGuard` (body
+limit, cancellation) -> FastAPI (CORS, ``/graphql``, GraphiQL, health, metrics).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.staticfiles import StaticFiles
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from gateway import standin
+from gateway import graphiql, standin
 from gateway.config import Settings
 from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard
+from gateway.observability import ACCESS, REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.schema import QueryLimits, RequestContext, build_schema, shape_error
 from gateway.upstream import BillingClient, RetryPolicy
 
 logger = logging.getLogger("gateway")
 
 STANDIN_BASE_URL = "http://billing-standin.invalid"
+_CONTEXT = "gateway.context"  # scope key of the request's RequestContext
+_READY_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,30 @@ def resolve_upstream(
     )
 
 
+def demo_query() -> str:
+    """GraphiQL's default query on the embedded stand-in: the README's first query."""
+    return f"""# Answers come from the EMBEDDED STAND-IN of the billing API (demo data).
+query FirstSeats {{
+  seatBalances(
+    customerId: "{standin.DEMO_CUSTOMER_ID}"
+    contractId: "{standin.DEMO_CONTRACT_ID}"
+    first: 5
+  ) {{
+    pageInfo {{ hasNextPage endCursor }}
+    edges {{
+      cursor
+      node {{
+        seatId
+        balances {{ creditTypeId balance startingBalance }}
+        commits {{ commitId balance startDate endDate ledgerEntries {{ type amount timestamp }} }}
+        credits {{ creditId balance }}
+      }}
+    }}
+  }}
+}}
+"""
+
+
 def create_app(
     settings: Settings,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -81,7 +116,7 @@ def create_app(
         if settings.metronome_bearer_token
         else None
     )
-
+    metrics = Metrics()
     policy = RetryPolicy(
         max_retries=settings.upstream_max_retries,
         attempt_timeout=settings.upstream_timeout,
@@ -114,7 +149,8 @@ def create_app(
             ),
             headers={"User-Agent": "seat-balance-gateway/0.1"},
         ) as http:
-            app.state.billing = BillingClient(http, policy)
+            app.state.billing = BillingClient(http, policy, metrics)
+            app.state.ready_at = None
             yield
 
     async def context_getter(request: Request) -> dict[str, Any]:
@@ -123,7 +159,9 @@ def create_app(
             client=request.app.state.billing,
             token=token,
             max_upstream_calls=settings.max_upstream_calls,
+            observer=metrics,
         )
+        request.scope[_CONTEXT] = context
         request.scope.setdefault(ON_CLOSE, []).append(context.close)
         return {"request": request, "gateway": context}
 
@@ -134,28 +172,86 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", REQUEST_ID_HEADER, "traceparent"],
+            expose_headers=[REQUEST_ID_HEADER],
+            max_age=600,
+        )
     graphql = _GraphQLRouter(
         build_schema(limits),
         context_getter=context_getter,
         graphql_ide="graphiql" if settings.graphiql else None,
     )
+    graphql.default_query = demo_query() if upstream.embedded else None
     app.include_router(graphql, prefix="/graphql")
+    if settings.graphiql:
+        app.mount(graphiql.ASSETS_PATH, StaticFiles(directory=graphiql.ASSETS_DIR), name="graphiql")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok", "embeddedUpstream": upstream.embedded})
+        """The process lives and answers HTTP."""
+        return JSONResponse({"status": "ok"})
 
-    return RequestGuard(app, max_body_bytes=settings.max_body_bytes)
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready when the billing API answers (checked at most every 5 s)."""
+        if upstream.embedded:
+            return JSONResponse({"status": "ready", "embeddedUpstream": True})
+        state = request.app.state
+        now = time.monotonic()
+        if state.ready_at is None or now - state.ready_at > _READY_CACHE_SECONDS:
+            state.ready = await state.billing.answers()
+            state.ready_at = now
+        body = {"status": "ready" if state.ready else "unavailable", "embeddedUpstream": False}
+        return JSONResponse(body, status_code=200 if state.ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    guarded = RequestGuard(app, max_body_bytes=settings.max_body_bytes)
+    return AccessLog(guarded, metrics)
 
 
 class _GraphQLRouter(GraphQLRouter[dict[str, Any], None]):
+    default_query: str | None = None
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """GraphiQL from the gateway's own assets: no CDN, a strict CSP."""
+        page = graphiql.render_page(graphql_path="/graphql", default_query=self.default_query)
+        return HTMLResponse(
+            page, headers={"Content-Security-Policy": graphiql.CONTENT_SECURITY_POLICY}
+        )
+
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         # Every error leaves shaped, whichever step (parse, validate, execute) produced it.
         if result.errors:
             result.errors = [shape_error(error) for error in result.errors]
+        _record(request, result)
         return await super().process_result(request, result)
+
+
+def _record(request: Request, result: ExecutionResult) -> None:
+    """What the access log and the metrics need to know about this operation."""
+    access = request.scope.get(ACCESS)
+    if access is None:
+        return
+    context = request.scope.get(_CONTEXT)
+    codes = [str((error.extensions or {}).get("code")) for error in result.errors or ()]
+    outcome = "ok" if not codes else ("partial" if result.data else "error")
+    access.update(
+        operation=context.operation_name if context else None,
+        upstreamCalls=context.upstream_calls if context else 0,
+        errorCodes=codes,
+        outcome=outcome,
+    )
 
 
 def _bearer(request: Request) -> str | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gateway import standin
 from gateway.config import Settings
+from gateway.guard import ASGIApp
 
 SCHEMA_FILE = Path("schema.graphql")
 
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the GraphQL gateway with uvicorn")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (each a full gateway)"
+    )
 
     export = commands.add_parser("export-schema", help="write the SDL to schema.graphql")
     export.add_argument("--path", type=Path, default=SCHEMA_FILE)
@@ -29,29 +33,45 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return _serve(args.host, args.port)
+        return _serve(args.host, args.port, args.workers)
     return _export_schema(args.path, check=args.check)
 
 
-def _serve(host: str, port: int) -> int:
+def _serve(host: str, port: int, workers: int) -> int:
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway.observability import configure_logging
 
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     if settings.embedded:
         _announce_standin(host, port)
     uvicorn.run(
-        create_app(settings),
+        "gateway.cli:app_from_environment",
+        factory=True,
         host=host,
         port=port,
+        workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep our handlers (JSON lines); uvicorn's access log is ours
+        access_log=False,
         proxy_headers=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     return 0
+
+
+def app_from_environment() -> ASGIApp:
+    """The app as each uvicorn worker builds it: settings from the environment."""
+    from gateway.app import create_app
+    from gateway.observability import configure_logging, configure_tracing
+
+    settings = Settings()
+    # Worker processes are spawned afresh: they set up logging and tracing themselves.
+    configure_logging(settings.log_level, json_lines=settings.log_format == "json")
+    if configure_tracing():
+        logging.getLogger("gateway").info("exporting traces over OTLP")
+    return create_app(settings)
 
 
 def _announce_standin(host: str, port: int) -> None:
@@ -66,7 +86,14 @@ def _announce_standin(host: str, port: int) -> None:
         "Set METRONOME_BASE_URL (and METRONOME_BEARER_TOKEN) to serve real data.",
         bar,
     ]
-    logging.getLogger("gateway").warning("\n%s", "\n".join(lines))
+    # Printed as is (not as a JSON log line) so that a person sees it.
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    logging.getLogger("gateway").warning(
+        "serving the EMBEDDED STAND-IN of the billing API (demo data); "
+        "demo customerId %s, contractId %s",
+        standin.DEMO_CUSTOMER_ID,
+        standin.DEMO_CONTRACT_ID,
+    )
 
 
 def _export_schema(path: Path, *, check: bool) -> int:

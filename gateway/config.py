@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -46,7 +48,21 @@ class Settings(BaseSettings):
     )
     introspection: bool = Field(default=True, description="Answer introspection queries.")
     graphiql: bool = Field(default=True, description="Serve GraphiQL on GET /graphql.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Browser origins allowed to call the API."
+    )
     log_level: str = Field(default="info")
+    log_format: Literal["json", "text"] = Field(default="json")
+    shutdown_timeout: int = Field(
+        default=20, ge=0, description="Seconds in-flight requests get to finish on SIGTERM."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     @property
     def embedded(self) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiodataloader import DataLoader
 
@@ -104,6 +104,12 @@ class UpstreamBudgetExceeded(Exception):
         self.budget = budget
 
 
+class BatchObserver(Protocol):
+    """Told the size of every batch a loader dispatches (for the batch size histogram)."""
+
+    def batch(self, loader: str, size: int) -> None: ...
+
+
 class Loaders:
     """The dataloaders of one GraphQL request, calling upstream with one caller's token.
 
@@ -111,8 +117,16 @@ class Loaders:
     in flight when the request ends early (the caller left).
     """
 
-    def __init__(self, client: BillingClient, token: str, *, max_calls: int = 20) -> None:
+    def __init__(
+        self,
+        client: BillingClient,
+        token: str,
+        *,
+        max_calls: int = 20,
+        observer: BatchObserver | None = None,
+    ) -> None:
         self._client = client
+        self._observer = observer
         self._token = token
         self._max_calls = max_calls
         self._calls = 0
@@ -142,11 +156,15 @@ class Loaders:
     # Batch functions answer one value or one Exception per key (aiodataloader rejects that
     # key's future with it); typed ``list[Any]`` because aiodataloader's stubs know no errors.
     async def _load_pages(self, requests: list[PageRequest]) -> list[Any]:
+        if self._observer:
+            self._observer.batch("pages", len(requests))
         # aiodataloader already de-duplicates keys; each distinct page is one call.
         pages = await asyncio.gather(*(self._fetch(r) for r in requests), return_exceptions=True)
         return [_per_key(page) for page in pages]
 
     async def _load_seats(self, requests: list[SeatRequest]) -> list[Any]:
+        if self._observer:
+            self._observer.batch("seats", len(requests))
         groups: dict[_Group, list[str]] = defaultdict(list)
         for request in requests:
             groups[_group_of(request)].append(request.seat_id)

@@ -50,8 +50,8 @@ def test_the_embedded_standin_works_without_any_credentials() -> None:
         data = gateway.query(QUERY, token=None)
         assert len(data["seatBalances"]["nodes"]) == 2
         assert gateway.calls[0].authorization == f"Bearer {DEMO_TOKEN}"
-        health = gateway.http.get(f"{gateway.url}/healthz").json()
-        assert health == {"status": "ok", "embeddedUpstream": True}
+        ready = gateway.http.get(f"{gateway.url}/readyz").json()
+        assert ready == {"status": "ready", "embeddedUpstream": True}
 
 
 def test_tokens_never_reach_the_logs(gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:

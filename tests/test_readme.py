@@ -67,7 +67,7 @@ def served() -> Iterator[tuple[str, list[str]]]:
 def test_serve_announces_the_embedded_standin_loudly(served: tuple[str, list[str]]) -> None:
     """Start-up says that answers come from the stand-in, with the demo ids to query."""
     url, output = served
-    assert httpx.get(f"{url}/healthz").json()["embeddedUpstream"] is True
+    assert httpx.get(f"{url}/readyz").json()["embeddedUpstream"] is True
     banner = "".join(output)
     assert "DEMO MODE" in banner
     assert "EMBEDDED" in banner

@@ -10,7 +10,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from gateway.schema.context import RequestContext
+from gateway.schema.context import OperationInfo, RequestContext
 from gateway.schema.errors import ValidationErrorCodes, shape_error
 from gateway.schema.limits import QueryLimits
 from gateway.schema.query import Contract, Query
@@ -46,6 +46,7 @@ def build_schema(limits: QueryLimits | None = None) -> GatewaySchema:
         types=[Contract],  # reachable only through _entities
         federation_version=FEDERATION_VERSION,
         extensions=[
+            OperationInfo,
             ValidationErrorCodes,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import strawberry
+from opentelemetry import trace
 
 from gateway.loaders import MAX_SEATS_PER_PAGE, Listing, Loaders, PageRequest
 from gateway.schema.arguments import check_first
@@ -20,6 +21,8 @@ from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError, bad_input
 from gateway.schema.ids import Position, decode_cursor, encode_cursor, listing_fingerprint
 from gateway.schema.selection import selected_names
 from gateway.schema.types import Seat
+
+_tracer = trace.get_tracer("gateway.schema")
 
 # A resumption skips at most 99 seats, so this only stops an upstream that pages forever.
 _MAX_PAGES_PER_SLICE = 16
@@ -160,14 +163,18 @@ async def seat_connection(
             )
     names = selected_names(info._raw_info)
     include_commits = "commits" in names or "credits" in names
-    return await load_slice(
-        request_context(info).loaders,
-        SliceRequest(
-            listing=listing,
-            fingerprint=fingerprint,
-            include_commits=include_commits,
-            include_ledgers=include_commits and "ledgerEntries" in names,
-            first=first,
-            start=start,
-        ),
-    )
+    loaders = request_context(info).loaders
+    with _tracer.start_as_current_span(f"resolve {info.field_name}") as span:
+        span.set_attribute("gateway.first", first)
+        span.set_attribute("gateway.include_commits", include_commits)
+        return await load_slice(
+            loaders,
+            SliceRequest(
+                listing=listing,
+                fingerprint=fingerprint,
+                include_commits=include_commits,
+                include_ledgers=include_commits and "ledgerEntries" in names,
+                first=first,
+                start=start,
+            ),
+        )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import strawberry
+from opentelemetry import trace
+from strawberry.extensions import SchemaExtension
 
-from gateway.loaders import Loaders
+from gateway.loaders import BatchObserver, Loaders
 from gateway.schema.errors import UNAUTHENTICATED, GatewayError
 from gateway.upstream import BillingClient
+
+_tracer = trace.get_tracer("gateway.schema")
 
 
 @dataclass
@@ -18,7 +23,13 @@ class RequestContext:
     client: BillingClient
     token: str | None = field(repr=False)
     max_upstream_calls: int = 20
+    observer: BatchObserver | None = None
+    operation_name: str | None = None  # filled in by OperationInfo, read by the access log
     _loaders: Loaders | None = field(default=None, repr=False)
+
+    @property
+    def upstream_calls(self) -> int:
+        return self._loaders.upstream_calls if self._loaders else 0
 
     def close(self) -> None:
         """The request is over: stop upstream calls nobody will read."""
@@ -34,7 +45,9 @@ class RequestContext:
                     "No credentials: send 'Authorization: Bearer <Metronome API token>'.",
                     UNAUTHENTICATED,
                 )
-            self._loaders = Loaders(self.client, self.token, max_calls=self.max_upstream_calls)
+            self._loaders = Loaders(
+                self.client, self.token, max_calls=self.max_upstream_calls, observer=self.observer
+            )
         return self._loaders
 
 
@@ -42,3 +55,22 @@ def request_context(info: strawberry.Info) -> RequestContext:
     context = info.context["gateway"]
     assert isinstance(context, RequestContext)
     return context
+
+
+class OperationInfo(SchemaExtension):
+    """Records the operation's name on the request context and traces the operation."""
+
+    def on_operation(self) -> Iterator[None]:
+        with _tracer.start_as_current_span("graphql.operation") as span:
+            yield
+            context = self.execution_context
+            name = context.operation_name
+            kind = context.operation_type.value if context.operation_type else "query"
+            span.update_name(f"{kind} {name}" if name else kind)
+            span.set_attribute("graphql.operation.type", kind)
+            if name:
+                span.set_attribute("graphql.operation.name", name)
+            request = context.context.get("gateway") if isinstance(context.context, dict) else None
+            if isinstance(request, RequestContext):
+                request.operation_name = name
+                span.set_attribute("gateway.upstream_calls", request.upstream_calls)

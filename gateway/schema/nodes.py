@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import strawberry
+from opentelemetry import trace
 
 from gateway.loaders import Listing
 from gateway.schema.arguments import uuid_argument
@@ -19,6 +20,8 @@ from gateway.schema.ids import parse_global_id
 from gateway.schema.types import Commit, Credit, Node, seat_by_key
 
 MAX_NODE_IDS = 100
+
+_tracer = trace.get_tracer("gateway.schema")
 
 _KINDS = {"Seat": 3, "Commit": 4, "Credit": 4}
 

@@ -1,6 +1,11 @@
 """The billing API client: HTTP and the wire contract, nothing about GraphQL or settings."""
 
-from gateway.upstream.client import SEAT_BALANCES_PATH, BillingClient, RetryPolicy
+from gateway.upstream.client import (
+    SEAT_BALANCES_PATH,
+    BillingClient,
+    RetryPolicy,
+    UpstreamObserver,
+)
 from gateway.upstream.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -19,6 +24,7 @@ __all__ = [
     "SeatCommit",
     "UpstreamBadResponse",
     "UpstreamError",
+    "UpstreamObserver",
     "UpstreamRejected",
     "UpstreamTimeout",
     "UpstreamUnavailable",

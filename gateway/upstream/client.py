@@ -15,9 +15,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 import pydantic
+from opentelemetry import propagate, trace
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
@@ -33,6 +35,25 @@ from gateway.upstream.models import SEAT_BALANCE_PAGE, SeatBalancePage
 SEAT_BALANCES_PATH = "/v1/contracts/seatBalances/list"
 
 logger = logging.getLogger("gateway.upstream")
+_tracer = trace.get_tracer("gateway.upstream")
+
+
+class UpstreamObserver(Protocol):
+    """Told about every attempt (its outcome: the HTTP status, ``timeout`` or
+    ``connection_error``, and its duration) and every retry; the app turns these into metrics."""
+
+    def attempt(self, outcome: str, seconds: float) -> None: ...
+
+    def retry(self) -> None: ...
+
+
+class _Unobserved:
+    def attempt(self, outcome: str, seconds: float) -> None:
+        pass
+
+    def retry(self) -> None:
+        pass
+
 
 # An upstream message is shown to users (a 400 says what to change); keep it a message.
 _MAX_MESSAGE_CHARS = 500
@@ -88,9 +109,15 @@ class BillingClient:
     forwards each caller's own token when it has none of its own.
     """
 
-    def __init__(self, http: httpx.AsyncClient, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        policy: RetryPolicy | None = None,
+        observer: UpstreamObserver | None = None,
+    ) -> None:
         self._http = http
         self._policy = policy or RetryPolicy()
+        self._observer = observer or _Unobserved()
         self._slots = asyncio.Semaphore(self._policy.max_concurrency)
 
     async def list_seat_balances(
@@ -106,7 +133,7 @@ class BillingClient:
             retry=retry_if_exception(lambda error: isinstance(error, _Retryable)),
             wait=self._wait_for,
             sleep=policy.sleep,
-            before_sleep=_log_retry,
+            before_sleep=self._before_retry,
             reraise=True,
         )
         try:
@@ -117,25 +144,55 @@ class BillingClient:
             raise failure.error from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
+    async def answers(self) -> bool:
+        """Whether the billing API answers at all (any status below 500) within 2 s, for
+        readiness. Sent without a token and with an empty body: a 400 or 401 is a live API."""
+        try:
+            async with asyncio.timeout(2.0):
+                response = await self._http.post(SEAT_BALANCES_PATH, json={})
+        except (TimeoutError, httpx.HTTPError):
+            return False
+        return response.status_code < 500
+
     async def _attempt(
         self, body: Mapping[str, object], token: str, deadline: float
     ) -> SeatBalancePage:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise UpstreamTimeout("The billing API did not answer within the deadline.")
-        try:
-            async with asyncio.timeout(min(self._policy.attempt_timeout, remaining)):
-                async with self._slots:
-                    response = await self._http.post(
-                        SEAT_BALANCES_PATH,
-                        json=body,
-                        headers={"Authorization": f"Bearer {token}"},
-                    )
-        except (TimeoutError, httpx.TimeoutException):
-            raise _Retryable(UpstreamTimeout("The billing API did not answer in time.")) from None
-        except httpx.TransportError:
-            raise _Retryable(UpstreamUnavailable("The billing API could not be reached.")) from None
-        return _read_page(response)
+        with _tracer.start_as_current_span(
+            f"POST {SEAT_BALANCES_PATH}", kind=trace.SpanKind.CLIENT
+        ) as span:
+            headers = {"Authorization": f"Bearer {token}"}
+            propagate.inject(headers)  # traceparent: the billing API's trace joins ours
+            started = time.perf_counter()
+            outcome = "connection_error"
+            try:
+                async with asyncio.timeout(min(self._policy.attempt_timeout, remaining)):
+                    async with self._slots:
+                        response = await self._http.post(
+                            SEAT_BALANCES_PATH, json=body, headers=headers
+                        )
+                outcome = str(response.status_code)
+                span.set_attribute("http.response.status_code", response.status_code)
+            except (TimeoutError, httpx.TimeoutException):
+                outcome = "timeout"
+                raise _Retryable(
+                    UpstreamTimeout("The billing API did not answer in time.")
+                ) from None
+            except httpx.TransportError:
+                raise _Retryable(
+                    UpstreamUnavailable("The billing API could not be reached.")
+                ) from None
+            finally:
+                self._observer.attempt(outcome, time.perf_counter() - started)
+                if outcome != "200":
+                    span.set_status(trace.StatusCode.ERROR, outcome)
+            return _read_page(response)
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        self._observer.retry()
+        _log_retry(state)
 
     def _wait_for(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None

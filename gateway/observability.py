@@ -1,0 +1,231 @@
+"""Metrics, access logs and tracing: what an operator sees of the gateway.
+
+* :class:`Metrics` owns a Prometheus registry per app (served at ``/metrics``) and is the
+  observer the upstream client and the loaders report to.
+* :class:`AccessLog` is the outermost ASGI layer: it gives each request an id (the caller's
+  ``X-Request-ID`` when it is a sane token, else a new one), returns it as a response header,
+  joins the caller's trace (``traceparent``), and writes one JSON line per request with the
+  operation name, duration, upstream call count and error codes. It never logs headers, so
+  no token or ``Authorization`` value can reach a log line.
+* :func:`configure_tracing` installs the OpenTelemetry SDK with an OTLP exporter when the
+  standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; otherwise spans are no-ops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from gateway.guard import ASGIApp, Message, Receive, Scope, Send
+
+ACCESS = "gateway.access"  # scope key: what the GraphQL layer learnt about the request
+REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_MAX_OPERATION_LABELS = 200  # client-chosen names: bounded label cardinality
+
+access_logger = logging.getLogger("gateway.access")
+
+
+class Metrics:
+    """The gateway's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.operations = Counter(
+            "gateway_graphql_operations",
+            "GraphQL operations by name and outcome (ok, error, partial).",
+            ["operation", "outcome"],
+            registry=r,
+        )
+        self.operation_seconds = Histogram(
+            "gateway_graphql_operation_duration_seconds",
+            "Time to answer a GraphQL operation, by operation name.",
+            ["operation"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.errors = Counter(
+            "gateway_graphql_errors", "GraphQL errors by extensions.code.", ["code"], registry=r
+        )
+        self.upstream = Counter(
+            "gateway_upstream_requests",
+            "Billing API attempts by outcome (HTTP status, timeout, connection_error).",
+            ["outcome"],
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "gateway_upstream_request_duration_seconds",
+            "Duration of one billing API attempt.",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.retries = Counter(
+            "gateway_upstream_retries", "Billing API attempts that were retried.", registry=r
+        )
+        self.batch_sizes = Histogram(
+            "gateway_dataloader_batch_size",
+            "Keys per dataloader batch.",
+            ["loader"],
+            registry=r,
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250),
+        )
+        self._operation_names: set[str] = set()
+
+    # UpstreamObserver
+    def attempt(self, outcome: str, seconds: float) -> None:
+        self.upstream.labels(outcome).inc()
+        self.upstream_seconds.observe(seconds)
+
+    def retry(self) -> None:
+        self.retries.inc()
+
+    # BatchObserver
+    def batch(self, loader: str, size: int) -> None:
+        self.batch_sizes.labels(loader).observe(size)
+
+    def operation(self, name: str | None, outcome: str, seconds: float, codes: list[str]) -> None:
+        label = self._label(name)
+        self.operations.labels(label, outcome).inc()
+        self.operation_seconds.labels(label).observe(seconds)
+        for code in codes:
+            self.errors.labels(code).inc()
+
+    def _label(self, name: str | None) -> str:
+        if not name:
+            return "anonymous"
+        if name in self._operation_names:
+            return name
+        if _OPERATION_NAME.match(name) and len(self._operation_names) < _MAX_OPERATION_LABELS:
+            self._operation_names.add(name)
+            return name
+        return "other"
+
+
+class AccessLog:
+    """Request ids, the caller's trace context, metrics and one JSON log line per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get(REQUEST_ID_HEADER, "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        access: dict[str, Any] = {}
+        scope[ACCESS] = access
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        started = time.perf_counter()
+        token = otel_context.attach(propagate.extract(headers))
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            otel_context.detach(token)
+            seconds = time.perf_counter() - started
+            if "outcome" in access:
+                self.metrics.operation(
+                    access.get("operation"), access["outcome"], seconds, access["errorCodes"]
+                )
+            _log_access(scope, request_id, status, seconds, access)
+
+
+def _log_access(
+    scope: MutableMapping[str, Any],
+    request_id: str,
+    status: int,
+    seconds: float,
+    access: dict[str, Any],
+) -> None:
+    line: dict[str, Any] = {
+        "event": "request",
+        "requestId": request_id,
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+        "status": status,
+        "durationMs": round(seconds * 1000, 2),
+    }
+    if "outcome" in access:
+        line["operationName"] = access.get("operation")
+        line["upstreamCalls"] = access.get("upstreamCalls", 0)
+        line["errorCodes"] = access["errorCodes"]
+    access_logger.info(json.dumps(line, separators=(",", ":")))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line; a message that already is one (the access line) is
+    merged in rather than quoted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        message = record.getMessage()
+        try:
+            parsed = json.loads(message) if message.startswith("{") else None
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            payload.update(parsed)
+        else:
+            payload["message"] = message
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, separators=(",", ":"))
+
+
+def configure_logging(level: str, *, json_lines: bool) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if json_lines
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def configure_tracing(service_name: str = "seat-balance-gateway") -> bool:
+    """Export spans over OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; else no-op."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return False
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return True
