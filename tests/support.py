@@ -32,6 +32,7 @@ class UpstreamCall:
     path: str
     body: dict[str, Any]
     authorization: str | None
+    traceparent: str | None = None
 
 
 @dataclass
@@ -44,7 +45,12 @@ class RecordingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else {}
         self.calls.append(
-            UpstreamCall(request.url.path, body, request.headers.get("authorization"))
+            UpstreamCall(
+                request.url.path,
+                body,
+                request.headers.get("authorization"),
+                request.headers.get("traceparent"),
+            )
         )
         return await self.inner.handle_async_request(request)
 

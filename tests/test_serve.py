@@ -1,0 +1,141 @@
+"""`gateway serve` as operators run it: JSON logs, several workers, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
+from tests.support import serve
+
+ROOT = Path(__file__).resolve().parent.parent
+QUERY = f"""query Seats {{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}",
+  contractId: "{DEMO_CONTRACT_ID}", first: 2) {{ nodes {{ seatId }} }} }}"""
+
+
+@contextmanager
+def gateway_process(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))
+    }
+    environment.update(env or {}, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port), *args],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "".join(output)
+            assert time.monotonic() < deadline, "gateway serve did not start"
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield process, url, output
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(20)
+        reader.join(5)
+        process.stdout.close()
+
+
+def post(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(
+        f"{url}/graphql",
+        json={"query": QUERY},
+        headers={"Authorization": f"Bearer {DEMO_TOKEN}"},
+        timeout=30,
+        **kwargs,
+    )
+
+
+def test_logs_are_json_lines_with_an_access_line_per_request() -> None:
+    """Every log line of `gateway serve` is JSON; a query leaves one access line."""
+    with gateway_process() as (_, url, output):
+        response = post(url)
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        deadline = time.monotonic() + 5
+        while not any(request_id in line for line in output) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    records = [json.loads(line) for line in output if line.startswith("{")]
+    [access] = [r for r in records if r.get("requestId") == request_id]
+    assert access["logger"] == "gateway.access" and access["operationName"] == "Seats"
+    assert any("EMBEDDED STAND-IN" in r.get("message", "") for r in records)
+    assert DEMO_TOKEN not in "".join(output)
+
+
+def test_several_workers_serve_the_same_api() -> None:
+    """--workers 2 starts two worker processes that both answer."""
+    with gateway_process("--workers", "2") as (process, url, _):
+        children = _children(process.pid)
+        deadline = time.monotonic() + 20
+        while len(children) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            children = _children(process.pid)
+        assert len(children) >= 2
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: post(url), range(16)))
+        assert all(
+            a.status_code == 200 and a.json()["data"]["seatBalances"]["nodes"] for a in answers
+        )
+
+
+def test_sigterm_lets_in_flight_requests_finish() -> None:
+    """On SIGTERM the server stops taking work but answers the request it is serving."""
+    standin = create_standin_app()
+
+    async def slow_billing(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(1.5)
+        await standin(scope, receive, send)
+
+    with (
+        serve(slow_billing) as billing_url,
+        gateway_process(env={"METRONOME_BASE_URL": billing_url}) as (process, url, _),
+    ):
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(post, url)
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            response = in_flight.result(20)
+        assert response.status_code == 200
+        assert response.json()["data"]["seatBalances"]["nodes"]
+        # uvicorn re-raises the signal once shut down, as a supervisor expects.
+        assert process.wait(20) in (0, -signal.SIGTERM)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
