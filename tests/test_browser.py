@@ -1,0 +1,412 @@
+"""GraphiQL and CORS in a real headless browser (Debian's Chromium, driven by Playwright).
+
+The gateway runs on the embedded stand-in. GraphiQL must work with every request that leaves
+127.0.0.1 blocked (no CDN), under its strict CSP, and run its default query; a page on a second
+local origin, listed in ``cors_origins``, must be able to query the gateway with credentials
+headers, and the same page on an unlisted origin must not. The HTTP-level checks of the page and
+of CORS need no browser.
+
+Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``) and the ``playwright`` Python
+package; Playwright never downloads a browser here. Without either, the browser tests are
+skipped, unless ``GATEWAY_REQUIRE_BROWSER`` is set (as in CI), which makes that a failure.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from gateway.config import Settings
+from gateway.graphiql import ASSETS_PATH, CONTENT_SECURITY_POLICY, render_page
+from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
+from tests.support import Gateway, running_gateway, serve
+
+CHROMIUM = Path("/usr/bin/chromium")
+# How Chromium must start on these machines: no sandbox as root, and none of its background
+# connections, which the closed network would refuse.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 30_000  # the first load parses about 1 MB of JavaScript on a 2-core machine
+SEAT = re.compile(r"[\w.+-]+@acme\.example")
+
+
+# --- servers: the gateway on the stand-in, and pages on other local origins --------------------
+
+CROSS_ORIGIN_PAGE = """<!doctype html>
+<html lang="en">
+  <head><meta charset="utf-8"><title>Another origin</title></head>
+  <body data-state="loading">
+    <ul id="seats"></ul>
+    <p id="error"></p>
+    <script>
+      const gateway = new URLSearchParams(location.search).get("gateway");
+      const { query, token } = __CONFIG__;
+      fetch(`${gateway}/graphql`, {
+        method: "POST",
+        credentials: "include",
+        headers: { "Authorization": `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ query }),
+      })
+        .then((response) => response.json())
+        .then((body) => {
+          for (const edge of body.data.seatBalances.edges) {
+            const item = document.createElement("li");
+            item.textContent = edge.node.seatId;
+            document.getElementById("seats").append(item);
+          }
+          document.body.dataset.state = "done";
+        })
+        .catch((error) => {
+          document.getElementById("error").textContent = String(error);
+          document.body.dataset.state = "failed";
+        });
+    </script>
+  </body>
+</html>
+""".replace(
+    "__CONFIG__",
+    json.dumps(
+        {
+            "query": f"""{{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}",
+              contractId: "{DEMO_CONTRACT_ID}", first: 3) {{ edges {{ node {{ seatId }} }} }} }}""",
+            "token": DEMO_TOKEN,
+        }
+    ),
+    1,
+)
+
+
+def cross_origin_app() -> Starlette:
+    """One page that queries the gateway named in its ``?gateway=`` from the browser."""
+
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(CROSS_ORIGIN_PAGE)
+
+    return Starlette(routes=[Route("/", page)])
+
+
+@pytest.fixture(scope="module")
+def listed_origin() -> Iterator[str]:
+    """A second local origin, the one the gateway lists in ``cors_origins``."""
+    with serve(cross_origin_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def unlisted_origin() -> Iterator[str]:
+    """A third local origin that the gateway does not list."""
+    with serve(cross_origin_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def embedded(listed_origin: str) -> Iterator[Gateway]:
+    """A gateway on the embedded stand-in (no base URL), allowing ``listed_origin``."""
+    settings = Settings(cors_origins=[listed_origin])
+    with running_gateway(settings, httpx.ASGITransport(app=create_standin_app())) as gateway:
+        yield gateway
+
+
+# --- the browser: Debian's Chromium, or skipped (locally) / failed (CI) ------------------------
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("GATEWAY_REQUIRE_BROWSER"):
+        pytest.fail(f"{reason} (GATEWAY_REQUIRE_BROWSER is set)")
+    pytest.skip(f"{reason}: the browser tests need it")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium from /usr/bin/chromium; Playwright downloads nothing."""
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright Python package is missing (pip install playwright)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, timeout=TIMEOUT_MS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@dataclass
+class Watched:
+    """A page, and what it did that a test may need to refuse."""
+
+    page: Any
+    requests: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def watched(browser: Any) -> Iterator[Watched]:
+    """A page in a fresh browser context that may reach 127.0.0.1 only; every other request is
+    aborted and kept, as are console errors (CSP violations among them) and HTTP errors."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    watched = Watched(page)
+
+    def route(route: Any) -> None:
+        url = route.request.url
+        watched.requests.append(url)
+        if urlsplit(url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            watched.blocked.append(url)
+            route.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda m: m.type == "error" and watched.errors.append(m.text))
+    page.on("pageerror", lambda error: watched.errors.append(f"uncaught: {error}"))
+    page.on(
+        "response",
+        lambda r: r.status >= 400 and watched.failed.append(f"{r.status} {r.url}"),
+    )
+    try:
+        yield watched
+    finally:
+        context.close()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# --- GraphiQL ----------------------------------------------------------------------------------
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.inline_scripts = 0
+        self.inline_styles = 0
+        self.root: dict[str, str | None] = {}
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.urls += [v for k, v in attrs if k in ("src", "href") and v is not None]
+        self.inline_styles += tag == "style" or "style" in found
+        self._in_script = tag == "script" and not found.get("src")
+        if found.get("id") == "graphiql":
+            self.root = found
+
+    def handle_data(self, data: str) -> None:
+        self.inline_scripts += self._in_script and bool(data.strip())
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+
+def test_graphiql_loads_only_the_gateways_own_assets_under_a_strict_csp(
+    embedded: Gateway,
+) -> None:
+    """GET /graphql for a browser is GraphiQL with the CSP, no inline code, every file local."""
+    response = embedded.http.get(f"{embedded.url}/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    csp = dict(d.strip().split(" ", 1) for d in CONTENT_SECURITY_POLICY.split(";"))
+    assert csp["default-src"] == "'none'"
+    assert csp["script-src"] == "'self'"
+    assert "unsafe" not in CONTENT_SECURITY_POLICY
+
+    links = _Links()
+    links.feed(response.text)
+    assert links.inline_scripts == 0
+    assert links.inline_styles == 0
+    assert links.root["data-endpoint"] == "/graphql"
+    assert DEMO_CONTRACT_ID in (links.root["data-default-query"] or "")
+    assets = [url for url in links.urls if not url.startswith("data:")]
+    assert assets, "the page loads no assets"
+    for url in assets:
+        assert url.startswith(f"{ASSETS_PATH}/"), url
+        asset = embedded.http.get(f"{embedded.url}{url}")
+        assert asset.status_code == 200, url
+        kind = "javascript" if urlsplit(url).path.endswith(".js") else "css"
+        assert kind in asset.headers["content-type"], url
+
+
+def test_the_default_query_is_escaped_into_an_attribute() -> None:
+    """A default query with markup in it stays text: no element, no script, nothing unescaped."""
+    hostile = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+    page = render_page(default_query=hostile, graphql_path='/g"ql')
+    links = _Links()
+    links.feed(page)
+    assert links.root["data-default-query"] == hostile
+    assert links.root["data-endpoint"] == '/g"ql'
+    assert "<script>alert" not in page
+    assert "<img" not in page
+    assert html.escape(hostile, quote=True) in page
+    assert "data-default-query" not in render_page()
+
+
+def test_graphiql_runs_the_default_query_without_the_internet(
+    embedded: Gateway, watched: Watched
+) -> None:
+    """In Chromium with only 127.0.0.1 reachable, GraphiQL shows the demo query, runs it, shows
+    seats, opens the docs and a dialog, with no CSP violation or other console error."""
+    page = watched.page
+    from playwright.sync_api import expect
+
+    page.goto(f"{embedded.url}/graphql")
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    expect(editor).to_be_visible()
+    query = page.evaluate(
+        "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.getValue()"
+    )
+    assert DEMO_CONTRACT_ID in query
+    assert DEMO_CUSTOMER_ID in query
+
+    page.locator(".graphiql-execute-button").click()
+    result = page.locator(".result-window")
+    expect(result).to_contain_text(re.compile(r'"seatId": "[\w.+-]+@acme\.example"'))
+    assert '"errors"' not in result.inner_text()
+
+    page.get_by_label("Show Documentation Explorer").click()
+    docs = page.locator(".graphiql-doc-explorer")
+    docs.get_by_text("Query", exact=True).click()
+    expect(docs.get_by_text("seatBalances", exact=True)).to_be_visible()
+
+    # A dialog locks scrolling with the one inline style the CSP allows by its hash.
+    page.get_by_label("Open settings dialog").click()
+    expect(page.get_by_role("dialog")).to_contain_text("Settings")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+    assert watched.blocked == [], "GraphiQL tried to leave 127.0.0.1"
+    assert {_origin(url) for url in watched.requests} == {embedded.url}
+    assert watched.failed == []
+    assert watched.errors == []
+
+
+# --- CORS ----------------------------------------------------------------------------------------
+
+
+def _open_cross_origin_page(watched: Watched, origin: str, gateway: Gateway) -> Any:
+    watched.page.goto(f"{origin}/?gateway={gateway.url}")
+    body = watched.page.locator("body")
+    from playwright.sync_api import expect
+
+    expect(body).not_to_have_attribute("data-state", "loading")
+    return body
+
+
+def test_a_page_on_a_listed_origin_queries_the_gateway_from_the_browser(
+    embedded: Gateway, listed_origin: str, watched: Watched
+) -> None:
+    """A page on a listed origin sends a preflighted, credentialed query and shows the seats."""
+    body = _open_cross_origin_page(watched, listed_origin, embedded)
+    assert body.get_attribute("data-state") == "done", watched.page.inner_text("#error")
+    seats = watched.page.locator("#seats li").all_inner_texts()
+    assert len(seats) == 3
+    assert all(SEAT.fullmatch(seat) for seat in seats), seats
+    assert [call.authorization for call in embedded.calls[-1:]] == [f"Bearer {DEMO_TOKEN}"]
+    assert watched.blocked == []
+    assert watched.errors == []
+
+
+def test_a_page_on_an_unlisted_origin_cannot_read_the_gateway(
+    embedded: Gateway, unlisted_origin: str, watched: Watched
+) -> None:
+    """The same page on an origin that is not listed gets no answer from the browser's fetch."""
+    body = _open_cross_origin_page(watched, unlisted_origin, embedded)
+    assert body.get_attribute("data-state") == "failed"
+    assert watched.page.locator("#seats li").count() == 0
+    assert any("CORS" in error for error in watched.errors), watched.errors
+
+
+def _preflight(gateway: Gateway, origin: str) -> httpx.Response:
+    return gateway.http.options(
+        f"{gateway.url}/graphql",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+
+
+def test_the_preflight_from_a_listed_origin_allows_credentials_and_authorization(
+    embedded: Gateway, listed_origin: str
+) -> None:
+    """OPTIONS /graphql from a listed origin names it, allows credentials and Authorization."""
+    response = _preflight(embedded, listed_origin)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == listed_origin
+    assert response.headers["access-control-allow-credentials"] == "true"
+    allowed = response.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed
+    assert "content-type" in allowed
+    assert "POST" in response.headers["access-control-allow-methods"]
+
+    post = embedded.http.post(
+        f"{embedded.url}/graphql",
+        json={"query": "{ __typename }"},
+        headers={"Origin": listed_origin},
+    )
+    assert post.headers["access-control-allow-origin"] == listed_origin
+    assert post.headers["access-control-allow-credentials"] == "true"
+
+
+def test_an_unlisted_origin_gets_no_cors_headers(embedded: Gateway, unlisted_origin: str) -> None:
+    """A preflight or a query from an origin that is not listed is not allowed to read."""
+    # Starlette still sends its fixed allow-* headers here, but without allow-origin a browser
+    # grants nothing (the Fetch standard's CORS check fails on the origin first).
+    response = _preflight(embedded, unlisted_origin)
+    assert response.status_code == 400
+    assert "access-control-allow-origin" not in response.headers
+    post = embedded.http.post(
+        f"{embedded.url}/graphql",
+        json={"query": "{ __typename }"},
+        headers={"Origin": unlisted_origin},
+    )
+    assert "access-control-allow-origin" not in post.headers
+
+
+def test_cors_is_off_by_default(listed_origin: str) -> None:
+    """With no cors_origins configured the gateway answers no CORS header to anyone."""
+    with running_gateway(Settings(), httpx.ASGITransport(app=create_standin_app())) as gateway:
+        for response in (
+            _preflight(gateway, listed_origin),
+            gateway.http.post(
+                f"{gateway.url}/graphql",
+                json={"query": "{ __typename }"},
+                headers={"Origin": listed_origin},
+            ),
+        ):
+            assert not any(name.startswith("access-control-") for name in response.headers)
