@@ -16,7 +16,7 @@ from opentelemetry import trace
 
 from gateway.loaders import MAX_SEATS_PER_PAGE, Listing, Loaders, PageRequest
 from gateway.schema.arguments import check_first
-from gateway.schema.context import request_context
+from gateway.schema.context import RequestContext, request_context
 from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError, bad_input
 from gateway.schema.ids import Position, decode_cursor, encode_cursor, listing_fingerprint
 from gateway.schema.selection import selected_names
@@ -137,6 +137,28 @@ async def seat_connection(
     info: strawberry.Info, listing: Listing, *, first: int | None, after: str | None
 ) -> SeatConnection:
     """The connection a field listing seats answers: checks, look-ahead, then one slice."""
+    return await connection_for(
+        request_context(info),
+        listing,
+        first=first,
+        after=after,
+        selected=selected_names(info._raw_info),
+        field_name=info.field_name,
+    )
+
+
+async def connection_for(
+    context: RequestContext,
+    listing: Listing,
+    *,
+    first: int | None,
+    after: str | None,
+    selected: frozenset[str],
+    field_name: str,
+) -> SeatConnection:
+    """:func:`seat_connection` given what it needs of ``info``: the names selected below the
+    field (which decide the include flags) and the request's context. The fast path calls it
+    too, so both executors page and fetch identically."""
     first = check_first(first)
     fingerprint = listing_fingerprint(
         listing.customer_id,
@@ -161,10 +183,9 @@ async def seat_connection(
                 "was issued for another listing; page with the same customerId, contractId, "
                 "subscriptionIds and seatIds that produced it.",
             )
-    names = selected_names(info._raw_info)
-    include_commits = "commits" in names or "credits" in names
-    loaders = request_context(info).loaders
-    with _tracer.start_as_current_span(f"resolve {info.field_name}") as span:
+    include_commits = "commits" in selected or "credits" in selected
+    loaders = context.loaders
+    with _tracer.start_as_current_span(f"resolve {field_name}") as span:
         span.set_attribute("gateway.first", first)
         span.set_attribute("gateway.include_commits", include_commits)
         return await load_slice(
@@ -173,7 +194,7 @@ async def seat_connection(
                 listing=listing,
                 fingerprint=fingerprint,
                 include_commits=include_commits,
-                include_ledgers=include_commits and "ledgerEntries" in names,
+                include_ledgers=include_commits and "ledgerEntries" in selected,
                 first=first,
                 start=start,
             ),

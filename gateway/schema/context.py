@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import strawberry
 from opentelemetry import trace
@@ -61,16 +63,31 @@ class OperationInfo(SchemaExtension):
     """Records the operation's name on the request context and traces the operation."""
 
     def on_operation(self) -> Iterator[None]:
-        with _tracer.start_as_current_span("graphql.operation") as span:
+        with operation_span() as span:
             yield
             context = self.execution_context
-            name = context.operation_name
             kind = context.operation_type.value if context.operation_type else "query"
-            span.update_name(f"{kind} {name}" if name else kind)
-            span.set_attribute("graphql.operation.type", kind)
-            if name:
-                span.set_attribute("graphql.operation.name", name)
-            request = context.context.get("gateway") if isinstance(context.context, dict) else None
-            if isinstance(request, RequestContext):
-                request.operation_name = name
-                span.set_attribute("gateway.upstream_calls", request.upstream_calls)
+            describe_operation(span, context_of(context.context), context.operation_name, kind)
+
+
+def operation_span() -> AbstractContextManager[trace.Span]:
+    return _tracer.start_as_current_span("graphql.operation")
+
+
+def describe_operation(
+    span: trace.Span, request: RequestContext | None, name: str | None, kind: str
+) -> None:
+    """Names the operation's span and tells the request context (for the access log)."""
+    span.update_name(f"{kind} {name}" if name else kind)
+    span.set_attribute("graphql.operation.type", kind)
+    if name:
+        span.set_attribute("graphql.operation.name", name)
+    if request is not None:
+        request.operation_name = name
+        span.set_attribute("gateway.upstream_calls", request.upstream_calls)
+
+
+def context_of(context_value: Any) -> RequestContext | None:
+    """The gateway's part of a Strawberry context value, if it has one."""
+    request = context_value.get("gateway") if isinstance(context_value, dict) else None
+    return request if isinstance(request, RequestContext) else None

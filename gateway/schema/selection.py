@@ -24,16 +24,23 @@ from graphql import (
 
 def selected_names(info: GraphQLResolveInfo[Any]) -> frozenset[str]:
     """Names of every field selected at any depth below the field being resolved."""
+    return selected_below(
+        info.field_nodes,
+        info.fragments,
+        info.variable_values,  # type: ignore[arg-type]  # the coerced dict at run time
+    )
+
+
+def selected_below(
+    field_nodes: Iterable[FieldNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+) -> frozenset[str]:
+    """:func:`selected_names` from the AST itself (the fast path has no ``info``)."""
     names: set[str] = set()
-    for node in info.field_nodes:
+    for node in field_nodes:
         if node.selection_set is not None:
-            _walk(
-                node.selection_set.selections,
-                info.fragments,
-                info.variable_values,  # type: ignore[arg-type]  # a dict at run time
-                names,
-                frozenset(),
-            )
+            _walk(node.selection_set.selections, fragments, variables, names, frozenset())
     return frozenset(names)
 
 
@@ -45,7 +52,7 @@ def _walk(
     visiting: frozenset[str],
 ) -> None:
     for selection in selections:
-        if not _included(selection, variables):
+        if not is_included(selection, variables):
             continue
         if isinstance(selection, FieldNode):
             names.add(selection.name.value)
@@ -66,7 +73,7 @@ def _walk(
                 )
 
 
-def _included(node: SelectionNode, variables: Mapping[str, Any]) -> bool:
+def is_included(node: SelectionNode, variables: Mapping[str, Any]) -> bool:
     """graphql-core's own rule: ``@skip(if: true)`` or ``@include(if: false)`` drops a node.
 
     The document has passed validation, so ``if`` is a Boolean literal or a Boolean variable

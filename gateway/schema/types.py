@@ -64,6 +64,8 @@ class LedgerEntryType(Enum):
 
 
 _LEDGER_TYPES = {member.value: member for member in LedgerEntryType}
+# The GraphQL enum value name of each known wire type (what the response carries).
+LEDGER_TYPE_NAMES = {member.value: member.name for member in LedgerEntryType}
 
 
 @strawberry.type(description="One movement of a commit's or credit's balance.")
