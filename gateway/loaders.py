@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
@@ -134,6 +135,16 @@ class Loaders:
         self.pages: DataLoader[PageRequest, SeatBalancePage] = DataLoader(self._load_pages)
         self.seats: DataLoader[SeatRequest, SeatBalance | None] = DataLoader(self._load_seats)
 
+    async def page(self, request: PageRequest) -> SeatBalancePage:
+        """One page, shared with every other load of the same request in this operation."""
+        # Shielded: graphql-core cancels sibling resolvers when a non-null field fails, and
+        # cancelling an await of a cached future would cancel it for every other consumer.
+        return await _shielded(self.pages.load(request))
+
+    async def seat(self, request: SeatRequest) -> SeatBalance | None:
+        """One seat's record, batched with the operation's other seats (shielded likewise)."""
+        return await _shielded(self.seats.load(request))
+
     @property
     def upstream_calls(self) -> int:
         return self._calls
@@ -217,3 +228,12 @@ def _per_key(answer: _T | BaseException) -> _T | Exception:
     if isinstance(answer, BaseException) and not isinstance(answer, Exception):
         raise answer
     return answer
+
+
+async def _shielded(load: Awaitable[_T]) -> _T:
+    """Await a cached load without letting this consumer's cancellation cancel it for the
+    others; its error still reaches every consumer that stays, and is marked as seen so that
+    one nobody awaits any more does not log "exception was never retrieved"."""
+    future = asyncio.ensure_future(load)
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return await asyncio.shield(future)

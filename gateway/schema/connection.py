@@ -83,7 +83,7 @@ async def load_slice(loaders: Loaders, request: SliceRequest) -> SeatConnection:
     next_page: str | None = None
     available: float | None = None
     for _ in range(_MAX_PAGES_PER_SLICE):
-        page = await loaders.pages.load(
+        page = await loaders.page(
             PageRequest(
                 listing=request.listing,
                 include_commits=request.include_commits,

@@ -117,7 +117,7 @@ class _Commitment:
         description="When access ends (exclusive); `null` when it does not end."
     )
     # A Seat. Typed Any: Strawberry's entity discovery walks Private annotations too and
-    # would list Seat twice in _Entity (strawberry-graphql 0.341).
+    # would list Seat twice in _Entity (strawberry-graphql 0.341); see `seat` for the type.
     _seat: Private[Any]
     _wire_id: Private[str]
     _record: Private[SeatCommit]
@@ -130,8 +130,10 @@ class _Commitment:
     async def ledger_entries(self, info: strawberry.Info) -> list[LedgerEntry]:
         if self._has_ledgers:
             return _ledger(self._record.get("ledger_entries"))
-        record = await self._seat.load_full(info, include_commits=True, include_ledgers=True)
-        for item in record.get(self._kind) or ():
+        seat: Seat = self._seat
+        record = await seat.load_full(info, include_commits=True, include_ledgers=True)
+        items = (record.get("commits") if self._kind == "commits" else record.get("credits")) or []
+        for item in items:
             if item["id"] == self._wire_id:
                 return _ledger(item.get("ledger_entries"))
         return []
@@ -259,12 +261,21 @@ class Seat(Node):
         # The page came without commits (the look-ahead could not see them, or the seat was
         # found by key): fetch them, with ledgers at once if they are selected below.
         wants_ledgers = "ledgerEntries" in selected_names(info._raw_info)
-        return await self.load_full(info, include_ledgers=wants_ledgers), wants_ledgers
+        record = await self.load_full(info, include_commits=True, include_ledgers=wants_ledgers)
+        return record, wants_ledgers
 
-    async def load_full(self, info: strawberry.Info, *, include_ledgers: bool) -> SeatBalance:
-        """This seat's record with commits and credits, batched with the operation's others."""
-        loaders = request_context(info).loaders
-        record = await loaders.seats.load(SeatRequest(self._listing, self.seat_id, include_ledgers))
+    async def load_full(
+        self, info: strawberry.Info, *, include_commits: bool, include_ledgers: bool
+    ) -> SeatBalance:
+        """This seat's record again, batched with the operation's other seats."""
+        record = await request_context(info).loaders.seat(
+            SeatRequest(
+                self._listing,
+                self.seat_id,
+                include_commits=include_commits,
+                include_ledgers=include_ledgers,
+            )
+        )
         if record is None:
             raise GatewayError(
                 f"Seat {self.seat_id!r} no longer exists in contract {self.contract_id}.",
@@ -285,7 +296,7 @@ async def seat_by_key(
     names = selected_names(info._raw_info)
     include_commits = with_commits or "commits" in names or "credits" in names
     include_ledgers = include_commits and "ledgerEntries" in names
-    record = await request_context(info).loaders.seats.load(
+    record = await request_context(info).loaders.seat(
         SeatRequest(
             listing, seat_id, include_commits=include_commits, include_ledgers=include_ledgers
         )
