@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -220,6 +221,13 @@ def create_app(
 
 class _GraphQLRouter(GraphQLRouter[dict[str, Any], None]):
     default_query: str | None = None
+
+    # orjson: several times faster than the stdlib on large answers, same JSON.
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         """GraphiQL from the gateway's own assets: no CDN, a strict CSP."""

@@ -87,3 +87,16 @@ def test_dates_are_sent_upstream_in_utc(gateway: Gateway) -> None:
     gateway.query(QUERY, {**IDS, "startingAt": "2026-05-01T02:00:00+02:00", "first": 1})
     [call] = gateway.calls
     assert call.body["starting_at"] == "2026-05-01T00:00:00.000Z"
+
+
+def test_a_body_that_is_not_json_is_a_clear_400(gateway: Gateway) -> None:
+    """A request body that does not parse as JSON is refused without reaching GraphQL."""
+    response = gateway.http.post(
+        f"{gateway.url}/graphql",
+        content=b'{"query": "{ __typename }"',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "JSON" in response.text
+    assert gateway.calls == []
+    assert gateway.query("{ __typename }") == {"__typename": "Query"}  # still serving
