@@ -169,9 +169,11 @@ class FastPath:
         context: RequestContext,
     ) -> dict[str, Any] | None:
         """The response data, or ``None`` when the standard executor must answer."""
-        document = self._known.get((query, operation_name))
+        key = (query, operation_name)
+        document = self._known.get(key)
         if document is None:
             return None
+        self._known.move_to_end(key)  # least recently used documents are forgotten first
         variables = get_variable_values(
             self.schema, document.operation.variable_definitions or (), raw_variables or {}
         )
@@ -200,7 +202,7 @@ class _Document:
         self.operation = operation
         self.fragments = fragments
         self.condition_names = condition_names
-        self._plans: dict[tuple[bool, ...], Plan] = {}
+        self._plans: dict[tuple[bool, ...], Plan | None] = {}
 
     @classmethod
     def prepare(
@@ -234,7 +236,7 @@ class _Document:
                     elif not isinstance(argument.value, BooleanValueNode):
                         raise Ineligible
         entry = cls(schema, operation, fragments, tuple(sorted(names)))
-        entry.plan({name: False for name in names})  # eligibility does not depend on values
+        entry.plan({name: False for name in names})  # the usual case: fail early if ineligible
         return entry
 
     def plan(self, variables: Mapping[str, Any]) -> Plan:
