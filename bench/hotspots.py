@@ -1,7 +1,7 @@
 """Where the gateway's CPU goes under load: py-spy on the gateway while wrk drives one shape.
 
     .venv/bin/pip install py-spy          # once; not a project dependency
-    .venv/bin/python bench/profile.py     # shape C, 10 s of samples, top 15 by own time
+    .venv/bin/python bench/hotspots.py    # shape C, 10 s of samples, top 15 by own time
 
 Same set-up as bench/run.py (stand-in on core 1, gateway on core 0, wrk with 8 connections on
 core 1). py-spy samples the gateway process at 100 Hz (the process is paused for each sample, so
@@ -58,6 +58,28 @@ def hot_spots(raw: Path, top: int) -> tuple[int, list[tuple[str, int, int]]]:
     return total, [(name, samples, inclusive[name]) for name, samples in own.most_common(top)]
 
 
+def by_package(raw: Path) -> tuple[int, list[tuple[str, int]]]:
+    """Own time per package (``graphql``, ``strawberry``, ``gateway``, ``json``...)."""
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        total += int(count_text)
+        own[_package(_short(stack.split(";")[-1]))] += int(count_text)
+    return total, own.most_common()
+
+
+def _package(frame: str) -> str:
+    """``fn (pkg/mod.py:12)`` -> ``pkg``; frames without a file (``<string>``) -> ``<generated>``."""
+    where = frame.rpartition("(")[2].rstrip(")")
+    if where.startswith("<"):
+        return "<generated>"
+    top = where.split("/", 1)[0]
+    return top.split(":")[0].removesuffix(".py")
+
+
 def _short(frame: str) -> str:
     """``fn (/long/path/site-packages/pkg/mod.py:12)`` -> ``fn (pkg/mod.py:12)``."""
     for marker in ("site-packages/", "/lib/python3.11/", str(bench.REPO) + "/"):
@@ -78,28 +100,34 @@ def table(total: int, rows: list[tuple[str, int, int]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/profile.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bench/hotspots.py", description=__doc__)
     parser.add_argument("--shape", default="C", choices=sorted(bench.SHAPES))
     parser.add_argument("--seconds", type=int, default=10, help="seconds of samples")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--gateway-cmd", help="as in bench/run.py")
     args = parser.parse_args(argv)
     try:
-        raw, total, rows, rps = profile(args)
+        raw, total, rows, rps = sample_under_load(args)
     except bench.BenchError as error:
-        print(f"profile: FAILED: {error}", file=sys.stderr)
+        print(f"hotspots: FAILED: {error}", file=sys.stderr)
         return 1
     print(f"\n{total} samples of the gateway under shape {args.shape} ({rps:.0f} req/s):\n")
     print(table(total, rows))
+    print("\nOwn time by package:\n")
+    print("| package | own % |\n|---|--:|")
+    for package, samples in by_package(raw)[1]:
+        print(f"| `{package}` | {100 * samples / total:.1f} |")
     print(f"\nraw stacks: {raw.relative_to(bench.REPO)}")
     return 0
 
 
-def profile(args: argparse.Namespace) -> tuple[Path, int, list[tuple[str, int, int]], float]:
+def sample_under_load(
+    args: argparse.Namespace,
+) -> tuple[Path, int, list[tuple[str, int, int]], float]:
     shape = bench.SHAPES[args.shape]
     target_cpu, upstream_cpu = 0, 1
     with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seat-profile-")))
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seat-hotspots-")))
         upstream, standin = bench.start_upstream(stack, upstream_cpu, work)
         layout = bench.Layout(
             target_cpu=target_cpu,
