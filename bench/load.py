@@ -107,7 +107,10 @@ def start_gateway() -> tuple[subprocess.Popen[bytes], str]:
     env["GATEWAY_LOG_LEVEL"] = "warning"
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -160,9 +163,13 @@ def main() -> int:
     lat = sorted(tally.latencies)
     count = len(lat)
     p = lambda q: lat[min(count - 1, int(q * count))] * 1000  # noqa: E731
-    print(f"clients {args.clients}, {args.duration:.0f} s: {count} requests, {count / args.duration:.0f} req/s, {len(tally.errors)} errors")
+    print(
+        f"clients {args.clients}, {args.duration:.0f} s: {count} requests, {count / args.duration:.0f} req/s, {len(tally.errors)} errors"
+    )
     if count:
-        print(f"latency ms: p50 {p(0.50):.1f}  p90 {p(0.90):.1f}  p99 {p(0.99):.1f}  max {lat[-1] * 1000:.1f}  mean {statistics.mean(lat) * 1000:.1f}")
+        print(
+            f"latency ms: p50 {p(0.50):.1f}  p90 {p(0.90):.1f}  p99 {p(0.99):.1f}  max {lat[-1] * 1000:.1f}  mean {statistics.mean(lat) * 1000:.1f}"
+        )
     print(f"gateway RSS after warm-up {before:.1f} MB, at the end {after:.1f} MB")
     for error in tally.errors[:5]:
         print("error:", error)
