@@ -35,6 +35,7 @@ from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard
 from gateway.observability import ACCESS, REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.schema import QueryLimits, RequestContext, build_schema, shape_error
 from gateway.upstream import BillingClient, RetryPolicy
+from gateway.upstream.transport import AiohttpTransport
 
 logger = logging.getLogger("gateway")
 
@@ -137,22 +138,22 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(
-            settings.upstream_timeout, connect=min(5.0, settings.upstream_timeout)
+        transport = upstream.transport or AiohttpTransport(
+            max_connections=settings.upstream_concurrency,
+            connect_timeout=min(5.0, settings.upstream_timeout),
         )
-        async with httpx.AsyncClient(
-            base_url=upstream.base_url,
-            transport=upstream.transport,
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=settings.upstream_concurrency,
-                max_keepalive_connections=settings.upstream_concurrency,
-            ),
-            headers={"User-Agent": "seat-balance-gateway/0.1"},
-        ) as http:
-            app.state.billing = BillingClient(http, policy, metrics)
+        try:
+            app.state.billing = BillingClient(
+                transport,
+                upstream.base_url,
+                policy,
+                metrics,
+                user_agent="seat-balance-gateway/0.1",
+            )
             app.state.ready_at = None
             yield
+        finally:
+            await transport.aclose()
 
     async def context_getter(request: Request) -> dict[str, Any]:
         token = forced_token or _bearer(request) or upstream.default_token

@@ -25,6 +25,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.standin import DEMO_TOKEN
+from gateway.upstream.transport import AiohttpTransport
 
 
 @dataclass
@@ -157,7 +158,8 @@ def running_gateway(
     retry_sleep: SleepRecorder | None = None,
 ) -> Iterator[Gateway]:
     """A gateway on a real port whose upstream calls are recorded (and sent on to ``inner``)."""
-    recorder = RecordingTransport(inner or httpx.AsyncHTTPTransport())
+    # The production transport unless a test brings its own (faults, a held upstream).
+    recorder = RecordingTransport(inner or AiohttpTransport())
     app = create_app(settings, transport=recorder, retry_sleep=retry_sleep)
     with serve(app) as url, httpx.Client(timeout=30) as http:
         yield Gateway(url=url, upstream=recorder, http=http)

@@ -70,12 +70,13 @@ class Executors:
 
 @pytest.fixture
 async def executors() -> AsyncIterator[Executors]:
-    async with httpx.AsyncClient(transport=NewLedgerTypes(), base_url="http://standin") as http:
-        yield Executors(
-            standard=build_schema(fast_path=False),
-            fast=build_schema(),
-            client=BillingClient(http, RetryPolicy(max_retries=0)),
-        )
+    transport = NewLedgerTypes()
+    yield Executors(
+        standard=build_schema(fast_path=False),
+        fast=build_schema(),
+        client=BillingClient(transport, "http://standin", RetryPolicy(max_retries=0)),
+    )
+    await transport.aclose()
 
 
 async def run(

@@ -49,9 +49,9 @@ COMMITMENT = "balance startDate endDate ledgerEntries { type amount timestamp }"
 
 async def execute(query: str) -> tuple[dict[str, Any], RecordingTransport]:
     recorder = RecordingTransport(httpx.ASGITransport(app=create_standin_app()))
-    async with httpx.AsyncClient(transport=recorder, base_url="http://standin") as http:
-        context = {"gateway": RequestContext(client=BillingClient(http), token=DEMO_TOKEN)}
-        result = await SCHEMA.execute(query, context_value=context)
+    client = BillingClient(recorder, "http://standin")
+    context = {"gateway": RequestContext(client=client, token=DEMO_TOKEN)}
+    result = await SCHEMA.execute(query, context_value=context)
     assert result.errors is None, result.errors
     assert result.data is not None
     return result.data, recorder

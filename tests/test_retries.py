@@ -19,6 +19,7 @@ from gateway.upstream import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.upstream.transport import AiohttpTransport
 from tests.support import SleepRecorder
 
 OK_PAGE = {"data": [], "pagination": {"seats_included": 0, "next_page": None}}
@@ -43,8 +44,8 @@ class Script:
 def client(
     handler: Callable[[httpx.Request], httpx.Response], sleep: SleepRecorder, **policy: float
 ) -> BillingClient:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://billing")
-    return BillingClient(http, RetryPolicy(sleep=sleep, **policy))  # type: ignore[arg-type]
+    transport = httpx.MockTransport(handler)
+    return BillingClient(transport, "http://billing", RetryPolicy(sleep=sleep, **policy))  # type: ignore[arg-type]
 
 
 def answer(status: int, **headers: str) -> httpx.Response:
@@ -143,9 +144,12 @@ async def test_connection_refused_by_a_real_closed_port() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     sleep = SleepRecorder()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-        with pytest.raises(UpstreamUnavailable) as failure:
-            await BillingClient(http, RetryPolicy(sleep=sleep)).list_seat_balances(BODY, token="t")
+    transport = AiohttpTransport()
+    with pytest.raises(UpstreamUnavailable) as failure:
+        await BillingClient(
+            transport, f"http://127.0.0.1:{port}", RetryPolicy(sleep=sleep)
+        ).list_seat_balances(BODY, token="t")
+    await transport.aclose()
     assert "127.0.0.1" not in str(failure.value)
     assert len(sleep.waits) == 2
 
@@ -160,11 +164,13 @@ async def test_a_slow_upstream_is_cut_at_the_deadline() -> None:
         await asyncio.sleep(30)
         return httpx.Response(200, json=OK_PAGE)
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(never), base_url="http://billing")
+    transport = httpx.MockTransport(never)
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout):
         await BillingClient(
-            http, RetryPolicy(attempt_timeout=0.2, deadline=0.5, initial_backoff=0.05)
+            transport,
+            "http://billing",
+            RetryPolicy(attempt_timeout=0.2, deadline=0.5, initial_backoff=0.05),
         ).list_seat_balances(BODY, token="t")
     assert time.monotonic() - started < 2.0, "the deadline bounds the whole call"
     assert attempts >= 2
@@ -192,8 +198,9 @@ async def test_concurrent_calls_are_capped_per_process() -> None:
         in_flight -= 1
         return httpx.Response(200, json=OK_PAGE)
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(held), base_url="http://billing")
-    billing = BillingClient(http, RetryPolicy(max_concurrency=2))
+    billing = BillingClient(
+        httpx.MockTransport(held), "http://billing", RetryPolicy(max_concurrency=2)
+    )
     calls = [asyncio.ensure_future(billing.list_seat_balances(BODY, token="t")) for _ in range(6)]
     await asyncio.sleep(0.1)
     assert peak == 2
