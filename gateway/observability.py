@@ -23,6 +23,7 @@ from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -175,7 +176,7 @@ def _log_access(
         line["operationName"] = access.get("operation")
         line["upstreamCalls"] = access.get("upstreamCalls", 0)
         line["errorCodes"] = access["errorCodes"]
-    access_logger.info(json.dumps(line, separators=(",", ":")))
+    access_logger.info(orjson.dumps(line).decode())
 
 
 class JsonFormatter(logging.Formatter):
@@ -199,7 +200,7 @@ class JsonFormatter(logging.Formatter):
             payload["message"] = message
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, separators=(",", ":"))
+        return orjson.dumps(payload, default=str).decode()
 
 
 def configure_logging(level: str, *, json_lines: bool) -> None:

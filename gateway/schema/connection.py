@@ -44,10 +44,12 @@ class PageInfo:
 
 @strawberry.type(description="A seat and the cursor to resume after it.")
 class SeatEdge:
-    cursor: str = strawberry.field(
-        description="Opaque; `after: <cursor>` continues with the very next seat."
-    )
     node: Seat = strawberry.field(description="The seat.")
+    after: strawberry.Private[Position]  # encoded only when a cursor is asked for
+
+    @strawberry.field(description="Opaque; `after: <cursor>` continues with the very next seat.")
+    def cursor(self) -> str:
+        return encode_cursor(self.after)
 
 
 @strawberry.type(description="A page of seats with their balances (Relay connection).")
@@ -108,7 +110,7 @@ async def load_slice(loaders: Loaders, request: SliceRequest) -> SeatConnection:
                 has_commits=request.include_commits,
                 has_ledgers=request.include_ledgers,
             )
-            edges.append(SeatEdge(cursor=encode_cursor(after), node=node))
+            edges.append(SeatEdge(node=node, after=after))
         skip = max(0, skip - len(seats))
         if edges or not next_page:
             break
@@ -126,8 +128,8 @@ async def load_slice(loaders: Loaders, request: SliceRequest) -> SeatConnection:
         page_info=PageInfo(
             has_next_page=has_next,
             has_previous_page=False,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+            start_cursor=encode_cursor(edges[0].after) if edges else None,
+            end_cursor=encode_cursor(edges[-1].after) if edges else None,
         ),
         seats_available_for_next_page=None if available is None else int(available),
     )

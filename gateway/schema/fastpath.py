@@ -52,7 +52,7 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from gateway.schema.arguments import listing_from_arguments
 from gateway.schema.connection import SeatConnection, connection_for
 from gateway.schema.context import RequestContext
-from gateway.schema.ids import global_id
+from gateway.schema.ids import encode_cursor, global_id
 from gateway.schema.selection import is_included, selected_below
 from gateway.schema.types import LEDGER_TYPE_NAMES, Seat
 
@@ -428,7 +428,7 @@ _FIELDS: dict[tuple[str, str], Builder] = {
     ("SeatConnection", "nodes"): _child_list(lambda c: [edge.node for edge in c.edges]),
     ("SeatConnection", "pageInfo"): _child(lambda c: c.page_info),
     ("SeatConnection", "seatsAvailableForNextPage"): _attr("seats_available_for_next_page"),
-    ("SeatEdge", "cursor"): _attr("cursor"),
+    ("SeatEdge", "cursor"): lambda _: lambda edge: encode_cursor(edge.after),
     ("SeatEdge", "node"): _child(lambda e: e.node),
     ("PageInfo", "hasNextPage"): _attr("has_next_page"),
     ("PageInfo", "hasPreviousPage"): _attr("has_previous_page"),

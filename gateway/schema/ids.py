@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from dataclasses import dataclass
+
+import orjson
 
 
 def _encode(text: str) -> str:
@@ -25,14 +26,14 @@ def _decode(token: str) -> str:
 
 
 def global_id(type_name: str, *parts: str) -> str:
-    return _encode(f"{type_name}:{json.dumps(parts, separators=(',', ':'))}")
+    return _encode(f"{type_name}:{orjson.dumps(parts).decode()}")
 
 
 def parse_global_id(value: str) -> tuple[str, list[str]]:
     """(type name, parts) of a global id; ``ValueError`` when it is not one of ours."""
     try:
         type_name, _, parts = _decode(value).partition(":")
-        decoded = json.loads(parts)
+        decoded = orjson.loads(parts)
     except (ValueError, UnicodeError, binascii.Error):
         raise ValueError("not an id issued by this API") from None
     if (
@@ -62,12 +63,11 @@ _CURSOR_PREFIX = "seat-cursor:v1:"
 
 
 def listing_fingerprint(*parts: object) -> str:
-    raw = json.dumps(parts, separators=(",", ":"), default=str)
-    return hashlib.blake2s(raw.encode(), digest_size=6).hexdigest()
+    return hashlib.blake2s(orjson.dumps(parts), digest_size=6).hexdigest()
 
 
 def encode_cursor(position: Position) -> str:
-    payload = json.dumps([position.page, position.skip, position.listing], separators=(",", ":"))
+    payload = orjson.dumps([position.page, position.skip, position.listing]).decode()
     return _encode(_CURSOR_PREFIX + payload)
 
 
@@ -77,7 +77,7 @@ def decode_cursor(cursor: str) -> Position:
         text = _decode(cursor)
         if not text.startswith(_CURSOR_PREFIX):
             raise ValueError
-        page, skip, listing = json.loads(text[len(_CURSOR_PREFIX) :])
+        page, skip, listing = orjson.loads(text[len(_CURSOR_PREFIX) :])
     except (ValueError, TypeError, UnicodeError, binascii.Error):
         raise ValueError("not a cursor issued by this API") from None
     if (
