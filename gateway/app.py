@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import FastAPI, Request, Response
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
@@ -31,7 +31,8 @@ from strawberry.types import ExecutionResult
 
 from gateway import graphiql, standin
 from gateway.config import Settings
-from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard
+from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard, Scope
+from gateway.lane import LANE, GraphQLLane
 from gateway.observability import ACCESS, REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.schema import QueryLimits, RequestContext, build_schema, shape_error
 from gateway.upstream import BillingClient, RetryPolicy
@@ -155,17 +156,21 @@ def create_app(
         finally:
             await transport.aclose()
 
-    async def context_getter(request: Request) -> dict[str, Any]:
-        token = forced_token or _bearer(request) or upstream.default_token
+    def make_context(scope: Scope) -> dict[str, Any]:
+        """The Strawberry context of one request: its token and fresh loaders."""
+        token = forced_token or _bearer(scope) or upstream.default_token
         context = RequestContext(
-            client=request.app.state.billing,
+            client=app.state.billing,
             token=token,
             max_upstream_calls=settings.max_upstream_calls,
             observer=metrics,
         )
-        request.scope[_CONTEXT] = context
-        request.scope.setdefault(ON_CLOSE, []).append(context.close)
-        return {"request": request, "gateway": context}
+        scope[_CONTEXT] = context
+        scope.setdefault(ON_CLOSE, []).append(context.close)
+        return {"gateway": context}
+
+    async def context_getter(request: Request) -> dict[str, Any]:
+        return {"request": request, **make_context(request.scope)}
 
     app = FastAPI(
         title="Seat balance GraphQL gateway",
@@ -174,18 +179,9 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["authorization", "content-type", REQUEST_ID_HEADER, "traceparent"],
-            expose_headers=[REQUEST_ID_HEADER],
-            max_age=600,
-        )
+    schema = build_schema(limits, fast_path=settings.fast_path)
     graphql = _GraphQLRouter(
-        build_schema(limits),
+        schema,
         context_getter=context_getter,
         graphql_ide="graphiql" if settings.graphiql else None,
     )
@@ -216,8 +212,26 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    guarded = RequestGuard(app, max_body_bytes=settings.max_body_bytes)
-    return AccessLog(guarded, metrics)
+    stack: ASGIApp = GraphQLLane(
+        app,
+        path="/graphql",
+        schema=schema,
+        make_context=make_context,
+        on_result=_record,
+        enabled=settings.http_fast_lane,
+    )
+    if settings.cors_origins:
+        stack = CORSMiddleware(
+            stack,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", REQUEST_ID_HEADER, "traceparent"],
+            expose_headers=[REQUEST_ID_HEADER],
+            max_age=600,
+        )
+    stack = RequestGuard(stack, max_body_bytes=settings.max_body_bytes)
+    return AccessLog(stack, metrics)
 
 
 class _GraphQLRouter(GraphQLRouter[dict[str, Any], None]):
@@ -241,21 +255,25 @@ class _GraphQLRouter(GraphQLRouter[dict[str, Any], None]):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         # Every error leaves shaped, whichever step (parse, validate, execute) produced it.
-        if result.errors:
-            result.errors = [shape_error(error) for error in result.errors]
-        _record(request, result)
+        _record(request.scope, result)
         return await super().process_result(request, result)
 
 
-def _record(request: Request, result: ExecutionResult) -> None:
-    """What the access log and the metrics need to know about this operation."""
-    access = request.scope.get(ACCESS)
+def _record(scope: Scope, result: ExecutionResult) -> None:
+    """Shapes the result's errors, and tells the access log and the metrics about it."""
+    if result.errors:
+        result.errors = [shape_error(error) for error in result.errors]
+    access = scope.get(ACCESS)
     if access is None:
         return
-    context = request.scope.get(_CONTEXT)
+    context = scope.get(_CONTEXT)
     codes = [str((error.extensions or {}).get("code")) for error in result.errors or ()]
     outcome = "ok" if not codes else ("partial" if result.data else "error")
     access.update(
+        route=(
+            "lane" if scope.get(LANE) else "view",
+            "fast-path" if context and context.fast_path else "graphql-core",
+        ),
         operation=context.operation_name if context else None,
         upstreamCalls=context.upstream_calls if context else 0,
         errorCodes=codes,
@@ -263,9 +281,9 @@ def _record(request: Request, result: ExecutionResult) -> None:
     )
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def _bearer(scope: Scope) -> str | None:
+    header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+    scheme, _, token = header.decode("latin-1").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Upstream calls one operation may cause."
     )
     introspection: bool = Field(default=True, description="Answer introspection queries.")
+    fast_path: bool = Field(
+        default=True, description="Project pure-data operations without graphql-core."
+    )
+    http_fast_lane: bool = Field(
+        default=True, description="Answer plain JSON POSTs without FastAPI's routing."
+    )
     graphiql: bool = Field(default=True, description="Serve GraphiQL on GET /graphql.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed to call the API."

@@ -83,6 +83,13 @@ class Metrics:
             registry=r,
             buckets=(1, 2, 5, 10, 25, 50, 100, 250),
         )
+        self.routes = Counter(
+            "gateway_graphql_execution",
+            "GraphQL requests by how they were answered: the HTTP fast lane or FastAPI's "
+            "view, and the fast path or graphql-core.",
+            ["http", "executor"],
+            registry=r,
+        )
         self._operation_names: set[str] = set()
 
     # UpstreamObserver
@@ -97,8 +104,16 @@ class Metrics:
     def batch(self, loader: str, size: int) -> None:
         self.batch_sizes.labels(loader).observe(size)
 
-    def operation(self, name: str | None, outcome: str, seconds: float, codes: list[str]) -> None:
+    def operation(
+        self,
+        name: str | None,
+        outcome: str,
+        seconds: float,
+        codes: list[str],
+        route: tuple[str, str] = ("view", "graphql-core"),
+    ) -> None:
         label = self._label(name)
+        self.routes.labels(*route).inc()
         self.operations.labels(label, outcome).inc()
         self.operation_seconds.labels(label).observe(seconds)
         for code in codes:
@@ -152,7 +167,11 @@ class AccessLog:
             seconds = time.perf_counter() - started
             if "outcome" in access:
                 self.metrics.operation(
-                    access.get("operation"), access["outcome"], seconds, access["errorCodes"]
+                    access.get("operation"),
+                    access["outcome"],
+                    seconds,
+                    access["errorCodes"],
+                    access["route"],
                 )
             _log_access(scope, request_id, status, seconds, access)
 
@@ -176,6 +195,7 @@ def _log_access(
         line["operationName"] = access.get("operation")
         line["upstreamCalls"] = access.get("upstreamCalls", 0)
         line["errorCodes"] = access["errorCodes"]
+        line["route"] = "/".join(access["route"])
     access_logger.info(orjson.dumps(line).decode())
 
 

@@ -67,6 +67,7 @@ class GatewaySchema(strawberry.federation.Schema):
                     name = operation_name or fast.operation_name(query, operation_name)
                     describe_operation(span, request, name, "query")
                     span.set_attribute("gateway.fast_path", True)
+                    request.fast_path = True
                     return ExecutionResult(data=data, errors=None)
                 span.update_name("graphql.fast_path.declined")
         result = await super().execute(

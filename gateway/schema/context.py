@@ -27,6 +27,7 @@ class RequestContext:
     max_upstream_calls: int = 20
     observer: BatchObserver | None = None
     operation_name: str | None = None  # filled in by OperationInfo, read by the access log
+    fast_path: bool = False  # answered by the fast path (gateway.schema.fastpath)
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property
