@@ -6,7 +6,9 @@ goes through it (``httpx.MockTransport`` for faults, ``ASGITransport`` for the s
 
 The layers, outermost first: :class:`~gateway.observability.AccessLog` (request id, trace
 context, metrics, one JSON line per request) -> :class:`~gateway.guard.RequestGuard` (body
-limit, cancellation) -> FastAPI (CORS, ``/graphql``, GraphiQL, health, metrics).
+limit, cancellation) -> CORS (when origins are configured) ->
+:class:`~gateway.lane.GraphQLLane` (plain JSON POSTs straight to the schema) -> FastAPI
+(``/graphql`` through Strawberry's view, GraphiQL and its assets, health, metrics).
 """
 
 from __future__ import annotations
