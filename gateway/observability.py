@@ -233,6 +233,9 @@ def configure_logging(level: str, *, json_lines: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Python warnings (e.g. graphql-core's abandoned resolvers when a root field fails) become
+    # log lines too, so that stderr stays one JSON object per line.
+    logging.captureWarnings(True)
 
 
 def configure_tracing(service_name: str = "seat-balance-gateway") -> bool:
