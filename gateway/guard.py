@@ -12,9 +12,10 @@ it to cancel upstream calls still in flight).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+import orjson
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -105,25 +106,18 @@ class _ClientGone(Exception):
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    payload = {
-        "data": None,
-        "errors": [
-            {
-                "message": f"The request body is larger than {limit} bytes.",
-                "extensions": {"code": "REQUEST_TOO_LARGE"},
-            }
-        ],
+    error = {
+        "message": f"The request body is larger than {limit} bytes.",
+        "extensions": {"code": "REQUEST_TOO_LARGE"},
     }
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    await send_json(send, 413, {"data": None, "errors": [error]}, close=True)
+
+
+async def send_json(send: Send, status: int, payload: object, *, close: bool = False) -> None:
+    """A whole JSON response; ``close`` when the rest of the request will not be read."""
+    body = orjson.dumps(payload)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

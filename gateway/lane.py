@@ -20,7 +20,7 @@ import orjson
 from strawberry.http import process_result
 from strawberry.types import ExecutionResult
 
-from gateway.guard import ASGIApp, Message, Receive, Scope, Send
+from gateway.guard import ASGIApp, Message, Receive, Scope, Send, send_json
 
 Respond = Callable[[Scope, ExecutionResult], None]
 
@@ -89,18 +89,7 @@ class GraphQLLane:
             return
         scope[LANE] = True
         self.on_result(scope, result)
-        payload = orjson.dumps(process_result(result))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await send_json(send, 200, process_result(result))
 
     def _applies(self, scope: Scope) -> bool:
         if scope["method"] != "POST":
@@ -173,20 +162,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(send: Send, message: str, status: int = 400) -> None:
-    payload = orjson.dumps(
-        {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    error = {"message": message, "extensions": {"code": "BAD_REQUEST"}}
+    await send_json(send, status, {"errors": [error]})
 
 
 def _json_refusals(send: Send) -> Send:

@@ -11,12 +11,16 @@ gateway's client sends, whatever transport is underneath.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +30,8 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.standin import DEMO_TOKEN
 from gateway.upstream.transport import AiohttpTransport
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -163,3 +169,48 @@ def running_gateway(
     app = create_app(settings, transport=recorder, retry_sleep=retry_sleep)
     with serve(app) as url, httpx.Client(timeout=30) as http:
         yield Gateway(url=url, upstream=recorder, http=http)
+
+
+@contextmanager
+def gateway_process(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    """`python -m gateway serve` as an operator starts it (no METRONOME_/GATEWAY_ settings but
+    ``env``), once /healthz answers: the process, its URL, and its output lines so far."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))
+    }
+    environment.update(env or {}, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port), *args],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "".join(output)
+            assert time.monotonic() < deadline, "gateway serve did not start"
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield process, url, output
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(20)
+        reader.join(5)
+        process.stdout.close()

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,52 +10,17 @@ import httpx
 import pytest
 
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID
+from tests.support import gateway_process
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, list[str]]]:
     """`python -m gateway serve` as a user starts it: no configuration, embedded stand-in."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    output: list[str] = []
-    assert process.stdout is not None
-    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "gateway serve exited"
-            assert time.monotonic() < deadline, "gateway serve did not start"
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with gateway_process() as (_, url, output):
         yield url, output
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        reader.join(5)
-        process.stdout.close()
 
 
 def test_serve_announces_the_embedded_standin_loudly(served: tuple[str, list[str]]) -> None:

@@ -4,70 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
-from tests.support import serve
+from tests.support import gateway_process, serve
 
-ROOT = Path(__file__).resolve().parent.parent
 QUERY = f"""query Seats {{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}",
   contractId: "{DEMO_CONTRACT_ID}", first: 2) {{ nodes {{ seatId }} }} }}"""
-
-
-@contextmanager
-def gateway_process(
-    *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))
-    }
-    environment.update(env or {}, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port), *args],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
-    reader.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "".join(output)
-            assert time.monotonic() < deadline, "gateway serve did not start"
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield process, url, output
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(20)
-        reader.join(5)
-        process.stdout.close()
 
 
 def post(url: str, **kwargs: Any) -> httpx.Response:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 import strawberry
-from graphql import GraphQLError, parse
+from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -81,7 +81,7 @@ class GatewaySchema(strawberry.federation.Schema):
         )
         if fast is not None and query and all(e.path for e in result.errors or ()):
             # Parsed and validated by the standard path: a document the fast path may learn.
-            fast.learn(query, operation_name, parse(query))
+            fast.learn(query, operation_name)
         return result
 
     def process_errors(

@@ -46,6 +46,7 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    parse,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 
@@ -143,13 +144,14 @@ class FastPath:
         self._known: OrderedDict[tuple[str, str | None], _Document | None] = OrderedDict()
         self.hits = 0  # executions answered by a plan (tests and benchmarks read it)
 
-    def learn(self, query: str, operation_name: str | None, document: DocumentNode) -> None:
-        """Remember a document that parsed and validated; decide once if it is eligible."""
+    def learn(self, query: str, operation_name: str | None) -> None:
+        """Remember a document that parsed and validated; decide once if it is eligible.
+        Called after every standard execution, so a known document costs a lookup only."""
         key = (query, operation_name)
         if key in self._known:
             return
         try:
-            entry: _Document | None = _Document.prepare(self.schema, document, operation_name)
+            entry: _Document | None = _Document.prepare(self.schema, parse(query), operation_name)
         except Ineligible:
             entry = None
         self._known[key] = entry
