@@ -12,7 +12,7 @@ from typing import Annotated
 
 import strawberry
 
-from gateway.loaders import MAX_SEATS_PER_PAGE, Listing
+from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing
 from gateway.schema.errors import bad_input
 from gateway.schema.scalars import DateTime
 

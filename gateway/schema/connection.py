@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import strawberry
 from opentelemetry import trace
 
-from gateway.loaders import MAX_SEATS_PER_PAGE, Listing, Loaders, PageRequest
+from gateway.loaders import Loaders
+from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest
 from gateway.schema.arguments import check_first
 from gateway.schema.context import RequestContext, request_context
 from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError, bad_input
