@@ -23,11 +23,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
@@ -58,9 +58,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
         return {"request": request, "response": response, "gateway": self._context_factory(request)}
 
-    async def run(
-        self, request: Any, context: Any = UNSET, root_value: Any = UNSET
-    ) -> Any:
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         try:
             return await super().run(request, context, root_value)
         except HTTPException as refusal:

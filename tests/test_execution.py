@@ -299,7 +299,7 @@ DIVERGENCES = [
     # node, nodes and _entities: interfaces and unions are resolved by graphql-core, and the
     # objects below them projected.
     Case(
-        "{ node(id: \"U2VhdDpbXQ\") { id } }",
+        '{ node(id: "U2VhdDpbXQ") { id } }',
         {},
         None,
         DEMO_TOKEN,

@@ -12,7 +12,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.schema.context import OperationInfo, RequestContext
 from gateway.schema.errors import ValidationErrorCodes, shape_error
-from gateway.schema.execution import ProjectingExecutor
+from gateway.schema.execution import GatewayExecutor, ProjectingExecutor
 from gateway.schema.limits import QueryLimits
 from gateway.schema.query import Contract, Query
 from gateway.schema.scalars import DATE_TIME, DateTime
@@ -58,7 +58,7 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
         config=StrawberryConfig(scalar_map={DateTime: DATE_TIME}),
         # The compiled projection plugs in as graphql-core's executor class; without it,
         # graphql-core completes every field (the reference, GATEWAY_FAST_PATH=false).
-        execution_context_class=ProjectingExecutor if fast_path else None,
+        execution_context_class=ProjectingExecutor if fast_path else GatewayExecutor,
     )
 
 

@@ -15,13 +15,13 @@ import strawberry
 from opentelemetry import trace
 
 from gateway.loaders import Loaders
-from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest
 from gateway.schema.arguments import check_first
 from gateway.schema.context import RequestContext, request_context
 from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError, bad_input
 from gateway.schema.ids import Position, decode_cursor, encode_cursor, listing_fingerprint
 from gateway.schema.selection import selected_names
 from gateway.schema.types import Seat
+from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest
 
 _tracer = trace.get_tracer("gateway.schema")
 

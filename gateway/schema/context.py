@@ -27,7 +27,8 @@ class RequestContext:
     max_upstream_calls: int = 20
     observer: BatchObserver | None = None
     operation_name: str | None = None  # filled in by OperationInfo, read by the access log
-    fast_path: bool = False  # answered by the fast path (gateway.schema.fastpath)
+    fast_path: bool = False  # the projection completed objects (gateway.schema.execution)
+    executor: Any = field(default=None, repr=False)  # the GatewayExecutor of this operation
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property

@@ -28,15 +28,18 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import (
+    FieldNode,
     GraphQLObjectType,
     GraphQLOutputType,
     Undefined,
+    get_named_type,
+    is_abstract_type,
     is_leaf_type,
     is_list_type,
     is_non_null_type,
     is_object_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.collect_fields import FieldDetails, FieldDetailsList
 from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -53,7 +56,48 @@ class _Decline(Exception):
 _UNKNOWN: Any = object()
 
 
-class ProjectingExecutor(StrawberryGraphQLCoreExecutionContext):
+class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, as Strawberry configures it, offering the look-ahead
+    (:meth:`names_below`) to the request's resolvers through the request context."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._request = context_of(self.context_value)
+        if self._request is not None:
+            self._request.executor = self
+
+    def names_below(
+        self, return_type: GraphQLOutputType, field_nodes: list[FieldNode]
+    ) -> frozenset[str]:
+        """The names of the fields executing this operation will complete at any depth below
+        these field nodes: graphql-core's own field collection (fragments, type conditions,
+        ``@skip``/``@include`` with this request's variables), memoised per execution like
+        completion itself. Its cost is linear in the operation's merged shape, which the
+        limits have bounded before execution starts."""
+        names: set[str] = set()
+
+        def walk(type_: GraphQLOutputType, group: FieldDetailsList) -> None:
+            named = get_named_type(type_)
+            if is_object_type(named):
+                runtime_types: Any = (named,)
+            elif is_abstract_type(named):
+                runtime_types = self.schema.get_possible_types(named)
+            else:
+                return
+            for runtime_type in runtime_types:
+                grouped = self.collect_subfields(runtime_type, group).grouped_field_set
+                for child in grouped.values():
+                    name = child[0].node.name.value
+                    names.add(name)
+                    field = runtime_type.fields.get(name)
+                    if field is not None:
+                        walk(field.type, child)
+
+        walk(return_type, [FieldDetails(node, None) for node in field_nodes])
+        return frozenset(names)
+
+
+class ProjectingExecutor(GatewayExecutor):
     """graphql-core's executor, completing objects whose selection it can project in one
     pass (see the module's docstring)."""
 
@@ -63,7 +107,6 @@ class ProjectingExecutor(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         # A schema extension that wraps resolvers must see every field: no projection then.
         self._projecting = not (manager and manager.middlewares)
-        self._request = context_of(self.context_value)
 
     def collect_and_execute_subfields(
         self,
@@ -112,8 +155,7 @@ class ProjectingExecutor(StrawberryGraphQLCoreExecutionContext):
         for response_key, group in grouped.items():
             name = group[0].node.name.value
             if name == "__typename":
-                type_name = type_.name
-                fields.append((response_key, lambda _: type_name, _identity))
+                fields.append((response_key, _constant(type_.name), _identity))
                 continue
             field = type_.fields.get(name)
             read = reader_of(field) if field is not None else None
@@ -133,16 +175,14 @@ class ProjectingExecutor(StrawberryGraphQLCoreExecutionContext):
 
         return project
 
-    def _compile_value(
-        self, type_: GraphQLOutputType, group: FieldDetailsList
-    ) -> Complete | None:
+    def _compile_value(self, type_: GraphQLOutputType, group: FieldDetailsList) -> Complete | None:
         if is_non_null_type(type_):
             inner = self._compile_value(type_.of_type, group)
             if inner is None:
                 return None
 
             def non_null(value: Any) -> Any:
-                completed = inner(value)  # type: ignore[misc]
+                completed = inner(value)
                 if completed is None:
                     raise _Decline
                 return completed
@@ -158,7 +198,7 @@ class ProjectingExecutor(StrawberryGraphQLCoreExecutionContext):
                     return None
                 if not isinstance(value, list | tuple):
                     raise _Decline
-                return [item(element) for element in value]  # type: ignore[misc]
+                return [item(element) for element in value]
 
             return items
         if is_leaf_type(type_):
@@ -179,7 +219,7 @@ class ProjectingExecutor(StrawberryGraphQLCoreExecutionContext):
                 return None
 
             def obj(value: Any) -> Any:
-                return None if value is None else project(value)  # type: ignore[misc]
+                return None if value is None else project(value)
 
             return obj
         return None  # interfaces and unions: graphql-core resolves the runtime type
@@ -187,3 +227,7 @@ class ProjectingExecutor(StrawberryGraphQLCoreExecutionContext):
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _constant(value: Any) -> Reader:
+    return lambda _: value

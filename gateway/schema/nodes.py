@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import strawberry
 from opentelemetry import trace
 
-from gateway.upstream.wire import Listing
 from gateway.schema.arguments import uuid_argument
 from gateway.schema.errors import bad_input
 from gateway.schema.ids import parse_global_id
 from gateway.schema.types import HeldCommit, HeldCredit, Node, seat_by_key
+from gateway.upstream.wire import Listing
 
 MAX_NODE_IDS = 100
 

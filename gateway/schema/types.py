@@ -90,7 +90,9 @@ class LedgerEntry:
         itemgetter("amount"),
         description="Signed amount in the credit type's unit; deductions are negative.",
     )
-    timestamp: DateTime = reads(itemgetter("timestamp"), description="When the movement took effect.")
+    timestamp: DateTime = reads(
+        itemgetter("timestamp"), description="When the movement took effect."
+    )
     type: LedgerEntryType = reads(_ledger_type, description="What the entry records.")
 
 
@@ -122,7 +124,9 @@ class Held:
     def global_id(self, type_name: str) -> strawberry.ID:
         seat = self.seat
         return strawberry.ID(
-            global_id(type_name, seat.customer_id, seat.contract_id, seat.seat_id, self.record["id"])
+            global_id(
+                type_name, seat.customer_id, seat.contract_id, seat.seat_id, self.record["id"]
+            )
         )
 
     def ledger_entries(self) -> list[Any]:
@@ -163,7 +167,7 @@ class Commit(Node):
     )
 
     @classmethod
-    def is_type_of(cls, source: Any, info: GraphQLResolveInfo | None) -> bool:
+    def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
         return type(source) is HeldCommit
 
 
@@ -185,7 +189,7 @@ class Credit(Node):
     )
 
     @classmethod
-    def is_type_of(cls, source: Any, info: GraphQLResolveInfo | None) -> bool:
+    def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
         return type(source) is HeldCredit
 
 
