@@ -317,8 +317,13 @@ def _shown_answer(page: Any) -> str:
 
 def _run(page: Any) -> dict[str, Any]:
     """Press GraphiQL's run button; the JSON body of the answer it got."""
+    # GraphiQL's own introspection may still be on its way: wait for the answer to the run.
     with page.expect_response(
-        lambda r: urlsplit(r.url).path == "/graphql" and r.request.method == "POST"
+        lambda r: (
+            urlsplit(r.url).path == "/graphql"
+            and r.request.method == "POST"
+            and "__schema" not in (r.request.post_data or "")
+        )
     ) as answer:
         page.locator(".graphiql-execute-button").click()
     body: dict[str, Any] = answer.value.json()
