@@ -412,6 +412,9 @@ def test_the_explorer_builds_a_query_by_clicking_and_each_choice_is_asked_for(
     field("commits", within="edges").click()
     field("commitId", within="commits").click()
     expect(page.locator(".graphiql-query-editor .view-lines")).to_contain_text("commitId")
+    # GraphiQL takes the operation's name from an edit 100 ms later (and shows it as the tab's
+    # title); a run before that would still send the first tab's name.
+    expect(page.get_by_role("tab", name="MyQuery")).to_be_visible()
     query = _editor_text(page, ".graphiql-query-editor")
     assert re.search(r"commits\s*\{\s*commitId\s*\}", query), query
 
