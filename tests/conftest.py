@@ -3,6 +3,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.config import Settings
 from gateway.standin import create_standin_app
@@ -33,3 +37,14 @@ def gateway(module_gateway: Gateway) -> Gateway:
     """The module's gateway, with the upstream call record cleared for this test."""
     module_gateway.upstream.calls.clear()
     return module_gateway
+
+
+@pytest.fixture(scope="session")
+def spans() -> InMemorySpanExporter:
+    """Every span of the test session, kept in memory (the SDK is installed once, and tracing
+    stays on in this process from then on)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
