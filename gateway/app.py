@@ -13,6 +13,7 @@ assets, health, metrics).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -150,6 +151,7 @@ def create_app(
                 user_agent="seat-balance-gateway/0.1",
             )
             app.state.ready_at = None
+            app.state.ready_probe = None
             yield
         finally:
             await transport.aclose()
@@ -204,14 +206,16 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
-        """Ready when the billing API answers (checked at most every 5 s)."""
+        """Ready when the billing API answers (checked at most every 5 s, by one probe at a
+        time: concurrent requests share its answer)."""
         if upstream.embedded:
             return JSONResponse({"status": "ready", "embeddedUpstream": True})
         state = request.app.state
-        now = time.monotonic()
-        if state.ready_at is None or now - state.ready_at > _READY_CACHE_SECONDS:
-            state.ready = await state.billing.answers()
-            state.ready_at = now
+        if state.ready_at is None or time.monotonic() - state.ready_at > _READY_CACHE_SECONDS:
+            if state.ready_probe is None:
+                state.ready_probe = asyncio.ensure_future(_probe_billing(state))
+            # Shielded: a prober whose client leaves must not cancel the others' answer.
+            await asyncio.shield(state.ready_probe)
         body = {"status": "ready" if state.ready else "unavailable", "embeddedUpstream": False}
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
@@ -230,7 +234,12 @@ def create_app(
             expose_headers=[REQUEST_ID_HEADER],
             max_age=600,
         )
-    stack = RequestGuard(stack, max_body_bytes=settings.max_body_bytes)
+    stack = RequestGuard(
+        stack,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.request_body_timeout,
+        header_timeout=settings.request_header_timeout,
+    )
     return AccessLog(stack, metrics)
 
 
@@ -251,6 +260,14 @@ def _record(scope: Scope, result: ExecutionResult) -> None:
         errorCodes=codes,
         outcome=outcome,
     )
+
+
+async def _probe_billing(state: Any) -> None:
+    try:
+        state.ready = await state.billing.answers()
+        state.ready_at = time.monotonic()
+    finally:
+        state.ready_probe = None
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -7,9 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from gateway import standin
 from gateway.config import Settings
-from gateway.guard import ASGIApp
+from gateway.guard import ASGIApp, GatewayHttpProtocol
 
 SCHEMA_FILE = Path("schema.graphql")
 
@@ -42,7 +44,11 @@ def _serve(host: str, port: int, workers: int) -> int:
 
     from gateway.observability import configure_logging
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"gateway: invalid configuration: {error}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     if settings.embedded:
         _announce_standin(host, port)
@@ -52,6 +58,8 @@ def _serve(host: str, port: int, workers: int) -> int:
         host=host,
         port=port,
         workers=workers,
+        # uvicorn's own protocol has no deadline on a request's headers; this one adds it.
+        http=GatewayHttpProtocol,
         log_level=settings.log_level.lower(),
         log_config=None,  # keep our handlers (JSON lines); uvicorn's access log is ours
         access_log=False,

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         default=32, ge=1, le=1024, description="Upstream calls in flight per process."
     )
     max_body_bytes: int = Field(default=1_000_000, ge=1_000)
+    request_header_timeout: float = Field(
+        default=5.0, gt=0, le=300, description="Seconds a client has to send a request's headers."
+    )
+    request_body_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a client has to send a request's body."
+    )
     max_query_bytes: int = Field(default=20_000, ge=100)
     max_tokens: int = Field(default=2_000, ge=10)
     max_depth: int = Field(default=12, ge=2)
@@ -67,6 +73,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _named_origins_only(cls, origins: list[str]) -> list[str]:
+        # Listed origins may send credentials: "*" would let every web page call the API with
+        # its visitors' credentials (Starlette then echoes any Origin back), and "null" is
+        # what sandboxed frames and local files send.
+        for origin in origins:
+            if origin in ("*", "null"):
+                raise ValueError(
+                    f"GATEWAY_CORS_ORIGINS may not contain {origin!r}: listed origins may send "
+                    "credentials, so name each one, e.g. https://app.example.com"
+                )
+        return origins
 
     @property
     def embedded(self) -> bool:

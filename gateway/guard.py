@@ -1,21 +1,33 @@
-"""ASGI guard in front of the app: a bounded request body, and work stopped when the caller
-leaves.
+"""What stands between hostile or careless clients and the app.
 
-Starlette keeps running a handler whose client has gone; for a gateway that means upstream
-calls nobody will read. The guard reads the body itself (refusing more than ``max_body_bytes``
-with a 413 before the app sees a byte), then runs the app in a task that is cancelled when the
-client disconnects before the response is complete. Callbacks registered under
-``scope["gateway.on_close"]`` run when the request ends either way (the request's loaders use
-it to cancel upstream calls still in flight).
+* :class:`RequestGuard`, an ASGI layer: refuses ambiguous or mangled credentials (several
+  ``Authorization`` headers: 400; one that is not printable ASCII: 401) before anything else,
+  reads the body itself within ``body_timeout`` seconds (else 408) and ``max_body_bytes``
+  (else 413), then runs the app in a task that is cancelled when the client disconnects
+  before the response is complete (Starlette keeps running a handler whose client has gone;
+  for a gateway that means upstream calls nobody will read). Such a request is marked
+  :data:`CLIENT_GONE` for the access log (status 499). Callbacks registered under
+  ``scope["gateway.on_close"]`` run when the request ends either way (the request's loaders
+  use it to cancel upstream calls still in flight).
+* :class:`GatewayHttpProtocol`, uvicorn's httptools protocol with a deadline on a request's
+  headers, which uvicorn lacks: a client that sends them a byte at a time would otherwise
+  hold its connection (and a file descriptor) for ever. ``gateway serve`` runs it
+  (``uvicorn.run(http=...)``); it reads the deadline from the app's lifespan state, where
+  :class:`RequestGuard` puts ``header_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,20 +36,47 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ON_CLOSE = "gateway.on_close"
+CLIENT_GONE = "gateway.client_gone"  # scope key: the client left before its response was sent
+# Lifespan state key: how long GatewayHttpProtocol waits for a request's headers.
+HEADER_TIMEOUT_STATE = "gateway.request_header_timeout"
+DEFAULT_HEADER_TIMEOUT = 5.0
+
+# What survives the trip upstream unchanged: a header value of printable ASCII.
+_PRINTABLE_ASCII = re.compile(rb"[\x20-\x7e]*")
+
+logger = logging.getLogger("gateway.guard")
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_timeout: float = 10.0,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self.header_timeout = header_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan" and "state" in scope:
+                scope["state"][HEADER_TIMEOUT_STATE] = self.header_timeout
             await self.app(scope, receive, send)
             return
+        if await _refused_credentials(scope, send):
+            return
         try:
-            body = await self._read_body(scope, receive)
+            async with asyncio.timeout(self.body_timeout):
+                body = await self._read_body(scope, receive)
         except _ClientGone:
+            scope[CLIENT_GONE] = True
+            return
+        except TimeoutError:
+            await _too_slow(send, self.body_timeout)
             return
         if body is None:
             await _too_large(send, self.max_body_bytes)
@@ -78,6 +117,8 @@ class RequestGuard:
                 raise  # the server is cancelling us, not the client leaving
         finally:
             watcher.cancel()
+            if disconnected.is_set() and not complete:
+                scope[CLIENT_GONE] = True
             for callback in scope[ON_CLOSE]:
                 callback()
 
@@ -105,19 +146,144 @@ class _ClientGone(Exception):
     """The client left before sending its whole body."""
 
 
+async def _refused_credentials(scope: Scope, send: Send) -> bool:
+    """Refuses a request whose credentials the gateway cannot forward as they came: which of
+    several ``Authorization`` headers is meant is not for the gateway to guess, and a value
+    outside printable ASCII would be re-encoded on its way upstream. Checked here, before the
+    body is read, so that it holds on every path (the fast lane and FastAPI's view alike)."""
+    values = [value for name, value in scope["headers"] if name == b"authorization"]
+    if len(values) > 1:
+        error = _error("Send one Authorization header, not several.", "BAD_REQUEST")
+        await send_json(send, 400, {"data": None, "errors": [error]}, close=True)
+        return True
+    if values and not _PRINTABLE_ASCII.fullmatch(values[0]):
+        error = _error(
+            "The Authorization header must be printable ASCII: "
+            "'Authorization: Bearer <Metronome API token>'.",
+            "UNAUTHENTICATED",
+        )
+        await send_json(
+            send,
+            401,
+            {"data": None, "errors": [error]},
+            close=True,
+            headers=[(b"www-authenticate", b'Bearer error="invalid_token"')],
+        )
+        return True
+    return False
+
+
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {"message": message, "extensions": {"code": code}}
+
+
 async def _too_large(send: Send, limit: int) -> None:
-    error = {
-        "message": f"The request body is larger than {limit} bytes.",
-        "extensions": {"code": "REQUEST_TOO_LARGE"},
-    }
+    error = _error(f"The request body is larger than {limit} bytes.", "REQUEST_TOO_LARGE")
     await send_json(send, 413, {"data": None, "errors": [error]}, close=True)
 
 
-async def send_json(send: Send, status: int, payload: object, *, close: bool = False) -> None:
+async def _too_slow(send: Send, limit: float) -> None:
+    error = _error(f"The request body took longer than {limit:g} s to arrive.", "REQUEST_TIMEOUT")
+    await send_json(send, 408, {"data": None, "errors": [error]}, close=True)
+
+
+async def send_json(
+    send: Send,
+    status: int,
+    payload: object,
+    *,
+    close: bool = False,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     """A whole JSON response; ``close`` when the rest of the request will not be read."""
     body = orjson.dumps(payload)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(headers or ()),
+    ]
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class GatewayHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a deadline on the headers of each request.
+
+    The clock starts when the connection opens or, on a kept-alive connection, with the first
+    byte of the next request (uvicorn's keep-alive timeout covers the silence before it), and
+    stops when the headers are complete; from then on :class:`RequestGuard` bounds the body.
+    Past the deadline the connection is closed, after a 408 if the client had begun a request
+    (a connection that sent nothing is closed silently, as uvicorn closes an idle kept-alive
+    one).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.header_timeout = float(app_state.get(HEADER_TIMEOUT_STATE, DEFAULT_HEADER_TIMEOUT))
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._request_begun = False  # bytes of the request the clock is running for arrived
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_header_clock()
+
+    def data_received(self, data: bytes) -> None:
+        previous = self.cycle
+        super().data_received(data)
+        if (
+            self.cycle is not previous  # a request's headers are complete
+            or self.transport.is_closing()
+            or self.transport.get_protocol() is not self  # upgraded to another protocol
+        ):
+            self._stop_header_clock()
+        elif previous is None or previous.response_complete:
+            if self._header_deadline is None:
+                self._start_header_clock()  # the first bytes of the next request
+            self._request_begun = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_clock()
+        super().connection_lost(exc)
+
+    def _start_header_clock(self) -> None:
+        self._request_begun = False
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _stop_header_clock(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if self._request_begun and not answering:
+            logger.warning(
+                "closed a connection whose request headers took longer than %g s (HTTP 408)",
+                self.header_timeout,
+            )
+            error = _error(
+                f"The request headers took longer than {self.header_timeout:g} s to arrive.",
+                "REQUEST_TIMEOUT",
+            )
+            body = orjson.dumps({"data": None, "errors": [error]})
+            head = [STATUS_LINE[408]]
+            for name, value in self.server_state.default_headers:
+                head += [name, b": ", value, b"\r\n"]
+            head += [
+                b"content-type: application/json\r\n",
+                b"content-length: " + str(len(body)).encode() + b"\r\n",
+                b"connection: close\r\n\r\n",
+            ]
+            self.transport.write(b"".join(head) + body)
+        self.transport.close()

@@ -4,37 +4,46 @@
   observer the upstream client and the loaders report to.
 * :class:`AccessLog` is the outermost ASGI layer: it gives each request an id (the caller's
   ``X-Request-ID`` when it is a sane token, else a new one), returns it as a response header,
-  joins the caller's trace (``traceparent``), and writes one JSON line per request with the
-  operation name, duration, upstream call count and error codes. It never logs headers, so
-  no token or ``Authorization`` value can reach a log line.
+  joins the caller's trace (``traceparent``; never the caller's baggage), and writes one JSON
+  line per request with the operation name, duration, upstream call count and error codes. A
+  request whose client left before its answer was complete is logged with status 499. It
+  never logs headers, so no token or ``Authorization`` value can reach a log line.
 * :func:`configure_tracing` installs the OpenTelemetry SDK with an OTLP exporter when the
   standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; otherwise spans are no-ops.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import MutableMapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from opentelemetry import context as otel_context
-from opentelemetry import propagate
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from gateway.guard import ASGIApp, Message, Receive, Scope, Send
+from gateway.guard import CLIENT_GONE, ASGIApp, Message, Receive, Scope, Send
 
 ACCESS = "gateway.access"  # scope key: what the GraphQL layer learnt about the request
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_OPERATION_LABELS = 200  # client-chosen names: bounded label cardinality
+_SHARED_LABELS = frozenset({"anonymous", "other"})
+_OUTCOMES = ("ok", "partial", "error")
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request its client abandoned
+# W3C trace context only: the caller's baggage is not the gateway's to carry.
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 access_logger = logging.getLogger("gateway.access")
 
@@ -90,10 +99,15 @@ class Metrics:
             ["http", "executor"],
             registry=r,
         )
-        self._operation_names: set[str] = set()
+        # Operation names with a label of their own, least recently seen first.
+        self._operation_names: OrderedDict[str, None] = OrderedDict()
 
     # UpstreamObserver
     def attempt(self, outcome: str, seconds: float) -> None:
+        task = asyncio.current_task()
+        if outcome == "connection_error" and task is not None and task.cancelling():
+            # Abandoned because its caller left, not failed: not an upstream error.
+            outcome = "cancelled"
         self.upstream.labels(outcome).inc()
         self.upstream_seconds.observe(seconds)
 
@@ -120,14 +134,26 @@ class Metrics:
             self.errors.labels(code).inc()
 
     def _label(self, name: str | None) -> str:
+        """The name's own label while it is among the 200 most recently seen names; the
+        least recently seen one gives up its label (and its series) to a new name, so a
+        burst of one-off names cannot keep a frequent operation in ``other`` for good."""
         if not name:
             return "anonymous"
-        if name in self._operation_names:
+        names = self._operation_names
+        if name in names:
+            names.move_to_end(name)
             return name
-        if _OPERATION_NAME.match(name) and len(self._operation_names) < _MAX_OPERATION_LABELS:
-            self._operation_names.add(name)
-            return name
-        return "other"
+        if name in _SHARED_LABELS or not _OPERATION_NAME.match(name):
+            return "other"
+        if len(names) >= _MAX_OPERATION_LABELS:
+            evicted, _ = names.popitem(last=False)
+            for outcome in _OUTCOMES:
+                with suppress(KeyError):  # older prometheus-clients raise for an unseen series
+                    self.operations.remove(evicted, outcome)
+            with suppress(KeyError):
+                self.operation_seconds.remove(evicted)
+        names[name] = None
+        return name
 
 
 class AccessLog:
@@ -146,7 +172,7 @@ class AccessLog:
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         access: dict[str, Any] = {}
         scope[ACCESS] = access
-        status = 500
+        status = 0  # no response started
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -159,12 +185,16 @@ class AccessLog:
             await send(message)
 
         started = time.perf_counter()
-        token = otel_context.attach(propagate.extract(headers))
+        token = otel_context.attach(_TRACE_CONTEXT.extract(headers))
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             otel_context.detach(token)
             seconds = time.perf_counter() - started
+            if scope.get(CLIENT_GONE):
+                status = CLIENT_CLOSED_REQUEST
+            elif not status:
+                status = 500
             if "outcome" in access:
                 self.metrics.operation(
                     access.get("operation"),

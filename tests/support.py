@@ -28,6 +28,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.guard import GatewayHttpProtocol
 from gateway.standin import DEMO_TOKEN
 from gateway.upstream.transport import billing_transport
 
@@ -40,6 +41,7 @@ class UpstreamCall:
     body: dict[str, Any]
     authorization: str | None
     traceparent: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # every header, names lower-case
 
 
 @dataclass
@@ -57,6 +59,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
                 body,
                 request.headers.get("authorization"),
                 request.headers.get("traceparent"),
+                dict(request.headers),
             )
         )
         return await self.inner.handle_async_request(request)
@@ -70,12 +73,15 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` on a fresh 127.0.0.1 port in a thread; yield its base URL."""
+    """Run ``app`` on a fresh 127.0.0.1 port in a thread, with the HTTP protocol `gateway
+    serve` uses; yield its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="on")
+    config = uvicorn.Config(
+        app, log_level="warning", ws="none", lifespan="on", http=GatewayHttpProtocol
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

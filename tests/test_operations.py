@@ -12,8 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.config import Settings
@@ -22,16 +20,6 @@ from tests.support import Gateway, SleepRecorder, running_gateway
 
 QUERY = f"""query Seats {{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}",
   contractId: "{DEMO_CONTRACT_ID}", first: 3) {{ nodes {{ seatId commits {{ commitId }} }} }} }}"""
-
-
-@pytest.fixture(scope="session")
-def spans() -> InMemorySpanExporter:
-    """Every span of the test session, kept in memory (the SDK is installed once)."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return exporter
 
 
 def test_healthz_and_readyz_against_a_live_billing_api(gateway: Gateway) -> None:

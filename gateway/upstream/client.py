@@ -20,7 +20,8 @@ from typing import Protocol
 import httpx
 import orjson
 import pydantic
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
@@ -37,6 +38,7 @@ SEAT_BALANCES_PATH = "/v1/contracts/seatBalances/list"
 
 logger = logging.getLogger("gateway.upstream")
 _tracer = trace.get_tracer("gateway.upstream")
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 class UpstreamObserver(Protocol):
@@ -200,10 +202,8 @@ class BillingClient:
         with _tracer.start_as_current_span(
             f"POST {SEAT_BALANCES_PATH}", kind=trace.SpanKind.CLIENT
         ) as span:
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)  # traceparent: the billing API's trace joins ours
             headers = [(b"Authorization", f"Bearer {token}".encode())]
-            headers += [(k.encode(), v.encode()) for k, v in carrier.items()]
+            headers += _trace_headers()
             started = time.perf_counter()
             outcome = "connection_error"
             try:
@@ -268,6 +268,21 @@ def _timed_out(error: BaseException) -> bool:
         return False
     cause = error.__cause__
     return not (isinstance(cause, OSError) and not isinstance(cause, TimeoutError))
+
+
+def _trace_headers() -> list[tuple[bytes, bytes]]:
+    """The ``traceparent`` of the current span (this attempt's) when tracing is on, so that the
+    billing API's trace joins ours; nothing when it is off (the current span would then be the
+    caller's, passed on verbatim). Never the caller's ``tracestate`` or ``baggage``: only what
+    the gateway decides goes upstream."""
+    if isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+    ):
+        return []
+    carrier: dict[str, str] = {}
+    _TRACE_CONTEXT.inject(carrier)
+    traceparent = carrier.get("traceparent")
+    return [(b"traceparent", traceparent.encode())] if traceparent else []
 
 
 def _describe(error: BaseException | None) -> str:

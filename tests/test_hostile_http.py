@@ -1,0 +1,367 @@
+"""Hostile and careless clients at the HTTP level: slow senders, forged trace headers, several
+or mangled credentials, clients that leave, probe stampedes, label floods, a wildcard CORS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import ValidationError
+
+from gateway.config import Settings
+from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
+from gateway.upstream.transport import AiohttpTransport
+from tests.support import ROOT, Gateway, gateway_process, running_gateway, serve
+
+QUERY = f"""query Seats {{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}",
+  contractId: "{DEMO_CONTRACT_ID}", first: 2) {{ nodes {{ seatId }} }} }}"""
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_HEADERS = {
+    "Authorization": f"Bearer {DEMO_TOKEN}",
+    "traceparent": f"00-{CALLER_TRACE}-00f067aa0ba902b7-01",
+    "tracestate": "vendor=caller-secret",
+    "baggage": "user.id=alice," + ",".join(f"k{i}={'v' * 20}" for i in range(120)),  # ~3 KB
+}
+
+
+# --- 4. Slow clients ---------------------------------------------------------------------
+
+
+def dribble(url: str, head: bytes, *, every: float = 0.05, within: float = 5.0) -> bytes:
+    """Sends ``head`` at once, then one more byte every ``every`` seconds for as long as the
+    server listens; returns what it answered once it closed the connection."""
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port)) as sock:
+        sock.sendall(head)
+        sock.settimeout(every)
+        answer = b""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                chunk = None
+            except ConnectionResetError:
+                return answer
+            if chunk == b"":
+                return answer
+            if chunk:
+                answer += chunk
+                continue  # the server is answering: read the rest, send nothing more
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(b"a")
+        raise AssertionError(f"the connection was still open after {within} s")
+
+
+def parse(answer: bytes) -> tuple[int, dict[str, str], Any]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def impatient(standin_url: str) -> Iterator[Gateway]:
+    """A gateway that gives clients half a second for their headers and as long for a body."""
+    settings = Settings(
+        metronome_base_url=standin_url, request_header_timeout=0.5, request_body_timeout=0.5
+    )
+    with running_gateway(settings) as gateway:
+        yield gateway
+
+
+SLOW_HEADERS = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nX-Slow: "
+SLOW_BODY = (
+    b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 5000\r\n\r\n"
+)
+
+
+def test_headers_sent_a_byte_at_a_time_get_408_and_the_connection_closed(
+    impatient: Gateway,
+) -> None:
+    """A client still sending its headers after GATEWAY_REQUEST_HEADER_TIMEOUT gets a 408
+    REQUEST_TIMEOUT and loses the connection, however steadily it trickles bytes."""
+    started = time.monotonic()
+    status, headers, body = parse(dribble(impatient.url, SLOW_HEADERS))
+    assert time.monotonic() - started < 2.5
+    assert (status, headers["connection"]) == (408, "close")
+    assert body["errors"][0]["extensions"]["code"] == "REQUEST_TIMEOUT"
+    assert impatient.calls == []
+
+
+def test_a_body_sent_a_byte_at_a_time_gets_408_and_the_connection_closed(
+    impatient: Gateway,
+) -> None:
+    """A body not complete within GATEWAY_REQUEST_BODY_TIMEOUT gets a 408 REQUEST_TIMEOUT
+    and the connection is closed; nothing is executed."""
+    started = time.monotonic()
+    status, headers, body = parse(dribble(impatient.url, SLOW_BODY))
+    assert time.monotonic() - started < 2.5
+    assert (status, headers["connection"]) == (408, "close")
+    assert body["errors"][0]["extensions"]["code"] == "REQUEST_TIMEOUT"
+    assert impatient.calls == []
+
+
+def test_a_connection_that_sends_nothing_is_closed_silently(impatient: Gateway) -> None:
+    """A connection that never sends a byte is closed at the header deadline, without an
+    answer (there is no request to answer)."""
+    address = urlsplit(impatient.url)
+    with socket.create_connection((address.hostname, address.port), timeout=3) as sock:
+        started = time.monotonic()
+        assert sock.recv(1024) == b""
+        assert time.monotonic() - started < 2.5
+
+
+def test_a_kept_alive_connection_outlives_the_header_deadline(impatient: Gateway) -> None:
+    """The header deadline is per request: a connection serving prompt requests for longer
+    than it stays open (the clock restarts with each request)."""
+    with httpx.Client(base_url=impatient.url) as http:
+        statuses = []
+        for _ in range(4):
+            statuses.append(http.get("/healthz").status_code)
+            time.sleep(0.3)
+        assert statuses == [200] * 4
+        assert http.get("/healthz").status_code == 200  # same connection after 1.2 s
+
+
+def test_many_slow_clients_are_all_cut_off_and_health_still_answers(impatient: Gateway) -> None:
+    """A hundred slow clients at once (headers or body a byte at a time): /healthz answers
+    while they trickle, and every one of them is answered 408 and closed."""
+    with ThreadPoolExecutor(100) as pool:
+        slow = [
+            pool.submit(dribble, impatient.url, head, every=0.1)
+            for head in [SLOW_HEADERS, SLOW_BODY] * 50
+        ]
+        time.sleep(0.2)
+        assert httpx.get(f"{impatient.url}/healthz").status_code == 200
+        statuses = [parse(answer.result())[0] for answer in slow]
+    assert statuses == [408] * 100
+
+
+def test_gateway_serve_bounds_the_time_for_headers() -> None:
+    """`gateway serve` runs the protocol with the header deadline, read from its setting."""
+    with gateway_process(env={"GATEWAY_REQUEST_HEADER_TIMEOUT": "0.5"}) as (_, url, _output):
+        started = time.monotonic()
+        status, _, body = parse(dribble(url, SLOW_HEADERS))
+        assert time.monotonic() - started < 2.5
+    assert status == 408 and body["errors"][0]["extensions"]["code"] == "REQUEST_TIMEOUT"
+
+
+# --- 8. Headers forwarded upstream ---------------------------------------------------------
+
+
+def test_with_tracing_off_no_caller_trace_header_or_baggage_reaches_the_billing_api() -> None:
+    """`gateway serve` without OTEL_EXPORTER_OTLP_ENDPOINT sends the billing API the token
+    and content type, and none of the caller's traceparent, tracestate or baggage."""
+    seen: list[dict[str, str]] = []
+    standin = create_standin_app()
+
+    async def recording_billing(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen.append({k.decode(): v.decode() for k, v in scope["headers"]})
+        await standin(scope, receive, send)
+
+    tracing_off = {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+    with (
+        serve(recording_billing) as billing_url,
+        gateway_process(env={"METRONOME_BASE_URL": billing_url, **tracing_off}) as (_, url, _),
+    ):
+        response = httpx.post(f"{url}/graphql", json={"query": QUERY}, headers=CALLER_HEADERS)
+        assert response.status_code == 200 and "errors" not in response.json()
+    [headers] = [h for h in seen if h.get("authorization") == f"Bearer {DEMO_TOKEN}"]
+    assert headers["content-type"] == "application/json"
+    assert {"traceparent", "tracestate", "baggage"}.isdisjoint(headers)
+
+
+def test_with_tracing_on_the_billing_api_gets_the_gateways_own_span_and_no_baggage(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    """With a tracer provider installed, the upstream call carries the traceparent of the
+    gateway's own client span (in the caller's trace), and no tracestate or baggage."""
+    spans.clear()
+    response = gateway.http.post(
+        f"{gateway.url}/graphql", json={"query": QUERY}, headers=CALLER_HEADERS
+    )
+    assert "errors" not in response.json()
+    [attempt] = [s for s in spans.get_finished_spans() if s.name.startswith("POST ")]
+    [call] = gateway.calls
+    own = f"00-{CALLER_TRACE}-{attempt.context.span_id:016x}-01"
+    assert call.headers["traceparent"] == own
+    assert {"tracestate", "baggage"}.isdisjoint(call.headers)
+
+
+# --- 9. Credentials -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_several_authorization_headers_are_refused(gateway: Gateway, method: str) -> None:
+    """Two Authorization headers: HTTP 400 with a BAD_REQUEST GraphQL error on the fast lane
+    and FastAPI's view alike, and no upstream call (the gateway does not pick one)."""
+    headers = [("Authorization", f"Bearer {DEMO_TOKEN}"), ("Authorization", "Bearer other")]
+    if method == "POST":
+        response = gateway.http.post(
+            f"{gateway.url}/graphql", json={"query": QUERY}, headers=headers
+        )
+    else:
+        response = gateway.http.get(
+            f"{gateway.url}/graphql", params={"query": QUERY}, headers=headers
+        )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert gateway.calls == []
+
+
+def test_a_token_with_non_ascii_bytes_is_unauthenticated_without_an_upstream_call(
+    gateway: Gateway,
+) -> None:
+    """A token that could not go upstream byte for byte is refused as UNAUTHENTICATED (401)
+    before any upstream call."""
+    response = gateway.http.post(
+        f"{gateway.url}/graphql",
+        json={"query": QUERY},
+        headers={"Authorization": "Bearer t\xf6ken".encode("latin-1")},
+    )
+    assert response.status_code == 401
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "t\xf6ken" not in response.text
+    assert gateway.calls == []
+
+
+# --- 10. Client gone ------------------------------------------------------------------------
+
+
+class SlowBilling(httpx.AsyncBaseTransport):
+    """The real transport, after a pause (``probe_delay`` for readiness probes)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.inner = AiohttpTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.delay)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_a_request_its_client_abandons_is_logged_499_and_is_no_upstream_error(
+    standin_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that leaves before its answer: the access line says 499 (not 500), and the
+    upstream call it abandoned is counted as cancelled, not as a connection error."""
+    caplog.set_level(logging.INFO, logger="gateway.access")
+    with running_gateway(Settings(metronome_base_url=standin_url), SlowBilling(2.0)) as gateway:
+        with pytest.raises(httpx.ReadTimeout):
+            gateway.http.post(
+                f"{gateway.url}/graphql",
+                json={"query": QUERY},
+                headers={"Authorization": f"Bearer {DEMO_TOKEN}"},
+                timeout=0.3,
+            )
+        deadline = time.monotonic() + 5
+        while not (lines := access_lines(caplog)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        metrics = gateway.http.get(f"{gateway.url}/metrics").text
+    assert [line["status"] for line in lines] == [499]
+    assert 'gateway_upstream_requests_total{outcome="cancelled"} 1.0' in metrics
+    assert 'outcome="connection_error"' not in metrics
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [
+        json.loads(r.getMessage())
+        for r in caplog.records
+        if r.name == "gateway.access" and json.loads(r.getMessage())["path"] == "/graphql"
+    ]
+
+
+# --- 11. /readyz stampede -------------------------------------------------------------------
+
+
+async def test_a_hundred_concurrent_readiness_probes_make_one_upstream_call(
+    standin_url: str,
+) -> None:
+    """100 concurrent /readyz while the billing API is up: one probe goes upstream, and all
+    100 answer 200 ready."""
+    with running_gateway(Settings(metronome_base_url=standin_url), SlowBilling(0.3)) as gateway:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(base_url=gateway.url, limits=limits, timeout=30) as http:
+            answers = await asyncio.gather(*(http.get("/readyz") for _ in range(100)))
+        calls = len(gateway.calls)
+    assert [a.status_code for a in answers] == [200] * 100
+    assert {a.json()["status"] for a in answers} == {"ready"}
+    assert calls == 1
+
+
+# --- 12. Metric labels ----------------------------------------------------------------------
+
+
+def test_a_frequent_operation_gets_its_label_after_a_flood_of_one_off_names(
+    standin_url: str,
+) -> None:
+    """After 500 one-off operation names, a name that keeps coming gets a label of its own,
+    and no more than 200 names have series at any time."""
+    with running_gateway(Settings(metronome_base_url=standin_url)) as gateway:
+        for i in range(500):
+            gateway.query(f"query OneOff{i} {{ __typename }}")
+        for _ in range(3):
+            gateway.query("query Frequent { __typename }")
+        text = gateway.http.get(f"{gateway.url}/metrics").text
+    labelled = set(re.findall(r'gateway_graphql_operations_total\{operation="(\w+)"', text))
+    assert 'gateway_graphql_operations_total{operation="Frequent",outcome="ok"} 3.0' in text
+    assert len(labelled) == 200
+    histogram = set(re.findall(r'operation_duration_seconds_count\{operation="(\w+)"', text))
+    assert histogram == labelled
+
+
+# --- 13. CORS -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("origins", ["*", "https://app.example.com,*", "null"])
+def test_a_wildcard_or_null_cors_origin_is_refused_naming_the_setting(origins: str) -> None:
+    """GATEWAY_CORS_ORIGINS with `*` or `null` (which would reach every page with credentials)
+    is a configuration error that names the setting."""
+    with pytest.raises(ValidationError, match="GATEWAY_CORS_ORIGINS"):
+        Settings(cors_origins=origins)
+
+
+def test_gateway_serve_refuses_to_start_with_a_wildcard_cors_origin() -> None:
+    """`gateway serve` with GATEWAY_CORS_ORIGINS=* exits at once with a message naming it."""
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))
+    }
+    environment["GATEWAY_CORS_ORIGINS"] = "*"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "GATEWAY_CORS_ORIGINS" in result.stderr
+    assert "Traceback" not in result.stderr
