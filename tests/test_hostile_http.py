@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from gateway.config import Settings
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
+from gateway.upstream import SEAT_BALANCES_PATH
 from gateway.upstream.transport import AiohttpTransport
 from tests.support import ROOT, Gateway, gateway_process, running_gateway, serve
 
@@ -199,7 +200,8 @@ def test_with_tracing_on_the_billing_api_gets_the_gateways_own_span_and_no_bagga
         f"{gateway.url}/graphql", json={"query": QUERY}, headers=CALLER_HEADERS
     )
     assert "errors" not in response.json()
-    [attempt] = [s for s in spans.get_finished_spans() if s.name.startswith("POST ")]
+    upstream = f"POST {SEAT_BALANCES_PATH}"
+    [attempt] = [s for s in spans.get_finished_spans() if s.name == upstream]
     [call] = gateway.calls
     own = f"00-{CALLER_TRACE}-{attempt.context.span_id:016x}-01"
     assert call.headers["traceparent"] == own
