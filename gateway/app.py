@@ -195,8 +195,9 @@ def create_app(
         graphiql_page=graphiql_page if settings.graphiql else None,
     )
     # Routed as a plain ASGI endpoint: Strawberry's view does its own parsing, so FastAPI's
-    # dependency injection would only add cost.
-    app.router.routes.append(Route("/graphql", endpoint=view, methods=["GET", "POST"]))
+    # dependency injection would only add cost. Every method reaches the view, so that a 405
+    # is a GraphQL error that varies on Accept like every other answer of /graphql.
+    app.router.routes.append(Route("/graphql", endpoint=view))
     if settings.graphiql:
         app.mount(graphiql.ASSETS_PATH, StaticFiles(directory=graphiql.ASSETS_DIR), name="graphiql")
 

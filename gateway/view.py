@@ -7,13 +7,19 @@ hook of the view:
 
 * ``get_context``: the request's :class:`~gateway.schema.RequestContext` (fresh loaders, the
   caller's credential) beside Starlette's ``request`` and ``response``;
-* ``parse_json``/``parse_http_body``: a body that is not a GraphQL request (a JSON value that is
-  not an object or a list of objects, an ``operationName`` that is not a string) is a ``400``;
-* ``run``: the view's refusals (``HTTPException``) answer a JSON GraphQL error with
+* ``run``: the response media type is negotiated by ``Accept`` (:func:`negotiate`):
+  ``application/graphql-response+json`` or ``application/json``, else a ``406``; every answer
+  carries ``Vary: Accept``; the view's refusals (``HTTPException``) answer a GraphQL error with
   ``extensions.code`` ``BAD_REQUEST`` instead of plain text, so every answer of ``/graphql`` is
   a GraphQL response;
+* ``parse_json``/``parse_http_body``/``parse_query_params``: a body that is not a GraphQL
+  request (a JSON value that is not an object or a list of objects, an ``operationName`` that is
+  not a string) or a GET whose ``variables``/``extensions`` is not an object is a ``400``;
 * ``process_result``: every error leaves shaped (:func:`~gateway.schema.shape_error`), and the
-  access log and the metrics learn how the operation went;
+  access log and the metrics learn how the operation went; under
+  ``application/graphql-response+json`` a request error (nothing executed) has no ``data``;
+* ``create_response``: the negotiated content type, and ``400`` for a request error under
+  ``application/graphql-response+json`` (the GraphQL-over-HTTP specification's status codes);
 * ``encode_json``/``decode_json``: orjson; ``render_graphql_ide``: the gateway's own GraphiQL.
 """
 
@@ -25,9 +31,10 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.types import QueryParams
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
@@ -35,6 +42,10 @@ from gateway.schema import RequestContext
 
 ContextFactory = Callable[[Request], RequestContext]
 ResultObserver = Callable[[Request, ExecutionResult], None]
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
+_MEDIA_TYPE = "gateway.media_type"  # scope key: the request's negotiated response media type
 
 
 class GraphQLView(GraphQL[dict[str, Any], None]):
@@ -59,14 +70,32 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         return {"request": request, "response": response, "gateway": self._context_factory(request)}
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        media_type = negotiate(request.headers.get("accept"))
+        request.scope[_MEDIA_TYPE] = media_type
         try:
-            return await super().run(request, context, root_value)
+            # A browser asking for the IDE accepts HTML, not JSON: only GraphQL answers negotiate.
+            if media_type is None and not self.should_render_graphql_ide(
+                self.request_adapter_class(request)
+            ):
+                raise HTTPException(
+                    406,
+                    f"The response is {GRAPHQL_RESPONSE_JSON} or {APPLICATION_JSON}; "
+                    "the Accept header allows neither.",
+                )
+            response = await super().run(request, context, root_value)
         except HTTPException as refusal:
-            return bad_request(refusal.reason, refusal.status_code)
+            code = "NOT_ACCEPTABLE" if refusal.status_code == 406 else "BAD_REQUEST"
+            response = bad_request(refusal.reason, refusal.status_code, media_type, code=code)
+            if refusal.status_code == 405:
+                response.headers["Allow"] = "GET, POST"
+        # The same URL answers JSON, graphql-response+json or the IDE's HTML by Accept: a cache
+        # in front must not hand one client's answer to another.
+        response.headers.append("Vary", "Accept")
+        return response
 
     def parse_json(self, data: str | bytes) -> Any:
-        """A request body (or the ``variables``/``extensions`` of a GET): a JSON object, or for
-        a body a list of objects (a batch); anything else is a ``400``, not a crash."""
+        """A request body: a JSON object, or a list of objects (a batch); anything else is a
+        ``400``, not a crash."""
         parsed = super().parse_json(data)
         if not _request_shaped(parsed):
             raise HTTPException(
@@ -74,6 +103,22 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
                 "The request body must be a JSON object such as "
                 '{"query": "...", "variables": {...}, "operationName": "..."}.',
             )
+        return parsed
+
+    def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
+        """A GET's parameters: ``variables`` and ``extensions`` are JSON objects (an empty one
+        is as good as none); anything else is a ``400`` that names the parameter."""
+        parsed: dict[str, Any] = dict(params)
+        for name in ("variables", "extensions"):
+            raw = parsed.pop(name, None)
+            if not raw:
+                continue
+            value = super().parse_json(raw)  # the plain decoder: 400 when it is not JSON
+            if not (value is None or isinstance(value, dict)):
+                raise HTTPException(
+                    400, f"The GraphQL operation's `{name}` must be a JSON object or null."
+                )
+            parsed[name] = value
         return parsed
 
     async def parse_http_body(
@@ -87,9 +132,37 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
                 )
         return parsed
 
+    async def get_sub_response(self, request: Any) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = request.scope.get(_MEDIA_TYPE) or APPLICATION_JSON
+        return sub_response
+
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         self._on_result(request, result)
-        return await super().process_result(request, result)
+        response = await super().process_result(request, result)
+        if request.scope.get(_MEDIA_TYPE) == GRAPHQL_RESPONSE_JSON and _request_error(result):
+            # Nothing was executed: the specification's "no data entry" (and so a 400 below).
+            del response["data"]
+        return response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        media_type = sub_response.media_type or APPLICATION_JSON
+        response.headers["content-type"] = media_type
+        # Under application/json every GraphQL response is a 200 (legacy clients read the body);
+        # under graphql-response+json a response without `data` is a request error.
+        if (
+            media_type == GRAPHQL_RESPONSE_JSON
+            and isinstance(response_data, dict)
+            and "data" not in response_data
+            and not sub_response.status_code
+        ):
+            response.status_code = 400
+        return response
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
@@ -102,15 +175,100 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         return self._graphiql_page()
 
 
-def bad_request(message: str, status: int = 400) -> JSONResponse:
-    """A request the view refuses, as a GraphQL response (``extensions.code`` BAD_REQUEST)."""
-    error = {"message": message, "extensions": {"code": "BAD_REQUEST"}}
-    return _OrjsonResponse({"errors": [error]}, status_code=status)
+def bad_request(
+    message: str,
+    status: int = 400,
+    media_type: str | None = APPLICATION_JSON,
+    *,
+    code: str = "BAD_REQUEST",
+) -> Response:
+    """A request the view refuses, as a GraphQL response (``extensions.code`` BAD_REQUEST by
+    default) in the negotiated media type (``application/json`` when none could be)."""
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=media_type or APPLICATION_JSON
+    )
 
 
-class _OrjsonResponse(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+def negotiate(accept: str | None) -> str | None:
+    """The response media type an ``Accept`` header asks for, or ``None`` when it accepts
+    neither ``application/graphql-response+json`` nor ``application/json``.
+
+    Each type takes the quality of the most specific range matching it (RFC 9110 12.5.1); the
+    higher quality wins, then the more specific match. Between two types named outright the
+    specification's preference (graphql-response+json) breaks the tie; matched only by a
+    wildcard (``*/*``, ``application/*``), or with no ``Accept`` at all, the answer is
+    ``application/json``, which is what a legacy client sending those means.
+    """
+    if accept is None or not accept.strip():
+        return APPLICATION_JSON
+    ranges = _media_ranges(accept)
+    best: tuple[float, int, bool] | None = None
+    chosen = None
+    for media_type in (GRAPHQL_RESPONSE_JSON, APPLICATION_JSON):
+        match = _quality(media_type, ranges)
+        if match is None or match[0] <= 0:
+            continue
+        quality, specificity = match
+        preferred = media_type == (
+            GRAPHQL_RESPONSE_JSON if specificity == _EXACT else APPLICATION_JSON
+        )
+        rank = (quality, specificity, preferred)
+        if best is None or rank > best:
+            best, chosen = rank, media_type
+    return chosen
+
+
+_EXACT = 2  # specificity of a range naming the type itself; `type/*` is 1, `*/*` is 0
+
+
+def _media_ranges(accept: str) -> list[tuple[str, float]]:
+    """``Accept``'s media ranges (lower-cased, parameters other than ``q`` dropped) with their
+    quality; a range or a quality that does not parse is ignored, not an error."""
+    ranges = []
+    for element in accept.split(","):
+        media_range, *parameters = (part.strip() for part in element.split(";"))
+        if media_range.count("/") != 1:
+            continue
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = min(max(float(value.strip()), 0.0), 1.0)
+                except ValueError:
+                    quality = -1.0  # malformed: this range says nothing
+        if quality >= 0:
+            ranges.append((media_range.lower(), quality))
+    return ranges
+
+
+def _quality(media_type: str, ranges: list[tuple[str, float]]) -> tuple[float, int] | None:
+    """The quality the most specific matching range gives ``media_type``, and how specific."""
+    kind = media_type.split("/")[0]
+    best: tuple[int, float] | None = None
+    for media_range, quality in ranges:
+        if media_range == media_type:
+            specificity = _EXACT
+        elif media_range == f"{kind}/*":
+            specificity = 1
+        elif media_range == "*/*":
+            specificity = 0
+        else:
+            continue
+        if best is None or specificity > best[0]:
+            best = (specificity, quality)
+    return None if best is None else (best[1], best[0])
+
+
+def _request_error(result: ExecutionResult) -> bool:
+    """An error before execution (the document does not parse or validate, a limit refuses
+    it, variables do not coerce, no such operation): no data, and no error has a path."""
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(not error.path for error in result.errors or ())
+    )
 
 
 def _request_shaped(data: object) -> bool:
@@ -120,4 +278,4 @@ def _request_shaped(data: object) -> bool:
     )
 
 
-__all__ = ["GraphQLView", "bad_request"]
+__all__ = ["APPLICATION_JSON", "GRAPHQL_RESPONSE_JSON", "GraphQLView", "bad_request", "negotiate"]

@@ -1,0 +1,403 @@
+"""GraphQL over HTTP as clients speak it now: the response media type is negotiated by
+``Accept``, and under ``application/graphql-response+json`` the status code says whether the
+request was executed at all.
+
+The last test runs graphql-http's own server audit (``audit/``, ``npm ci --prefix audit``)
+against a real gateway. Without ``audit/node_modules`` it is skipped, unless
+``GATEWAY_REQUIRE_AUDIT`` is set (as in ``scripts/test``), which makes a missing install a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.config import Settings
+from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
+from tests.support import ROOT, Gateway, running_gateway
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+MEDIA_TYPES = [GRAPHQL_RESPONSE_JSON, JSON]
+# What Apollo Client 4, urql and graphql-http's client send.
+MODERN_ACCEPT = f"{GRAPHQL_RESPONSE_JSON}, {JSON};q=0.9"
+
+SEATS = (
+    f'seatBalances(customerId: "{DEMO_CUSTOMER_ID}", contractId: "{DEMO_CONTRACT_ID}", '
+    "first: 1) { edges { cursor } }"
+)
+
+
+def post(
+    gateway: Gateway,
+    body: Any,
+    accept: str | None,
+    *,
+    token: str | None = DEMO_TOKEN,
+) -> httpx.Response:
+    """``body`` as the JSON of a POST to /graphql, with ``Accept`` when given."""
+    headers = {"content-type": "application/json"}
+    if accept is not None:
+        headers["accept"] = accept
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    return gateway.http.post(f"{gateway.url}/graphql", content=json.dumps(body), headers=headers)
+
+
+def get(gateway: Gateway, params: dict[str, str], accept: str | None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {DEMO_TOKEN}"}
+    if accept is not None:
+        headers["accept"] = accept
+    return gateway.http.get(f"{gateway.url}/graphql", params=params, headers=headers)
+
+
+def varies_on_accept(response: httpx.Response) -> bool:
+    values = ",".join(response.headers.get_list("vary"))
+    return "accept" in {value.strip().lower() for value in values.split(",")}
+
+
+def codes(response: httpx.Response) -> list[str]:
+    return [error["extensions"]["code"] for error in response.json()["errors"]]
+
+
+def assert_request_error(response: httpx.Response, media_type: str, code: str) -> None:
+    """A request error: 400 without `data` under graphql-response+json, 200 with a null
+    `data` under application/json; in the negotiated media type, varying on Accept."""
+    assert response.headers["content-type"] == media_type
+    assert varies_on_accept(response)
+    assert codes(response) == [code], response.text
+    if media_type == GRAPHQL_RESPONSE_JSON:
+        assert response.status_code == 400
+        assert "data" not in response.json()
+    else:
+        assert response.status_code == 200
+        assert response.json()["data"] is None
+
+
+# --- negotiation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        (MODERN_ACCEPT, GRAPHQL_RESPONSE_JSON),
+        (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON),
+        (f"{JSON}, {GRAPHQL_RESPONSE_JSON};q=0.5", JSON),
+        (JSON, JSON),
+        (f"{GRAPHQL_RESPONSE_JSON};q=0, {JSON}", JSON),
+        (f"{JSON};q=0, */*", GRAPHQL_RESPONSE_JSON),
+        (f"{JSON}, {GRAPHQL_RESPONSE_JSON}", GRAPHQL_RESPONSE_JSON),
+        (f"{JSON};charset=utf-8, */*;q=0.1", JSON),
+        (f"text/html, {GRAPHQL_RESPONSE_JSON};q=0.8", GRAPHQL_RESPONSE_JSON),
+        ("*/*", JSON),
+        ("application/*", JSON),
+        ("", JSON),
+        (None, JSON),
+    ],
+)
+def test_the_response_media_type_follows_accept(
+    gateway: Gateway, accept: str | None, media_type: str
+) -> None:
+    """Accept's qualities pick the media type; a tie between the two named goes to
+    graphql-response+json, a wildcard or no Accept at all to application/json."""
+    response = post(gateway, {"query": "{ __typename }"}, accept)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media_type
+    assert varies_on_accept(response)
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["text/html", "application/xml, text/plain;q=0.5", f"{JSON};q=0, {GRAPHQL_RESPONSE_JSON};q=0"],
+)
+def test_an_accept_that_allows_neither_is_a_406(gateway: Gateway, accept: str) -> None:
+    """A client that accepts neither JSON media type gets a 406 GraphQL error, not a run."""
+    response = post(gateway, {"query": f"{{ {SEATS} }}"}, accept)
+    assert response.status_code == 406
+    assert response.headers["content-type"] == JSON
+    assert varies_on_accept(response)
+    assert codes(response) == ["NOT_ACCEPTABLE"]
+    assert "Accept" in response.json()["errors"][0]["message"]
+    assert gateway.calls == []
+
+
+def test_graphiql_is_still_served_to_a_browser_that_accepts_only_html(gateway: Gateway) -> None:
+    """GET /graphql for HTML is GraphiQL, not a 406, and says it varies on Accept."""
+    response = gateway.http.get(f"{gateway.url}/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert varies_on_accept(response)
+
+
+# --- statuses per error class ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"query": "{ seatBalances("}, "GRAPHQL_PARSE_FAILED"),
+        ({"query": "{ seats { id } }"}, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            {
+                "query": f"query Q($first: Int!) {{ {SEATS.replace('first: 1', 'first: $first')} }}",
+                "variables": {"first": "ten"},
+            },
+            "BAD_USER_INPUT",
+        ),
+        (
+            {
+                "query": f"query Q($first: Int!) {{ {SEATS.replace('first: 1', 'first: $first')} }}",
+                "variables": {"first": None},
+            },
+            "BAD_USER_INPUT",
+        ),
+    ],
+    ids=["parse", "validation", "variable-type", "variable-null"],
+)
+def test_request_errors_are_400_only_under_graphql_response_json(
+    gateway: Gateway, media_type: str, body: dict[str, Any], code: str
+) -> None:
+    """A document that does not parse or validate, or variables that do not coerce: 400 and
+    no `data` under graphql-response+json, 200 with `data: null` under application/json."""
+    response = post(gateway, body, media_type)
+    assert_request_error(response, media_type, code)
+    assert gateway.calls == []
+
+
+@pytest.fixture(scope="module")
+def shallow(standin_url: str) -> Iterator[Gateway]:
+    """A gateway whose depth limit a short document crosses."""
+    with running_gateway(Settings(metronome_base_url=standin_url, max_depth=3)) as gateway:
+        yield gateway
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+def test_a_limit_refusal_is_a_request_error(shallow: Gateway, media_type: str) -> None:
+    """An operation over a limit is refused before execution: 400 without `data` under
+    graphql-response+json, 200 under application/json, no upstream call either way."""
+    shallow.upstream.calls.clear()
+    query = f"{{ {SEATS.replace('{ cursor }', '{ node { balances { balance } } }')} }}"
+    response = post(shallow, {"query": query}, media_type)
+    assert_request_error(response, media_type, "MAX_DEPTH_LIMIT")
+    assert shallow.calls == []
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+def test_an_unknown_operation_name_is_a_400_under_both(gateway: Gateway, media_type: str) -> None:
+    """An operationName the document does not define is refused with a 400 under both media
+    types (the view refuses it before execution), in the negotiated media type."""
+    body = {"query": "query Mine { __typename }", "operationName": "Theirs"}
+    response = post(gateway, body, media_type)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == media_type
+    assert varies_on_accept(response)
+    assert codes(response) == ["BAD_REQUEST"]
+    assert "Theirs" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+def test_a_field_error_keeps_200_and_the_partial_data(gateway: Gateway, media_type: str) -> None:
+    """UNAUTHENTICATED from a nullable field is a field error: 200 with the data that could be
+    resolved, under both media types, and no upstream call without a token."""
+    seat = gateway.query(f"{{ {SEATS.replace('cursor', 'node { id }')} }}")
+    seat_id = seat["seatBalances"]["edges"][0]["node"]["id"]
+    gateway.upstream.calls.clear()
+    query = "query Q($id: ID!) { __typename node(id: $id) { id } }"
+    response = post(gateway, {"query": query, "variables": {"id": seat_id}}, media_type, token=None)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media_type
+    assert varies_on_accept(response)
+    payload = response.json()
+    assert payload["data"] == {"__typename": "Query", "node": None}
+    [error] = payload["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert error["path"] == ["node"]
+    assert gateway.calls == []
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+def test_a_field_error_that_nulls_all_data_is_still_200(gateway: Gateway, media_type: str) -> None:
+    """A field error on the non-null `seatBalances` nulls `data`, but `data` is there and the
+    status is 200: execution ran, so it is not a request error under either media type."""
+    response = post(gateway, {"query": f"{{ __typename {SEATS} }}"}, media_type, token=None)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media_type
+    payload = response.json()
+    assert "data" in payload
+    assert payload["data"] is None
+    assert [(e["extensions"]["code"], e["path"]) for e in payload["errors"]] == [
+        ("UNAUTHENTICATED", ["seatBalances"])
+    ]
+    assert gateway.calls == []
+
+
+@pytest.fixture(scope="module")
+def failing_upstream() -> Iterator[Gateway]:
+    """A gateway whose billing API answers every call with a 503, retries off."""
+    settings = Settings(metronome_base_url="http://billing.invalid", upstream_max_retries=0)
+    transport = httpx.MockTransport(lambda request: httpx.Response(503))
+    with running_gateway(settings, transport) as gateway:
+        yield gateway
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+def test_an_upstream_fault_keeps_200_under_both(failing_upstream: Gateway, media_type: str) -> None:
+    """UPSTREAM_UNAVAILABLE is a field error: 200 with `data` under both media types."""
+    failing_upstream.upstream.calls.clear()
+    response = post(failing_upstream, {"query": f"{{ {SEATS} }}"}, media_type)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media_type
+    assert varies_on_accept(response)
+    assert "data" in response.json()  # null: `seatBalances` is non-null
+    assert codes(response) == ["UPSTREAM_UNAVAILABLE"]
+    assert len(failing_upstream.calls) == 1
+
+
+# --- parameters of the wrong type, refusals --------------------------------------------------
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"query": "{ __typename }", "operationName": {"name": "Q"}}, "operationName"),
+        ({"query": "{ __typename }", "operationName": ["Q"]}, "operationName"),
+        ({"query": "{ __typename }", "extensions": "persisted"}, "extensions"),
+        ({"query": "{ __typename }", "extensions": [{"a": 1}]}, "extensions"),
+        ({"query": "{ __typename }", "extensions": 0}, "extensions"),
+        ({"query": "{ __typename }", "variables": ["x"]}, "variables"),
+        ({"query": {"text": "{ __typename }"}}, "query"),
+    ],
+    ids=[
+        "operationName-object",
+        "operationName-list",
+        "extensions-string",
+        "extensions-list",
+        "extensions-number",
+        "variables-list",
+        "query-object",
+    ],
+)
+def test_a_parameter_of_the_wrong_type_is_a_400_under_both(
+    gateway: Gateway, media_type: str, body: dict[str, Any], named: str
+) -> None:
+    """A POST whose parameter has the wrong JSON type is a 400 naming it, in the negotiated
+    media type, whichever media type the client accepts."""
+    response = post(gateway, body, media_type)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == media_type
+    assert varies_on_accept(response)
+    assert codes(response) == ["BAD_REQUEST"]
+    assert f"`{named}`" in response.json()["errors"][0]["message"]
+    assert gateway.calls == []
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("extensions", '"persisted"'), ("extensions", "[1]"), ("variables", "5")],
+)
+def test_a_get_parameter_of_the_wrong_type_is_a_400_under_both(
+    gateway: Gateway, media_type: str, name: str, value: str
+) -> None:
+    """A GET whose `variables` or `extensions` is JSON but not an object is a 400 naming it."""
+    response = get(gateway, {"query": "{ __typename }", name: value}, media_type)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == media_type
+    assert varies_on_accept(response)
+    assert codes(response) == ["BAD_REQUEST"]
+    assert f"`{name}`" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+def test_refusals_keep_their_status_and_take_the_negotiated_type(
+    gateway: Gateway, media_type: str
+) -> None:
+    """A body that is not JSON and a batch (batching is off) are 400 under both media types,
+    answered as GraphQL errors in the negotiated media type."""
+    headers = {"content-type": "application/json", "accept": media_type}
+    not_json = gateway.http.post(f"{gateway.url}/graphql", content=b'{"query', headers=headers)
+    batch = post(gateway, [{"query": "{ __typename }"}], media_type)
+    for response in (not_json, batch):
+        assert response.status_code == 400
+        assert response.headers["content-type"] == media_type
+        assert varies_on_accept(response)
+        assert codes(response) == ["BAD_REQUEST"]
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+def test_another_method_is_a_405_graphql_error(gateway: Gateway, media_type: str) -> None:
+    """PUT /graphql is a 405 naming the allowed methods, as a GraphQL error in the negotiated
+    media type that varies on Accept, like every other answer of /graphql."""
+    response = gateway.http.put(f"{gateway.url}/graphql", headers={"accept": media_type})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.headers["content-type"] == media_type
+    assert varies_on_accept(response)
+    assert codes(response) == ["BAD_REQUEST"]
+
+
+# --- GET -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
+def test_get_queries_negotiate_like_posts(gateway: Gateway, media_type: str) -> None:
+    """A query over GET answers in the negotiated media type; its request errors take the
+    same statuses as over POST; an empty `variables` and a null `extensions` are none."""
+    params = {"query": "{ __typename }", "variables": "", "extensions": "null"}
+    ok = get(gateway, params, media_type)
+    assert ok.status_code == 200
+    assert ok.headers["content-type"] == media_type
+    assert varies_on_accept(ok)
+    assert ok.json() == {"data": {"__typename": "Query"}}
+    broken = get(gateway, {"query": "{ __typename"}, media_type)
+    assert_request_error(broken, media_type, "GRAPHQL_PARSE_FAILED")
+
+
+# --- graphql-http's audit ----------------------------------------------------------------------
+
+AUDIT = ROOT / "audit"
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The ``node`` executable, once ``audit/node_modules`` is installed."""
+    required = bool(os.environ.get("GATEWAY_REQUIRE_AUDIT"))
+    executable = shutil.which("node")
+    missing = None
+    if executable is None:
+        missing = "node is not installed"
+    elif not (AUDIT / "node_modules" / "graphql-http").is_dir():
+        missing = "audit/node_modules is missing: run `npm ci --prefix audit`"
+    if missing:
+        if required:
+            pytest.fail(f"{missing} (GATEWAY_REQUIRE_AUDIT is set)")
+        pytest.skip(f"{missing} to run graphql-http's audit")
+    assert executable is not None
+    return executable
+
+
+def test_graphql_http_audit_passes_without_warnings(gateway: Gateway, node: str) -> None:
+    """graphql-http's server audit finds no error, no warning and no notice (README:
+    "GraphQL over HTTP")."""
+    completed = subprocess.run(
+        [node, str(AUDIT / "audit.mjs"), f"{gateway.url}/graphql"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    assert report["failures"] == [], json.dumps(report["failures"], indent=2)
+    assert report["counts"] == {"ok": report["total"], "notice": 0, "warn": 0, "error": 0}
+    assert report["total"] >= 61  # graphql-http 1.23.1 runs 61 audits
