@@ -7,6 +7,7 @@ goes through it (``httpx.MockTransport`` for faults, ``ASGITransport`` for the s
 The layers, outermost first: :class:`~gateway.observability.AccessLog` (request id, trace
 context, metrics, one JSON line per request) -> :class:`~gateway.guard.RequestGuard` (body
 limit, cancellation) -> CORS (when origins are configured) ->
+:class:`~gateway.auth.CallerAuthentication` (when callers authenticate by JWT) ->
 :class:`~gateway.lane.GraphQLLane` (plain JSON POSTs straight to the schema) -> FastAPI
 (``/graphql`` through Strawberry's view, GraphiQL and its assets, health, metrics).
 """
@@ -32,11 +33,13 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from gateway import graphiql, standin
+from gateway.auth import CALLER, CallerAuthentication, CallerAuthenticator
 from gateway.config import Settings
 from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard, Scope
 from gateway.lane import LANE, GraphQLLane
 from gateway.observability import ACCESS, REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.schema import QueryLimits, RequestContext, build_schema, shape_error
+from gateway.schema.access import ANONYMOUS, UNRESTRICTED
 from gateway.upstream import BillingClient, RetryPolicy
 from gateway.upstream.transport import AiohttpTransport
 
@@ -108,10 +111,13 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     *,
     retry_sleep: Callable[[float], Awaitable[None]] | None = None,
+    jwks_transport: httpx.AsyncBaseTransport | None = None,
 ) -> ASGIApp:
-    """The whole service. ``transport`` replaces the network under the upstream client and
-    ``retry_sleep`` the wait between retries (tests record it instead of waiting)."""
+    """The whole service. ``transport`` replaces the network under the upstream client,
+    ``retry_sleep`` the wait between retries (tests record it instead of waiting) and
+    ``jwks_transport`` the network under the JWKS fetches."""
     upstream = resolve_upstream(settings, transport)
+    authenticator = CallerAuthenticator.from_settings(settings, transport=jwks_transport)
     # httpx and httpcore log every request with its URL; the billing API's address is not for
     # the logs (nor are the hosts a test points it at).
     for name in ("httpx", "httpcore"):
@@ -157,15 +163,24 @@ def create_app(
             yield
         finally:
             await transport.aclose()
+            if authenticator is not None:
+                await authenticator.aclose()
 
     def make_context(scope: Scope) -> dict[str, Any]:
-        """The Strawberry context of one request: its token and fresh loaders."""
-        token = forced_token or _bearer(scope) or upstream.default_token
+        """The Strawberry context of one request: its caller, its token and fresh loaders."""
+        if authenticator is None:
+            caller = UNRESTRICTED
+            token = forced_token or _bearer(scope) or upstream.default_token
+        else:
+            # The caller's Authorization carries its JWT, which never goes upstream.
+            caller = scope.get(CALLER, ANONYMOUS)
+            token = forced_token or upstream.default_token
         context = RequestContext(
             client=app.state.billing,
             token=token,
             max_upstream_calls=settings.max_upstream_calls,
             observer=metrics,
+            caller=caller,
         )
         scope[_CONTEXT] = context
         scope.setdefault(ON_CLOSE, []).append(context.close)
@@ -222,6 +237,8 @@ def create_app(
         on_result=_record,
         enabled=settings.http_fast_lane,
     )
+    if authenticator is not None:
+        stack = CallerAuthentication(stack, authenticator, path="/graphql")
     if settings.cors_origins:
         stack = CORSMiddleware(
             stack,
@@ -270,7 +287,9 @@ def _record(scope: Scope, result: ExecutionResult) -> None:
         return
     context = scope.get(_CONTEXT)
     codes = [str((error.extensions or {}).get("code")) for error in result.errors or ()]
-    outcome = "ok" if not codes else ("partial" if result.data else "error")
+    # Root fields are nullable: an answer whose every root field is null has no data.
+    answered = any(value is not None for value in (result.data or {}).values())
+    outcome = "ok" if not codes else ("partial" if answered else "error")
     access.update(
         route=(
             "lane" if scope.get(LANE) else "view",

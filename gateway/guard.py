@@ -113,10 +113,21 @@ async def _too_large(send: Send, limit: int) -> None:
     await send_json(send, 413, {"data": None, "errors": [error]}, close=True)
 
 
-async def send_json(send: Send, status: int, payload: object, *, close: bool = False) -> None:
+async def send_json(
+    send: Send,
+    status: int,
+    payload: object,
+    *,
+    close: bool = False,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     """A whole JSON response; ``close`` when the rest of the request will not be read."""
     body = orjson.dumps(payload)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(headers or ()),
+    ]
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

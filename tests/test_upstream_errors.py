@@ -27,7 +27,9 @@ def faulty() -> Iterator[Callable[[Handler], Gateway]]:
     stack: list[Any] = []
 
     def start(handler: Handler) -> Gateway:
-        settings = Settings(metronome_base_url=SECRET_URL, metronome_bearer_token=SECRET_TOKEN)
+        settings = Settings(
+            metronome_base_url=SECRET_URL, metronome_bearer_token=SECRET_TOKEN, allow_anonymous=True
+        )
         context = running_gateway(
             settings, httpx.MockTransport(handler), retry_sleep=SleepRecorder()
         )
