@@ -7,6 +7,7 @@ goes through it (``httpx.MockTransport`` for faults, ``ASGITransport`` for the s
 The layers, outermost first: :class:`~gateway.observability.AccessLog` (request id, trace
 context, metrics, one JSON line per request) -> :class:`~gateway.guard.RequestGuard` (body
 limit, cancellation) -> CORS (when origins are configured) ->
+:class:`~gateway.auth.CallerAuthentication` (when callers authenticate by JWT) ->
 FastAPI (``/graphql`` through :class:`~gateway.view.GraphQLView`, Strawberry's view; GraphiQL's
 assets, health, metrics).
 """
@@ -31,10 +32,12 @@ from starlette.staticfiles import StaticFiles
 from strawberry.types import ExecutionResult
 
 from gateway import graphiql, standin
+from gateway.auth import CALLER, CallerAuthentication, CallerAuthenticator
 from gateway.config import Settings
 from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard, Scope
 from gateway.observability import ACCESS, REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.schema import QueryLimits, RequestContext, build_schema, shape_error
+from gateway.schema.access import ANONYMOUS, UNRESTRICTED
 from gateway.upstream import BillingClient, RetryPolicy
 from gateway.upstream.transport import billing_transport
 from gateway.view import GraphQLView
@@ -107,10 +110,13 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     *,
     retry_sleep: Callable[[float], Awaitable[None]] | None = None,
+    jwks_transport: httpx.AsyncBaseTransport | None = None,
 ) -> ASGIApp:
-    """The whole service. ``transport`` replaces the network under the upstream client and
-    ``retry_sleep`` the wait between retries (tests record it instead of waiting)."""
+    """The whole service. ``transport`` replaces the network under the upstream client,
+    ``retry_sleep`` the wait between retries (tests record it instead of waiting) and
+    ``jwks_transport`` the network under the JWKS fetches."""
     upstream = resolve_upstream(settings, transport)
+    authenticator = CallerAuthenticator.from_settings(settings, transport=jwks_transport)
     # httpx and httpcore log every request with its URL; the billing API's address is not for
     # the logs (nor are the hosts a test points it at).
     for name in ("httpx", "httpcore"):
@@ -156,16 +162,26 @@ def create_app(
             yield
         finally:
             await transport.aclose()
+            if authenticator is not None:
+                await authenticator.aclose()
 
     def make_context(request: Request) -> RequestContext:
-        """The request's own state: its token and fresh loaders (closed with the request)."""
+        """The request's own state: its caller, its token and fresh loaders (closed with the
+        request)."""
         scope = request.scope
-        token = forced_token or _bearer(scope) or upstream.default_token
+        if authenticator is None:
+            caller = UNRESTRICTED
+            token = forced_token or _bearer(scope) or upstream.default_token
+        else:
+            # The caller's Authorization carries its JWT, which never goes upstream.
+            caller = scope.get(CALLER, ANONYMOUS)
+            token = forced_token or upstream.default_token
         context = RequestContext(
             client=app.state.billing,
             token=token,
             max_upstream_calls=settings.max_upstream_calls,
             observer=metrics,
+            caller=caller,
         )
         scope[_CONTEXT] = context
         scope.setdefault(ON_CLOSE, []).append(context.close)
@@ -226,6 +242,8 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     stack: ASGIApp = app
+    if authenticator is not None:
+        stack = CallerAuthentication(stack, authenticator, path="/graphql")
     if settings.cors_origins:
         stack = CORSMiddleware(
             stack,
@@ -254,7 +272,9 @@ def _record(scope: Scope, result: ExecutionResult) -> None:
         return
     context = scope.get(_CONTEXT)
     codes = [str((error.extensions or {}).get("code")) for error in result.errors or ()]
-    outcome = "ok" if not codes else ("partial" if result.data else "error")
+    # Root fields are nullable: an answer whose every root field is null has no data.
+    answered = any(value is not None for value in (result.data or {}).values())
+    outcome = "ok" if not codes else ("partial" if answered else "error")
     access.update(
         route=("view", "fast-path" if context and context.fast_path else "graphql-core"),
         operation=context.operation_name if context else None,

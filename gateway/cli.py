@@ -47,7 +47,7 @@ def _serve(host: str, port: int, workers: int) -> int:
     try:
         settings = Settings()
     except ValidationError as error:
-        print(f"gateway: invalid configuration: {error}", file=sys.stderr)
+        _refuse_configuration(error)
         return 2
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     if settings.embedded:
@@ -67,6 +67,21 @@ def _serve(host: str, port: int, workers: int) -> int:
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     return 0
+
+
+def _refuse_configuration(error: ValidationError) -> None:
+    """Why the settings were refused, one line each, naming the variables (never their
+    values: pydantic's own text would print the token)."""
+    for problem in error.errors(include_url=False, include_input=False, include_context=False):
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        # A field's variable: its alias (METRONOME_...) or GATEWAY_ and its name.
+        where = field if field.isupper() or not field else f"GATEWAY_{field.upper()}"
+        message = problem["msg"].removeprefix("Value error, ")
+        print(
+            f"gateway: refusing to start: {where + ': ' if where else ''}{message}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def app_from_environment() -> ASGIApp:

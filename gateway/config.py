@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -61,6 +61,35 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed to call the API."
     )
+    jwks_url: str | None = Field(
+        default=None, description="The identity provider's JWKS: callers authenticate by JWT."
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 secret for caller JWTs (development only)."
+    )
+    jwt_issuer: str | None = Field(default=None, description="The `iss` caller JWTs must carry.")
+    jwt_audience: str | None = Field(default=None, description="The `aud` caller JWTs must carry.")
+    jwt_leeway: float = Field(
+        default=30.0, ge=0, le=300, description="Clock skew allowed for `exp` and `nbf`."
+    )
+    jwks_refetch_interval: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Least seconds between two JWKS fetches caused by an unknown `kid`.",
+    )
+    customer_claim: str = Field(
+        default="metronome_customer_ids",
+        min_length=1,
+        description="The JWT claim naming the customers a caller may read.",
+    )
+    admin_scope: str | None = Field(
+        default=None, description="A scope value that lets a caller read every customer."
+    )
+    allow_anonymous: bool = Field(
+        default=False,
+        description="Serve a configured billing token without caller authentication.",
+    )
     log_level: str = Field(default="info")
     log_format: Literal["json", "text"] = Field(default="json")
     shutdown_timeout: int = Field(
@@ -87,6 +116,44 @@ class Settings(BaseSettings):
                     "credentials, so name each one, e.g. https://app.example.com"
                 )
         return origins
+
+    @model_validator(mode="after")
+    def _callers_are_authenticated(self) -> Settings:
+        """Refuse the configurations that would give away the billing token's reach."""
+        if self.jwks_url and self.jwt_secret:
+            raise ValueError("set GATEWAY_JWKS_URL or GATEWAY_JWT_SECRET, not both")
+        if self.jwks_url and not (self.jwt_issuer and self.jwt_audience):
+            raise ValueError(
+                "GATEWAY_JWKS_URL needs GATEWAY_JWT_ISSUER and GATEWAY_JWT_AUDIENCE: an identity "
+                "provider's keys sign tokens for every application it serves"
+            )
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        if secret is not None and len(secret.encode()) < 32:
+            raise ValueError("GATEWAY_JWT_SECRET must be at least 32 bytes (HS256)")
+        real_upstream = not self.embedded
+        if self.authenticates_callers and real_upstream and not self.metronome_bearer_token:
+            raise ValueError(
+                "caller authentication (GATEWAY_JWKS_URL or GATEWAY_JWT_SECRET) needs "
+                "METRONOME_BEARER_TOKEN: the caller's Authorization header carries its JWT, "
+                "so there is no billing token to forward"
+            )
+        if (
+            real_upstream
+            and self.metronome_bearer_token
+            and not self.authenticates_callers
+            and not self.allow_anonymous
+        ):
+            raise ValueError(
+                "METRONOME_BEARER_TOKEN reads every customer, and no caller authentication is "
+                "configured: set GATEWAY_JWKS_URL (or GATEWAY_JWT_SECRET in development), or "
+                "GATEWAY_ALLOW_ANONYMOUS=true if the network in front of the gateway "
+                "authorizes callers"
+            )
+        return self
+
+    @property
+    def authenticates_callers(self) -> bool:
+        return bool(self.jwks_url or self.jwt_secret)
 
     @property
     def embedded(self) -> bool:

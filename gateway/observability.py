@@ -221,6 +221,8 @@ def _log_access(
         "status": status,
         "durationMs": round(seconds * 1000, 2),
     }
+    if "subject" in access:  # the authenticated caller's JWT `sub`; never the token
+        line["subject"] = access["subject"]
     if "outcome" in access:
         line["operationName"] = access.get("operation")
         line["upstreamCalls"] = access.get("upstreamCalls", 0)

@@ -37,7 +37,9 @@ def test_no_token_at_all_is_refused_before_any_upstream_call(gateway: Gateway) -
 
 def test_a_configured_token_is_used_for_every_call(standin_url: str) -> None:
     """METRONOME_BEARER_TOKEN wins over whatever the caller sends."""
-    settings = Settings(metronome_base_url=standin_url, metronome_bearer_token=DEMO_TOKEN)
+    settings = Settings(
+        metronome_base_url=standin_url, metronome_bearer_token=DEMO_TOKEN, allow_anonymous=True
+    )
     with running_gateway(settings) as gateway:
         gateway.query(QUERY, token=None)
         gateway.query(QUERY, token=OTHER_TOKEN)

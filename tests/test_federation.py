@@ -19,17 +19,21 @@ import selectors
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
-from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
+from gateway.config import Settings
+from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, OTHER_CUSTOMER_ID
 from tests.reference import as_graphql, upstream_seats
-from tests.support import Gateway, GraphQLErrors
+from tests.support import Gateway, GraphQLErrors, running_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 FEDERATION = ROOT / "federation"
@@ -169,19 +173,17 @@ def subgraph_calls(payload: dict[str, Any]) -> list[str]:
     return [request["subgraph"] for request in payload["extensions"]["subgraphRequests"]]
 
 
-@pytest.fixture(scope="module")
-def federation(
-    node: str, module_gateway: Gateway, people: People, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Federation]:
-    """``node federation/harness.mjs`` over this module's billing gateway, until stdin closes."""
-    log = tmp_path_factory.mktemp("harness") / "harness.log"
+@contextmanager
+def harness(node: str, billing_url: str, people: People, log: Path) -> Iterator[Federation]:
+    """``node federation/harness.mjs`` over the billing subgraph at ``billing_url``, until
+    stdin closes."""
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [
                 node,
                 str(FEDERATION / "harness.mjs"),
                 "--billing-url",
-                f"{module_gateway.url}/graphql",
+                f"{billing_url}/graphql",
                 "--people",
                 str(people.file),
             ],
@@ -215,6 +217,16 @@ def federation(
         finally:
             process.stdout.close()
     assert returncode == 0, f"the harness exited with {returncode}:\n{log.read_text()}"
+
+
+@pytest.fixture(scope="module")
+def federation(
+    node: str, module_gateway: Gateway, people: People, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Federation]:
+    """The harness over this module's billing gateway."""
+    log = tmp_path_factory.mktemp("harness") / "harness.log"
+    with harness(node, module_gateway.url, people, log) as federation:
+        yield federation
 
 
 @pytest.fixture
@@ -277,6 +289,9 @@ def test_schema_graphql_composes_with_both_composers(node: str, tmp_path: Path) 
     for graph in ("BILLING", "PEOPLE"):
         assert f'@join__type(graph: {graph}, key: "customerId contractId seatId")' in supergraph
         assert f'@join__type(graph: {graph}, key: "id customerId")' in supergraph
+    # A router that enforces @authenticated agrees with billing on what needs a caller.
+    assert '@link(url: "https://specs.apollo.dev/authenticated/v0.1", for: SECURITY)' in supergraph
+    assert supergraph.count("@authenticated") >= 5
 
 
 @pytest.mark.parametrize(
@@ -548,3 +563,37 @@ def test_the_callers_token_reaches_billing_and_none_means_no_upstream_call(
     payload = federation.post(query, KEY, token=None)
     assert billing.calls == []
     assert [error["extensions"]["code"] for error in payload["errors"]] == ["UNAUTHENTICATED"]
+
+
+def test_a_router_forwarding_the_callers_jwt_works_unchanged(
+    node: str, standin_url: str, people: People, tmp_path: Path
+) -> None:
+    """Billing authenticating callers by JWT behind the federation gateway, which forwards
+    `Authorization`: the caller's JWT reads its customer's seats across subgraphs, a JWT for
+    another customer is FORBIDDEN, and neither costs a call it should not."""
+    secret = "a-development-secret-of-32-bytes!"
+    settings = Settings(
+        metronome_base_url=standin_url, metronome_bearer_token=DEMO_TOKEN, jwt_secret=secret
+    )
+
+    def caller(customer_id: str) -> str:
+        exp = int(time.time()) + 300
+        claims = {"sub": "user-1", "exp": exp, "metronome_customer_ids": [customer_id]}
+        return jwt.encode(claims, secret, algorithm="HS256")
+
+    query = "query($name: String!) { team(name: $name) { seats { seatId holder { name } balances { balance } } } }"
+    with (
+        running_gateway(settings) as billing,
+        harness(node, billing.url, people, tmp_path / "harness.log") as federation,
+    ):
+        payload = federation.post(query, {"name": "Platform"}, token=caller(DEMO_CUSTOMER_ID))
+        assert "errors" not in payload, payload
+        seats = payload["data"]["team"]["seats"]
+        assert [seat["seatId"] for seat in seats] == people.platform
+        assert all(seat["balances"] for seat in seats)
+        assert [call.authorization for call in billing.calls] == [f"Bearer {DEMO_TOKEN}"]
+        billing.upstream.calls.clear()
+
+        refused = federation.post(query, {"name": "Platform"}, token=caller(OTHER_CUSTOMER_ID))
+        assert {error["extensions"]["code"] for error in refused["errors"]} == {"FORBIDDEN"}
+        assert billing.calls == []

@@ -178,7 +178,9 @@ def test_no_token_or_upstream_url_in_any_response_or_log_line(
         + [httpx.Response(401, json={"message": "bad token"})] * 10
     )
     caplog.set_level(logging.DEBUG)
-    settings = Settings(metronome_base_url=secret_url, metronome_bearer_token=secret_token)
+    settings = Settings(
+        metronome_base_url=secret_url, metronome_bearer_token=secret_token, allow_anonymous=True
+    )
     with running_gateway(settings, httpx.MockTransport(lambda request: next(answers))) as gateway:
         texts = [gateway.post(QUERY, ACCOUNTS[DEMO_TOKEN]).text for _ in range(3)]
     logged = "\n".join(record.getMessage() for record in caplog.records)

@@ -15,6 +15,7 @@ import strawberry
 from opentelemetry import trace
 
 from gateway.loaders import Loaders
+from gateway.schema.access import check_customer
 from gateway.schema.arguments import check_first
 from gateway.schema.context import RequestContext, request_context
 from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError, bad_input
@@ -162,6 +163,7 @@ async def connection_for(
     """:func:`seat_connection` given what it needs of ``info``: the names selected below the
     field (which decide the include flags) and the request's context. The fast path calls it
     too, so both executors page and fetch identically."""
+    check_customer(context, listing.customer_id)
     first = check_first(first)
     fingerprint = listing_fingerprint(
         listing.customer_id,

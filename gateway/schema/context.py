@@ -12,6 +12,7 @@ from opentelemetry import trace
 from strawberry.extensions import SchemaExtension
 
 from gateway.loaders import BatchObserver, Loaders
+from gateway.schema.access import UNRESTRICTED, Caller
 from gateway.schema.errors import UNAUTHENTICATED, GatewayError
 from gateway.upstream import BillingClient
 
@@ -26,6 +27,7 @@ class RequestContext:
     token: str | None = field(repr=False)
     max_upstream_calls: int = 20
     observer: BatchObserver | None = None
+    caller: Caller = UNRESTRICTED  # who asks (gateway.schema.access checks it)
     operation_name: str | None = None  # filled in by OperationInfo, read by the access log
     fast_path: bool = False  # the projection completed objects (gateway.schema.execution)
     executor: Any = field(default=None, repr=False)  # the GatewayExecutor of this operation

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import strawberry
 from opentelemetry import trace
 
+from gateway.schema.access import check_customer, require_caller
 from gateway.schema.arguments import uuid_argument
-from gateway.schema.errors import bad_input
+from gateway.schema.context import request_context
+from gateway.schema.errors import GatewayError, bad_input
 from gateway.schema.ids import parse_global_id
 from gateway.schema.types import HeldCommit, HeldCredit, Node, seat_by_key
 from gateway.upstream.wire import Listing
@@ -75,9 +78,28 @@ async def resolve_node(
 
 
 async def resolve_nodes(info: strawberry.Info, keys: Sequence[NodeKey]) -> list[Node | None]:
+    """The objects in the order asked. An id of a customer the caller may not read is ``null``
+    with a ``FORBIDDEN`` error at its index, and costs no upstream call; the others are
+    answered."""
+    context = request_context(info)
+    require_caller(context)
+    refusals: dict[int, GatewayError] = {}
+    for index, key in enumerate(keys):
+        try:
+            check_customer(context, key.listing.customer_id)
+        except GatewayError as refusal:
+            refusals[index] = refusal
+    allowed = [key for index, key in enumerate(keys) if index not in refusals]
     # Gathered in one tick, so the seats loader sees every key at once and batches them; one
     # commit or credit among the ids means all seats are fetched with theirs (one call).
-    with_commits = any(key.wire_id is not None for key in keys)
-    return list(
-        await asyncio.gather(*(resolve_node(info, key, with_commits=with_commits) for key in keys))
+    with_commits = any(key.wire_id is not None for key in allowed)
+    found = iter(
+        await asyncio.gather(
+            *(resolve_node(info, key, with_commits=with_commits) for key in allowed)
+        )
     )
+    # graphql-core reports an exception in a list as that item's error, the item as null.
+    return [
+        cast("Node | None", refusals[index]) if index in refusals else next(found)
+        for index in range(len(keys))
+    ]

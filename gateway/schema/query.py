@@ -48,7 +48,7 @@ class Contract:
         # Checked when seatBalances runs, where a bad id becomes a BAD_USER_INPUT.
         return cls(id=key.get("id"), customer_id=key.get("customerId"))  # type: ignore[arg-type]
 
-    @strawberry.field(description=_SEAT_BALANCES)
+    @strawberry.federation.field(description=_SEAT_BALANCES, authenticated=True)
     async def seat_balances(
         self,
         info: strawberry.Info,
@@ -60,7 +60,7 @@ class Contract:
         effective_before: EffectiveBefore = None,
         first: First = 25,
         after: After = None,
-    ) -> SeatConnection:
+    ) -> SeatConnection | None:
         listing = listing_from_arguments(
             customer_id=self.customer_id,
             contract_id=self.id,
@@ -76,7 +76,7 @@ class Contract:
 
 @strawberry.type(description="Seat balances of Metronome seat-based contracts.")
 class Query:
-    @strawberry.field(description=_SEAT_BALANCES)
+    @strawberry.federation.field(description=_SEAT_BALANCES, authenticated=True)
     async def seat_balances(
         self,
         info: strawberry.Info,
@@ -94,7 +94,7 @@ class Query:
         effective_before: EffectiveBefore = None,
         first: First = 25,
         after: After = None,
-    ) -> SeatConnection:
+    ) -> SeatConnection | None:
         listing = listing_from_arguments(
             customer_id=customer_id,
             contract_id=contract_id,
@@ -107,8 +107,9 @@ class Query:
         )
         return await seat_connection(info, listing, first=first, after=after)
 
-    @strawberry.field(
-        description="Any Seat, Commit or Credit by its `id` (Relay); `null` once it is gone."
+    @strawberry.federation.field(
+        description="Any Seat, Commit or Credit by its `id` (Relay); `null` once it is gone.",
+        authenticated=True,
     )
     async def node(
         self,
@@ -117,11 +118,13 @@ class Query:
     ) -> Node | None:
         return await resolve_node(info, parse_node_id("id", id))
 
-    @strawberry.field(
+    @strawberry.federation.field(
         description=(
-            "Several objects by `id`, in the order asked, `null` for those that are gone. Ids "
+            "Several objects by `id`, in the order asked, `null` for those that are gone (and, "
+            "with a `FORBIDDEN` error, for those of customers the caller may not read). Ids "
             "of one contract cost one upstream call together."
-        )
+        ),
+        authenticated=True,
     )
     async def nodes(
         self,

@@ -23,6 +23,7 @@ from graphql import GraphQLResolveInfo
 from strawberry import Private
 
 from gateway.loaders import Listing, SeatRequest
+from gateway.schema.access import check_customer
 from gateway.schema.arguments import uuid_argument
 from gateway.schema.context import request_context
 from gateway.schema.errors import GatewayError
@@ -195,6 +196,7 @@ class Credit(Node):
 
 @strawberry.federation.type(
     keys=["customerId contractId seatId"],
+    authenticated=True,
     description=(
         "One seat of a seat-based contract and what it holds. A federation entity: other "
         "subgraphs that know a seat by (customerId, contractId, seatId) can extend it."
@@ -268,10 +270,12 @@ async def seat_by_key(
     """One seat by key, through the ``seats`` loader: every seat the operation looks up in the
     same listing shares one upstream call, which asks for what is selected below ``info``
     (and for commits and credits anyway when ``with_commits``)."""
+    context = request_context(info)
+    check_customer(context, listing.customer_id)
     names = selected_names(info._raw_info)
     include_commits = with_commits or "commits" in names or "credits" in names
     include_ledgers = include_commits and "ledgerEntries" in names
-    record = await request_context(info).loaders.seat(
+    record = await context.loaders.seat(
         SeatRequest(
             listing, seat_id, include_commits=include_commits, include_ledgers=include_ledgers
         )

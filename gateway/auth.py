@@ -1,0 +1,327 @@
+"""Caller authentication: the JWT in ``Authorization: Bearer`` becomes a :class:`Caller`.
+
+PyJWT does the cryptography; this module decides which keys and algorithms a token may use
+and what its claims allow:
+
+- keys come from the identity provider's JWKS (``GATEWAY_JWKS_URL``), fetched with httpx and
+  kept by :class:`KeySet`: refetched when older than five minutes, or at once for a ``kid`` it
+  does not know, but never more often than once per ``GATEWAY_JWKS_REFETCH_INTERVAL`` seconds,
+  so a flood of made-up ``kid``\\ s costs the identity provider a few fetches a minute at most;
+  or, in development, an HS256 secret (``GATEWAY_JWT_SECRET``);
+- the algorithm is the key's own (the JWK's ``alg``, else what its type implies), never the
+  token's choice: ``alg: none`` and an HS256 token "signed" with an RSA public key are refused;
+- ``exp`` and ``sub`` are required, ``iss``/``aud`` checked when configured, ``exp``/``nbf``
+  with ``GATEWAY_JWT_LEEWAY`` seconds of clock skew.
+
+:class:`CallerAuthentication` is the ASGI layer in front of the GraphQL endpoint: a valid token
+puts a :class:`Caller` in the request's scope (``make_context`` hands it to the schema), no
+token makes the caller anonymous (introspection still works; every field that reads a
+customer answers ``UNAUTHENTICATED``), and an invalid one is refused with HTTP 401 and an
+``UNAUTHENTICATED`` GraphQL error before anything else runs. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import jwt
+from jwt import PyJWK
+
+from gateway.config import Settings
+from gateway.guard import ASGIApp, Receive, Scope, Send, send_json
+from gateway.observability import ACCESS
+from gateway.schema.access import ANONYMOUS, Caller
+
+logger = logging.getLogger("gateway.auth")
+
+CALLER = "gateway.caller"  # scope key of the request's authenticated Caller
+_KEYS_MAX_AGE = 300.0  # seconds; a key the identity provider withdrew stops working by then
+_FETCH_TIMEOUT = 5.0
+_MAX_JWKS_BYTES = 1_000_000
+
+
+class AuthenticationFailed(Exception):
+    """A token that does not authenticate its caller; the message is for the caller."""
+
+    def __init__(self, message: str, *, status: int = 401, code: str = "UNAUTHENTICATED") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+class KeySet:
+    """The identity provider's public signing keys by ``kid``, cached and rate-limited."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        refetch_interval: float,
+        max_age: float = _KEYS_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url
+        self.refetch_interval = refetch_interval
+        self.max_age = max_age
+        self.clock = clock
+        self.fetches = 0  # fetch attempts (tests and operators read it)
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> PyJWK:
+        """The key named ``kid``; fetches the set when it is stale or lacks ``kid``."""
+        if kid in self._keys and not self._stale():
+            return self._keys[kid]
+        async with self._lock:  # one fetch at a time; waiters see its result
+            if kid in self._keys and not self._stale():
+                return self._keys[kid]
+            if self._may_fetch():
+                await self._fetch()
+            elif not self._keys and self._fetched_at is None:
+                raise AuthenticationFailed(
+                    "The identity provider's keys are unavailable; try again shortly.",
+                    status=503,
+                    code="AUTHENTICATION_UNAVAILABLE",
+                )
+        key = self._keys.get(kid)
+        if key is None:
+            raise AuthenticationFailed(
+                "The token was signed with a key this gateway does not know."
+            )
+        return key
+
+    def _stale(self) -> bool:
+        return self._fetched_at is None or self.clock() - self._fetched_at > self.max_age
+
+    def _may_fetch(self) -> bool:
+        return self._attempted_at is None or self.clock() - self._attempted_at >= (
+            self.refetch_interval
+        )
+
+    async def _fetch(self) -> None:
+        self._attempted_at = self.clock()
+        self.fetches += 1
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                transport=self._transport, timeout=_FETCH_TIMEOUT, follow_redirects=False
+            )
+        try:
+            response = await self._http.get(self.url, headers={"accept": "application/json"})
+            response.raise_for_status()
+            if len(response.content) > _MAX_JWKS_BYTES:
+                raise ValueError("the key set is larger than 1 MB")
+            keys = _signing_keys(response.json())
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as error:
+            # The URL stays out of the log, as upstream URLs do; the kind of failure is enough.
+            logger.warning("could not fetch the JWKS: %s", type(error).__name__)
+            if not self._keys:
+                raise AuthenticationFailed(
+                    "The identity provider's keys are unavailable; try again shortly.",
+                    status=503,
+                    code="AUTHENTICATION_UNAVAILABLE",
+                ) from None
+            return  # keep the keys we have until the provider answers again
+        self._keys = keys
+        self._fetched_at = self.clock()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+
+def _signing_keys(document: object) -> dict[str, PyJWK]:
+    """The public signing keys of a JWKS document by ``kid``. Symmetric (``oct``) keys have no
+    place in a published key set and encryption keys sign nothing: both are ignored."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWKS document")
+    keys: dict[str, PyJWK] = {}
+    for entry in document["keys"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+            continue
+        if entry.get("kty") == "oct" or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            keys[entry["kid"]] = PyJWK.from_dict(entry)
+        except jwt.PyJWTError:
+            continue  # an algorithm PyJWT cannot use; other keys may still serve
+    return keys
+
+
+_REASONS: list[tuple[type[jwt.PyJWTError], str]] = [
+    (jwt.ExpiredSignatureError, "The token has expired."),
+    (jwt.ImmatureSignatureError, "The token is not valid yet."),
+    (jwt.InvalidIssuerError, "The token was issued by another issuer."),
+    (jwt.InvalidAudienceError, "The token is meant for another audience."),
+    (jwt.InvalidAlgorithmError, "The token's algorithm is not allowed for its key."),
+    (jwt.InvalidSignatureError, "The token's signature does not verify."),
+    (jwt.MissingRequiredClaimError, "The token lacks a required claim (exp, sub, iss, aud)."),
+    (jwt.DecodeError, "The bearer token is not a readable JWT."),
+]
+
+
+class CallerAuthenticator:
+    """Verifies a JWT and reads what its claims allow."""
+
+    def __init__(
+        self,
+        *,
+        keys: KeySet | None = None,
+        secret: str | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        leeway: float = 30.0,
+        customer_claim: str = "metronome_customer_ids",
+        admin_scope: str | None = None,
+    ) -> None:
+        if (keys is None) == (secret is None):
+            raise ValueError("give a key set or a secret")
+        self.keys = keys
+        self.secret = secret
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+        self.customer_claim = customer_claim
+        self.admin_scope = admin_scope
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> CallerAuthenticator | None:
+        """The authenticator the settings ask for; ``None`` when callers are not authenticated.
+        ``transport`` carries the JWKS fetches (tests may record them)."""
+        if not settings.authenticates_callers:
+            return None
+        keys = (
+            KeySet(
+                settings.jwks_url,
+                refetch_interval=settings.jwks_refetch_interval,
+                transport=transport,
+            )
+            if settings.jwks_url
+            else None
+        )
+        return cls(
+            keys=keys,
+            secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway=settings.jwt_leeway,
+            customer_claim=settings.customer_claim,
+            admin_scope=settings.admin_scope,
+        )
+
+    async def authenticate(self, token: str) -> Caller:
+        """The caller a token names; :class:`AuthenticationFailed` when it does not verify."""
+        try:
+            header = jwt.get_unverified_header(token)
+            key: Any
+            if self.keys is not None:
+                kid = header.get("kid")
+                if not isinstance(kid, str) or not kid:
+                    raise AuthenticationFailed("The token names no signing key ('kid').")
+                jwk = await self.keys.key(kid)
+                key, algorithms = jwk.key, [jwk.algorithm_name]
+            else:
+                key, algorithms = self.secret, ["HS256"]
+            required = ["exp", "sub"]
+            required += ["iss"] if self.issuer else []
+            required += ["aud"] if self.audience else []
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway,
+                options={"require": required},
+            )
+        except jwt.PyJWTError as error:
+            reason = next((text for kind, text in _REASONS if isinstance(error, kind)), None)
+            raise AuthenticationFailed(reason or "The bearer token is not valid.") from None
+        return self.caller(claims)
+
+    def caller(self, claims: Mapping[str, Any]) -> Caller:
+        subject = claims.get("sub")
+        if not isinstance(subject, str):
+            raise AuthenticationFailed("The token's 'sub' claim must be a string.")
+        granted = claims.get(self.customer_claim)
+        if isinstance(granted, str):
+            granted = [granted]
+        if granted is None:
+            granted = []
+        if not isinstance(granted, list) or not all(isinstance(item, str) for item in granted):
+            raise AuthenticationFailed(
+                f"The token's {self.customer_claim!r} claim must be a string or a list of strings."
+            )
+        return Caller(
+            subject=subject,
+            customer_ids=frozenset(item.strip().lower() for item in granted),
+            all_customers=self.admin_scope is not None and self.admin_scope in _scopes(claims),
+            authenticated=True,
+        )
+
+    async def aclose(self) -> None:
+        if self.keys is not None:
+            await self.keys.aclose()
+
+
+def _scopes(claims: Mapping[str, Any]) -> set[str]:
+    """OAuth scopes: ``scope`` (RFC 8693, space-separated) or ``scp`` (a list, or a string)."""
+    found: set[str] = set()
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            found.update(value.split())
+        elif isinstance(value, list):
+            found.update(item for item in value if isinstance(item, str))
+    return found
+
+
+class CallerAuthentication:
+    """The ASGI layer that authenticates the callers of the GraphQL endpoint (see above)."""
+
+    def __init__(self, app: ASGIApp, authenticator: CallerAuthenticator, *, path: str) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        if header is None:
+            scope[CALLER] = ANONYMOUS
+            await self.app(scope, receive, send)
+            return
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthenticationFailed("Send 'Authorization: Bearer <JWT>'.")
+            caller = await self.authenticator.authenticate(token.strip())
+        except AuthenticationFailed as failure:
+            error = {"message": failure.message, "extensions": {"code": failure.code}}
+            challenge = [(b"www-authenticate", b'Bearer error="invalid_token"')]
+            await send_json(
+                send,
+                failure.status,
+                {"errors": [error]},
+                headers=challenge if failure.status == 401 else [],
+            )
+            return
+        scope[CALLER] = caller
+        access = scope.get(ACCESS)
+        if access is not None:
+            access["subject"] = caller.subject
+        await self.app(scope, receive, send)

@@ -1,0 +1,515 @@
+"""Who may see which customer: caller JWTs verified against a real JWKS served over HTTP, and
+the per-customer check refusing, field by field and before any upstream call, what the
+token's claim does not grant."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from jwt.utils import base64url_encode
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.auth import AuthenticationFailed, KeySet
+from gateway.config import Settings
+from gateway.schema.ids import global_id
+from gateway.standin import (
+    DEMO_CONTRACT_ID,
+    DEMO_CUSTOMER_ID,
+    DEMO_TOKEN,
+    OTHER_CONTRACT_ID,
+    OTHER_CUSTOMER_ID,
+)
+from tests.support import ROOT, Gateway, running_gateway, serve
+
+ISSUER = "https://idp.example.com/"
+AUDIENCE = "seat-balance-gateway"
+ADMIN_SCOPE = "billing:read-all"
+MISSING_CUSTOMER_ID = "0f0f0f0f-0000-4000-8000-000000000000"
+
+SEATS = """query Seats($customerId: ID!, $contractId: ID!) {
+  seatBalances(customerId: $customerId, contractId: $contractId, first: 2) {
+    nodes { id seatId balances { balance } }
+  }
+}"""
+DEMO = {"customerId": DEMO_CUSTOMER_ID, "contractId": DEMO_CONTRACT_ID}
+OTHER = {"customerId": OTHER_CUSTOMER_ID, "contractId": OTHER_CONTRACT_ID}
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    private: rsa.RSAPrivateKey = field(
+        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+
+    def jwk(self) -> dict[str, Any]:
+        public = RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
+        return {**public, "kid": self.kid, "alg": "RS256", "use": "sig"}
+
+    def public_pem(self) -> bytes:
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+@dataclass
+class KeyServer:
+    """The identity provider's JWKS endpoint: publishes ``keys``, counts the fetches."""
+
+    keys: list[SigningKey]
+    url: str = ""
+    fetches: int = 0
+
+    def app(self) -> Starlette:
+        async def jwks(request: Request) -> JSONResponse:
+            self.fetches += 1
+            return JSONResponse({"keys": [key.jwk() for key in self.keys]})
+
+        return Starlette(routes=[Route("/jwks.json", jwks)])
+
+
+KEY = SigningKey("key-1")
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    values: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-42",
+        "iat": now,
+        "exp": now + 300,
+        "metronome_customer_ids": [DEMO_CUSTOMER_ID],
+    }
+    values.update(overrides)
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def token(key: SigningKey = KEY, *, kid: str | None = None, **overrides: Any) -> str:
+    return jwt.encode(
+        claims(**overrides), key.private, algorithm="RS256", headers={"kid": kid or key.kid}
+    )
+
+
+def hs256_signed_with_the_public_key() -> str:
+    """The classic confusion attack, forged by hand (PyJWT rightly refuses to make it): HMAC
+    with the published RSA public key as the secret, under the RSA key's kid."""
+    header = {"alg": "HS256", "typ": "JWT", "kid": KEY.kid}
+    signing_input = b".".join(
+        base64url_encode(json.dumps(part).encode()) for part in (header, claims())
+    )
+    signature = hmac.new(KEY.public_pem(), signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + base64url_encode(signature)).decode()
+
+
+def auth_settings(standin_url: str, jwks_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "metronome_base_url": standin_url,
+        "metronome_bearer_token": DEMO_TOKEN,
+        "jwks_url": jwks_url,
+        "jwt_issuer": ISSUER,
+        "jwt_audience": AUDIENCE,
+        "admin_scope": ADMIN_SCOPE,
+        "jwks_refetch_interval": 60,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def key_server() -> Iterator[KeyServer]:
+    server = KeyServer(keys=[KEY])
+    with serve(server.app()) as url:
+        server.url = f"{url}/jwks.json"
+        yield server
+
+
+@pytest.fixture
+def gateway(standin_url: str, key_server: KeyServer) -> Iterator[Gateway]:
+    """A gateway with a billing token of its own whose callers authenticate by JWT."""
+    with running_gateway(auth_settings(standin_url, key_server.url)) as gateway:
+        yield gateway
+
+
+def refusal(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    return error  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    "granted", [[DEMO_CUSTOMER_ID], DEMO_CUSTOMER_ID, [DEMO_CUSTOMER_ID.upper()]]
+)
+def test_a_valid_token_reads_the_customers_its_claim_names(gateway: Gateway, granted: Any) -> None:
+    """A verified token whose claim (a list or one string) names the customer reads it, and
+    the upstream call carries the configured billing token, never the caller's JWT."""
+    data = gateway.query(SEATS, DEMO, token=token(metronome_customer_ids=granted))
+    assert len(data["seatBalances"]["nodes"]) == 2
+    assert [call.authorization for call in gateway.calls] == [f"Bearer {DEMO_TOKEN}"]
+
+
+@pytest.mark.parametrize(
+    ("bad_token", "reason"),
+    [
+        (lambda: token(exp=int(time.time()) - 120), "expired"),
+        (lambda: token(nbf=int(time.time()) + 600), "not valid yet"),
+        (lambda: token(iss="https://evil.example.com/"), "another issuer"),
+        (lambda: token(aud="another-app"), "another audience"),
+        (lambda: token(exp=None), "required claim"),
+        # Signed by a key the provider never published, under a published kid.
+        (lambda: token(SigningKey("key-1")), "signature"),
+        (lambda: jwt.encode(claims(), None, algorithm="none", headers={"kid": KEY.kid}), "alg"),
+        # HS/RS confusion: HMAC "signed" with the published RSA public key as the secret.
+        (lambda: hs256_signed_with_the_public_key(), "algorithm"),
+        (lambda: "not-a-jwt", "not a readable JWT"),
+    ],
+    ids=[
+        "expired",
+        "not-yet-valid",
+        "wrong-issuer",
+        "wrong-audience",
+        "no-exp",
+        "wrong-signature",
+        "alg-none",
+        "hs256-with-public-key",
+        "garbage",
+    ],
+)
+def test_an_invalid_token_is_refused_before_any_upstream_call(
+    gateway: Gateway, bad_token: Any, reason: str
+) -> None:
+    """Expired, early, foreign, unsigned or forged tokens: HTTP 401 UNAUTHENTICATED saying
+    why, no upstream call, and the token in neither the answer nor the access log."""
+    value = bad_token()
+    response = gateway.post(SEATS, DEMO, token=value)
+    error = refusal(response)
+    assert reason.lower() in error["message"].lower()
+    assert value not in response.text
+    assert gateway.calls == []
+
+
+def test_a_token_from_an_unknown_key_works_once_the_provider_publishes_it(
+    standin_url: str, key_server: KeyServer
+) -> None:
+    """Key rotation: a token whose kid the key set lacks is refused until the provider
+    publishes the key; then the next token after the refetch interval triggers one fetch."""
+    new_key = SigningKey("key-2")
+    settings = auth_settings(standin_url, key_server.url, jwks_refetch_interval=0.5)
+    with running_gateway(settings) as gateway:
+        gateway.query(SEATS, DEMO, token=token())
+        assert key_server.fetches == 1
+        refused = refusal(gateway.post(SEATS, DEMO, token=token(new_key)))
+        assert "key this gateway does not know" in refused["message"]
+        key_server.keys = [KEY, new_key]  # the provider rotates
+        time.sleep(0.6)
+        gateway.query(SEATS, DEMO, token=token(new_key))
+        fetches = key_server.fetches
+        gateway.query(SEATS, DEMO, token=token(new_key))
+        gateway.query(SEATS, DEMO, token=token())
+    assert fetches <= 3
+    assert key_server.fetches == fetches  # known keys cost no fetch
+
+
+def test_a_flood_of_unknown_kids_cannot_make_the_gateway_refetch(
+    gateway: Gateway, key_server: KeyServer
+) -> None:
+    """Fifty tokens with made-up kids, concurrently, after one fetch: no more fetch at all
+    within the refetch interval, and every one refused."""
+    gateway.query(SEATS, DEMO, token=token())
+    forged = [token(kid=f"made-up-{n}") for n in range(50)]
+
+    async def flood() -> list[int]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            responses = await asyncio.gather(
+                *(
+                    http.post(
+                        f"{gateway.url}/graphql",
+                        json={"query": SEATS, "variables": DEMO},
+                        headers={"Authorization": f"Bearer {value}"},
+                    )
+                    for value in forged
+                )
+            )
+        return [response.status_code for response in responses]
+
+    assert asyncio.run(flood()) == [401] * 50
+    assert key_server.fetches == 1
+
+
+async def test_the_key_set_fetches_at_most_once_per_interval_for_unknown_kids(
+    key_server: KeyServer,
+) -> None:
+    """On a clock that only moves when told: unknown kids fetch once per interval, no more."""
+    now = [1000.0]
+    keys = KeySet(key_server.url, refetch_interval=10, clock=lambda: now[0])
+    try:
+        assert (await keys.key("key-1")).key_id == "key-1"
+        for _ in range(20):
+            with pytest.raises(AuthenticationFailed):
+                await keys.key("unknown")
+        assert key_server.fetches == 1
+        now[0] += 10
+        with pytest.raises(AuthenticationFailed):
+            await keys.key("unknown")
+        with pytest.raises(AuthenticationFailed):
+            await keys.key("unknown")
+        assert key_server.fetches == 2
+    finally:
+        await keys.aclose()
+
+
+def test_a_customer_the_claim_does_not_name_is_forbidden_without_an_upstream_call(
+    gateway: Gateway,
+) -> None:
+    """A claim with one customer, a query for another: FORBIDDEN, 0 upstream calls, and the
+    same message whether that customer exists or not."""
+    caller = token()
+    existing = gateway.errors(SEATS, OTHER, token=caller)
+    missing = gateway.errors(
+        SEATS, {"customerId": MISSING_CUSTOMER_ID, "contractId": DEMO_CONTRACT_ID}, token=caller
+    )
+    assert [e["extensions"]["code"] for e in existing + missing] == ["FORBIDDEN", "FORBIDDEN"]
+    assert existing[0]["message"] == missing[0]["message"]
+    assert OTHER_CUSTOMER_ID not in existing[0]["message"]
+    assert gateway.calls == []
+
+
+def test_a_forbidden_alias_is_refused_alone_and_the_others_answered(gateway: Gateway) -> None:
+    """Two aliases, one allowed, one forbidden: the allowed one answered with one upstream
+    call, the forbidden one null with its FORBIDDEN error, the same on a repeat (which the
+    fast path may serve)."""
+    query = f"""{{
+      mine: seatBalances(customerId: "{DEMO_CUSTOMER_ID}", contractId: "{DEMO_CONTRACT_ID}", first: 1) {{
+        nodes {{ seatId }}
+      }}
+      theirs: seatBalances(customerId: "{OTHER_CUSTOMER_ID}", contractId: "{OTHER_CONTRACT_ID}", first: 1) {{
+        nodes {{ seatId }}
+      }}
+    }}"""
+    for _ in range(2):
+        gateway.upstream.calls.clear()
+        payload = gateway.post(query, token=token()).json()
+        assert len(payload["data"]["mine"]["nodes"]) == 1
+        assert payload["data"]["theirs"] is None
+        assert [(e["path"], e["extensions"]["code"]) for e in payload["errors"]] == [
+            (["theirs"], "FORBIDDEN")
+        ]
+        assert [call.body["customer_id"] for call in gateway.calls] == [DEMO_CUSTOMER_ID]
+
+
+def test_nodes_mixing_an_allowed_and_a_forbidden_seat(gateway: Gateway) -> None:
+    """`nodes` with a seat of the caller's customer and one of another: the first answered,
+    the second null with FORBIDDEN at its index; one upstream call, for the allowed one."""
+    caller = token()
+    [seat, *_] = gateway.query(SEATS, DEMO, token=caller)["seatBalances"]["nodes"]
+    gateway.upstream.calls.clear()
+    foreign = global_id("Seat", OTHER_CUSTOMER_ID, OTHER_CONTRACT_ID, "someone@example.com")
+    payload = gateway.post(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Seat { seatId } } }",
+        {"ids": [seat["id"], foreign]},
+        token=caller,
+    ).json()
+    assert payload["data"]["nodes"] == [{"id": seat["id"], "seatId": seat["seatId"]}, None]
+    assert [(e["path"], e["extensions"]["code"]) for e in payload["errors"]] == [
+        (["nodes", 1], "FORBIDDEN")
+    ]
+    assert [call.body["customer_id"] for call in gateway.calls] == [DEMO_CUSTOMER_ID]
+
+
+def test_node_and_entities_of_another_customer_are_forbidden(gateway: Gateway) -> None:
+    """`node`, a Seat representation and a Contract's seatBalances of another customer: each
+    FORBIDDEN, the other entity answered, no upstream call for the forbidden ones."""
+    caller = token()
+    foreign = global_id("Seat", OTHER_CUSTOMER_ID, OTHER_CONTRACT_ID, "someone@example.com")
+    [node_error] = gateway.errors(
+        "query($id: ID!) { node(id: $id) { id } }", {"id": foreign}, token=caller
+    )
+    assert node_error["extensions"]["code"] == "FORBIDDEN"
+    payload = gateway.post(
+        """query($representations: [_Any!]!) {
+          _entities(representations: $representations) {
+            ... on Seat { seatId }
+            ... on Contract { seatBalances(first: 1) { nodes { seatId } } }
+          }
+        }""",
+        {
+            "representations": [
+                {"__typename": "Seat", **OTHER, "seatId": "someone@example.com"},
+                {
+                    "__typename": "Contract",
+                    "id": OTHER_CONTRACT_ID,
+                    "customerId": OTHER_CUSTOMER_ID,
+                },
+                {"__typename": "Contract", "id": DEMO_CONTRACT_ID, "customerId": DEMO_CUSTOMER_ID},
+            ]
+        },
+        token=caller,
+    ).json()
+    entities = payload["data"]["_entities"]
+    assert entities[0] is None
+    assert entities[1] == {"seatBalances": None}
+    assert len(entities[2]["seatBalances"]["nodes"]) == 1
+    assert sorted((tuple(e["path"]), e["extensions"]["code"]) for e in payload["errors"]) == [
+        (("_entities", 0), "FORBIDDEN"),
+        (("_entities", 1, "seatBalances"), "FORBIDDEN"),
+    ]
+    assert [call.body["customer_id"] for call in gateway.calls] == [DEMO_CUSTOMER_ID]
+
+
+def test_without_a_token_data_is_unauthenticated_but_the_schema_is_readable(
+    gateway: Gateway,
+) -> None:
+    """No Authorization: every field that reads a customer is UNAUTHENTICATED (no upstream
+    call), while introspection and `_service { sdl }` still answer (GraphiQL, routers)."""
+    [error] = gateway.errors(SEATS, DEMO, token=None)
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    data = gateway.query("{ __schema { queryType { name } } _service { sdl } }", token=None)
+    assert "@authenticated" in data["_service"]["sdl"]
+    assert gateway.calls == []
+
+
+def test_a_non_bearer_authorization_is_refused(gateway: Gateway) -> None:
+    """`Authorization: Basic ...` is not silently taken as anonymous: HTTP 401."""
+    response = gateway.http.post(
+        f"{gateway.url}/graphql",
+        json={"query": SEATS, "variables": DEMO},
+        headers={"Authorization": "Basic dXNlcjpwYXNz"},
+    )
+    refusal(response)
+    assert gateway.calls == []
+
+
+def test_the_admin_scope_reads_every_customer(gateway: Gateway) -> None:
+    """A token carrying GATEWAY_ADMIN_SCOPE reads a customer its claim does not name; the
+    same token without the scope is forbidden."""
+    unnamed = {"metronome_customer_ids": None}
+    admin = token(scope=f"openid {ADMIN_SCOPE}", **unnamed)
+    assert len(gateway.query(SEATS, DEMO, token=admin)["seatBalances"]["nodes"]) == 2
+    [error] = gateway.errors(SEATS, DEMO, token=token(scope="openid", **unnamed))
+    assert error["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_the_access_log_names_the_subject_and_never_the_token(
+    standin_url: str, key_server: KeyServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The access line of an authenticated request carries the JWT's `sub`; no log line
+    carries the token, valid or not."""
+    caplog.set_level(logging.INFO)
+    valid, forged = token(sub="alice@example.com"), token(SigningKey("key-1"))
+    with running_gateway(auth_settings(standin_url, key_server.url)) as gateway:
+        gateway.query(SEATS, DEMO, token=valid)
+        gateway.post(SEATS, DEMO, token=forged)
+    # Read once the server has stopped: a line is written after its response is sent.
+    access = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert '"subject":"alice@example.com"' in access[0]
+    assert '"status":401' in access[1] and "subject" not in access[1]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert valid not in logged and forged not in logged
+
+
+def test_a_development_secret_verifies_hs256_tokens(standin_url: str) -> None:
+    """GATEWAY_JWT_SECRET: HS256 tokens with that secret are accepted, others refused."""
+    secret = "a-development-secret-of-32-bytes!"
+    settings = Settings(
+        metronome_base_url=standin_url, metronome_bearer_token=DEMO_TOKEN, jwt_secret=secret
+    )
+    with running_gateway(settings) as gateway:
+        good = jwt.encode(claims(aud=None, iss=None), secret, algorithm="HS256")
+        assert gateway.query(SEATS, DEMO, token=good)["seatBalances"]["nodes"]
+        bad = jwt.encode(
+            claims(aud=None, iss=None), "another-secret-of-32-bytes-length", algorithm="HS256"
+        )
+        refusal(gateway.post(SEATS, DEMO, token=bad))
+        assert len(gateway.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        (
+            {"metronome_bearer_token": "billing-token-123"},
+            ["METRONOME_BEARER_TOKEN", "GATEWAY_JWKS_URL", "GATEWAY_ALLOW_ANONYMOUS"],
+        ),
+        (
+            {"jwks_url": "http://idp/jwks.json", "jwt_issuer": ISSUER, "jwt_audience": AUDIENCE},
+            ["METRONOME_BEARER_TOKEN"],
+        ),
+        (
+            {"metronome_bearer_token": "billing-token-123", "jwks_url": "http://idp/jwks.json"},
+            ["GATEWAY_JWT_ISSUER", "GATEWAY_JWT_AUDIENCE"],
+        ),
+    ],
+    ids=[
+        "billing-token-without-authentication",
+        "jwt-without-billing-token",
+        "jwks-without-iss-aud",
+    ],
+)
+def test_unsafe_configurations_are_refused_naming_the_settings(
+    settings: dict[str, Any], named: list[str]
+) -> None:
+    """A billing token with nobody authenticated, JWT authentication with no billing token to
+    use, a JWKS without issuer and audience: the settings are refused, saying which to set."""
+    with pytest.raises(ValidationError) as refused:
+        Settings(metronome_base_url="https://api.metronome.example", **settings)
+    message = str(refused.value)
+    assert all(name in message for name in named), message
+
+
+def test_the_stand_in_and_declared_anonymous_configurations_still_start() -> None:
+    """No configuration (the stand-in) and GATEWAY_ALLOW_ANONYMOUS=true are accepted."""
+    assert not Settings().authenticates_callers
+    assert Settings(
+        metronome_base_url="https://api.metronome.example",
+        metronome_bearer_token="billing-token-123",
+        allow_anonymous=True,
+    ).allow_anonymous
+
+
+def test_gateway_serve_refuses_to_start_with_a_billing_token_and_no_authentication() -> None:
+    """`gateway serve` with METRONOME_BEARER_TOKEN and no caller authentication exits
+    non-zero, saying what to set, without printing the token."""
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))
+    }
+    secret = f"billing-{uuid.uuid4().hex}"
+    environment.update(
+        METRONOME_BASE_URL="https://api.metronome.example", METRONOME_BEARER_TOKEN=secret
+    )
+    finished = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode != 0
+    assert "GATEWAY_ALLOW_ANONYMOUS" in finished.stderr
+    assert "GATEWAY_JWKS_URL" in finished.stderr
+    assert secret not in finished.stdout + finished.stderr
