@@ -40,6 +40,7 @@ class UpstreamCall:
     body: dict[str, Any]
     authorization: str | None
     traceparent: str | None = None
+    params: dict[str, str] = field(default_factory=dict)  # the query string (GET calls)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
                 body,
                 request.headers.get("authorization"),
                 request.headers.get("traceparent"),
+                dict(request.url.params),
             )
         )
         return await self.inner.handle_async_request(request)
