@@ -33,6 +33,7 @@ from strawberry.types import ExecutionResult
 
 from gateway import graphiql, standin
 from gateway.config import Settings
+from gateway.details_loaders import CreditTypeCache
 from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard, Scope
 from gateway.lane import LANE, GraphQLLane
 from gateway.observability import ACCESS, REQUEST_ID_HEADER, AccessLog, Metrics
@@ -122,6 +123,7 @@ def create_app(
         else None
     )
     metrics = Metrics()
+    credit_types = CreditTypeCache(ttl=settings.credit_types_ttl)
     policy = RetryPolicy(
         max_retries=settings.upstream_max_retries,
         attempt_timeout=settings.upstream_timeout,
@@ -166,6 +168,7 @@ def create_app(
             token=token,
             max_upstream_calls=settings.max_upstream_calls,
             observer=metrics,
+            credit_types=credit_types,
         )
         scope[_CONTEXT] = context
         scope.setdefault(ON_CLOSE, []).append(context.close)

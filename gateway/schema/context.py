@@ -11,6 +11,7 @@ import strawberry
 from opentelemetry import trace
 from strawberry.extensions import SchemaExtension
 
+from gateway.details_loaders import CreditTypeCache
 from gateway.loaders import BatchObserver, Loaders
 from gateway.schema.errors import UNAUTHENTICATED, GatewayError
 from gateway.upstream import BillingClient
@@ -28,6 +29,7 @@ class RequestContext:
     observer: BatchObserver | None = None
     operation_name: str | None = None  # filled in by OperationInfo, read by the access log
     fast_path: bool = False  # answered by the fast path (gateway.schema.fastpath)
+    credit_types: CreditTypeCache | None = None  # the process's, shared across requests
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property
@@ -49,7 +51,11 @@ class RequestContext:
                     UNAUTHENTICATED,
                 )
             self._loaders = Loaders(
-                self.client, self.token, max_calls=self.max_upstream_calls, observer=self.observer
+                self.client,
+                self.token,
+                max_calls=self.max_upstream_calls,
+                observer=self.observer,
+                credit_types=self.credit_types,
             )
         return self._loaders
 

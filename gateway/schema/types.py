@@ -14,6 +14,7 @@ import strawberry
 from strawberry import Private
 
 from gateway.loaders import Listing, SeatRequest
+from gateway.schema import details
 from gateway.schema.arguments import uuid_argument
 from gateway.schema.context import request_context
 from gateway.schema.errors import NOT_FOUND, GatewayError
@@ -105,6 +106,7 @@ class CreditTypeBalance:
     starting_balance: float = strawberry.field(
         description="What those commits and credits started with."
     )
+    credit_type = details.credit_type_field()
 
 
 @strawberry.type
@@ -123,6 +125,15 @@ class _Commitment:
     _record: Private[SeatCommit]
     _has_ledgers: Private[bool]
     _kind: Private[str]  # "commits" or "credits": where the record sits in the seat
+    # Details from "List balances", fetched only when selected (gateway/schema/details.py).
+    name = details.name_field()
+    description = details.description_field()
+    product = details.product_field()
+    priority = details.priority_field()
+    access_schedule = details.access_schedule_field()
+    custom_fields = details.custom_fields_field()
+    allocation = details.allocation_field()
+    subscription_id = details.subscription_id_field()
 
     @strawberry.field(
         description="Every movement of its balance, oldest first as the API sends them."
@@ -141,6 +152,8 @@ class _Commitment:
 
 @strawberry.type(description="A prepaid commit as seen from one seat, with this seat's balance.")
 class Commit(_Commitment, Node):
+    type = details.commit_type_field()
+
     @strawberry.field(
         description="Opaque, globally unique id of this commit on this seat (Relay object id)."
     )
