@@ -10,6 +10,10 @@ batches, one strategy per customer of the batch:
   ``ceil(list / 25)``, one after the other; the length of the list is not known in advance,
   so a handful of ids is cheaper (and faster) one by one, and many ids cheaper paged.
 
+The batches of one request share how far each customer's list has been paged: graphql-core
+loads commits and credits in different ticks (different batches), and a later batch continues
+the scan, or finds its ids in what was already seen, instead of paging again.
+
 Both ask with ``include_contract_balances`` (seat commits are contract-level and are not listed
 without it) and without ``include_balance``/``include_ledgers`` (the seat endpoint's per-seat
 figures are the ones shown). An id the API does not know (an empty answer or a 404) is
@@ -61,14 +65,28 @@ class DetailKey:
     item_id: str
 
 
+class _Scan:
+    """How far one customer's list has been paged in this request: the batches of a request
+    share it, so a second batch continues where the first stopped instead of starting over
+    (graphql-core resolves commits and credits in different ticks, i.e. different batches)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, BalanceItem] = {}
+        self.next_page: str | None = None
+        self.done = False  # the whole list has been seen
+        self.lock = asyncio.Lock()  # one page at a time
+
+
 class CommitDetails:
     """The batch function of the details loader: one result per key, in key order, ``None``
-    for an id the billing API does not know, an Exception for a customer whose calls failed."""
+    for an id the billing API does not know, an Exception for a customer whose calls failed.
+    One per request (it remembers how far each customer's list was paged)."""
 
     def __init__(self, client: BillingClient, token: str, counted: Counted[Any]) -> None:
         self._client = client
         self._token = token
         self._counted = counted
+        self._scans: dict[str, _Scan] = {}
 
     async def load(self, keys: list[DetailKey]) -> tuple[list[Any], dict[DetailKey, BalanceItem]]:
         """The answers for ``keys``, and the other items seen on the way."""
@@ -97,18 +115,29 @@ class CommitDetails:
     async def _customer(
         self, customer_id: str, item_ids: list[str]
     ) -> dict[str, BalanceItem | Exception]:
-        """What one customer's ids are; a missing id is not found."""
+        """What one customer's ids are (a missing id is not found), with what a scan saw."""
         distinct = sorted(set(item_ids))
-        if len(distinct) > PER_ID_MAX:
+        scan = self._scans.get(customer_id)
+        if scan is not None:
+            async with scan.lock:  # let a scan in progress finish first
+                pass
+            if scan.done or len([i for i in distinct if i not in scan.seen]) > PER_ID_MAX:
+                return dict(await self._scan(customer_id, set(distinct)))
+            known: dict[str, BalanceItem | Exception] = dict(scan.seen)
+            distinct = [i for i in distinct if i not in scan.seen]
+        elif len(distinct) > PER_ID_MAX:
             return dict(await self._scan(customer_id, set(distinct)))
+        else:
+            known = {}
         answers = await asyncio.gather(
             *(self._one(customer_id, item_id) for item_id in distinct), return_exceptions=True
         )
-        return {
-            item_id: _per_key(answer)
+        known.update(
+            (item_id, _per_key(answer))
             for item_id, answer in zip(distinct, answers, strict=True)
             if answer is not None
-        }
+        )
+        return known
 
     async def _one(self, customer_id: str, item_id: str) -> BalanceItem | None:
         body: dict[str, Any] = {
@@ -125,31 +154,44 @@ class CommitDetails:
         return None
 
     async def _scan(self, customer_id: str, wanted: set[str]) -> dict[str, BalanceItem]:
-        body: dict[str, Any] = {
-            "customer_id": customer_id,
-            "include_contract_balances": True,
-            "limit": BALANCES_PAGE_LIMIT,
-        }
-        seen: dict[str, BalanceItem] = {}
-        async with aclosing(self._pages(body)) as pages:
-            async for page in pages:
-                seen.update((item["id"], item) for item in page)
-                if wanted <= seen.keys():
+        """Page the customer's list, from where this request left it, until every wanted id
+        has been seen or the list ends; answers everything seen so far."""
+        scan = self._scans.setdefault(customer_id, _Scan())
+        async with scan.lock:
+            while not scan.done and not wanted <= scan.seen.keys():
+                body: dict[str, Any] = {
+                    "customer_id": customer_id,
+                    "include_contract_balances": True,
+                    "limit": BALANCES_PAGE_LIMIT,
+                }
+                if scan.next_page:
+                    body["next_page"] = scan.next_page
+                page = await self._page(body)
+                if page is None:
+                    scan.done = True
                     break
-        return seen
+                scan.seen.update((item["id"], item) for item in page["data"])
+                scan.next_page = page.get("next_page")
+                # Only a null or empty next_page ends the list: a page may be empty.
+                scan.done = not scan.next_page
+        return dict(scan.seen)
+
+    async def _page(self, body: dict[str, Any]) -> BalancesPage | None:
+        """One page, or ``None`` for a 404 (what the API may answer for an unknown id)."""
+        try:
+            page: BalancesPage = await self._counted(
+                partial(self._client.list_customer_balances, body, token=self._token)
+            )
+        except UpstreamRejected as error:
+            if error.status == 404:
+                return None
+            raise
+        return page
 
     async def _pages(self, body: dict[str, Any]) -> AsyncGenerator[list[BalanceItem], None]:
-        """The pages of one listing; ``data`` may be empty while ``next_page`` is set, so only
-        a null or empty ``next_page`` ends it. A 404 is an empty listing (unknown id)."""
-        while True:
-            try:
-                page: BalancesPage = await self._counted(
-                    partial(self._client.list_customer_balances, body, token=self._token)
-                )
-            except UpstreamRejected as error:
-                if error.status == 404:
-                    return
-                raise
+        """The pages of one listing, until a null or empty ``next_page`` (``data`` may be
+        empty while it is set); a 404 is an empty listing."""
+        while (page := await self._page(body)) is not None:
             yield page["data"]
             next_page = page.get("next_page")
             if not next_page:

@@ -167,6 +167,24 @@ def seats_query(selection: str, conditions: tuple[str, ...] = (), fragments: str
     )
 
 
+def test_batches_of_one_operation_share_one_scan(gateway: Gateway) -> None:
+    """A page of 25 seats with a heavy one pages the list once (11 calls), although its
+    commits and credits are loaded in two batches of 53 and 45 ids (ledgerEntries, an async
+    resolver, puts the credits a tick behind)."""
+    data = gateway.query(
+        selected("commits { name ledgerEntries { type } } credits { name }"),
+        {"first": 25},
+    )
+    seats = data["seatBalances"]["nodes"]
+    assert [seat["seatId"] for seat in seats] == [seat["seat_id"] for seat in SEATS[:11]]
+    for seat, reference in zip(seats, SEATS, strict=False):
+        for kind in ("commits", "credits"):
+            assert [c["name"] for c in seat[kind]] == [
+                ITEMS[c["id"]]["name"] for c in reference[kind] or []
+            ]
+    assert [call.path for call in gateway.calls] == [SEATS_PATH] + [BALANCES] * 11
+
+
 @pytest.mark.parametrize(
     ("query", "variables"),
     [
