@@ -94,9 +94,12 @@ query FirstSeats {{
       cursor
       node {{
         seatId
-        balances {{ creditTypeId balance startingBalance }}
-        commits {{ commitId balance startDate endDate ledgerEntries {{ type amount timestamp }} }}
-        credits {{ creditId balance }}
+        balances {{ creditTypeId creditType {{ name }} balance startingBalance }}
+        commits {{
+          commitId name type product {{ name }} allocation balance startDate endDate
+          ledgerEntries {{ type amount timestamp }}
+        }}
+        credits {{ creditId name balance }}
       }}
     }}
   }}
