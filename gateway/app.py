@@ -7,8 +7,8 @@ goes through it (``httpx.MockTransport`` for faults, ``ASGITransport`` for the s
 The layers, outermost first: :class:`~gateway.observability.AccessLog` (request id, trace
 context, metrics, one JSON line per request) -> :class:`~gateway.guard.RequestGuard` (body
 limit, cancellation) -> CORS (when origins are configured) ->
-:class:`~gateway.lane.GraphQLLane` (plain JSON POSTs straight to the schema) -> FastAPI
-(``/graphql`` through Strawberry's view, GraphiQL and its assets, health, metrics).
+FastAPI (``/graphql`` through :class:`~gateway.view.GraphQLView`, Strawberry's view; GraphiQL's
+assets, health, metrics).
 """
 
 from __future__ import annotations
@@ -18,28 +18,25 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any
 
 import httpx
-import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
-from strawberry.fastapi import GraphQLRouter
-from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from gateway import graphiql, standin
 from gateway.config import Settings
 from gateway.details_loaders import CreditTypeCache
 from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard, Scope
-from gateway.lane import LANE, GraphQLLane
 from gateway.observability import ACCESS, REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.schema import QueryLimits, RequestContext, build_schema, shape_error
 from gateway.upstream import BillingClient, RetryPolicy
-from gateway.upstream.transport import AiohttpTransport
+from gateway.upstream.transport import billing_transport
+from gateway.view import GraphQLView
 
 logger = logging.getLogger("gateway")
 
@@ -146,9 +143,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        transport = upstream.transport or AiohttpTransport(
-            max_connections=settings.upstream_concurrency,
-            connect_timeout=min(5.0, settings.upstream_timeout),
+        transport = upstream.transport or billing_transport(
+            max_connections=settings.upstream_concurrency
         )
         try:
             app.state.billing = BillingClient(
@@ -163,8 +159,9 @@ def create_app(
         finally:
             await transport.aclose()
 
-    def make_context(scope: Scope) -> dict[str, Any]:
-        """The Strawberry context of one request: its token and fresh loaders."""
+    def make_context(request: Request) -> RequestContext:
+        """The request's own state: its token and fresh loaders (closed with the request)."""
+        scope = request.scope
         token = forced_token or _bearer(scope) or upstream.default_token
         context = RequestContext(
             client=app.state.billing,
@@ -175,10 +172,7 @@ def create_app(
         )
         scope[_CONTEXT] = context
         scope.setdefault(ON_CLOSE, []).append(context.close)
-        return {"gateway": context}
-
-    async def context_getter(request: Request) -> dict[str, Any]:
-        return {"request": request, **make_context(request.scope)}
+        return context
 
     app = FastAPI(
         title="Seat balance GraphQL gateway",
@@ -188,13 +182,24 @@ def create_app(
         openapi_url=None,
     )
     schema = build_schema(limits, fast_path=settings.fast_path)
-    graphql = _GraphQLRouter(
+    default_query = demo_query() if upstream.embedded else None
+
+    def graphiql_page() -> HTMLResponse:
+        """GraphiQL from the gateway's own assets: no CDN, a strict CSP."""
+        page = graphiql.render_page(graphql_path="/graphql", default_query=default_query)
+        return HTMLResponse(
+            page, headers={"Content-Security-Policy": graphiql.CONTENT_SECURITY_POLICY}
+        )
+
+    view = GraphQLView(
         schema,
-        context_getter=context_getter,
-        graphql_ide="graphiql" if settings.graphiql else None,
+        context_factory=make_context,
+        on_result=lambda request, result: _record(request.scope, result),
+        graphiql_page=graphiql_page if settings.graphiql else None,
     )
-    graphql.default_query = demo_query() if upstream.embedded else None
-    app.include_router(graphql, prefix="/graphql")
+    # Routed as a plain ASGI endpoint: Strawberry's view does its own parsing, so FastAPI's
+    # dependency injection would only add cost.
+    app.router.routes.append(Route("/graphql", endpoint=view, methods=["GET", "POST"]))
     if settings.graphiql:
         app.mount(graphiql.ASSETS_PATH, StaticFiles(directory=graphiql.ASSETS_DIR), name="graphiql")
 
@@ -220,14 +225,7 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    stack: ASGIApp = GraphQLLane(
-        app,
-        path="/graphql",
-        schema=schema,
-        make_context=make_context,
-        on_result=_record,
-        enabled=settings.http_fast_lane,
-    )
+    stack: ASGIApp = app
     if settings.cors_origins:
         stack = CORSMiddleware(
             stack,
@@ -242,31 +240,6 @@ def create_app(
     return AccessLog(stack, metrics)
 
 
-class _GraphQLRouter(GraphQLRouter[dict[str, Any], None]):
-    default_query: str | None = None
-
-    # orjson: several times faster than the stdlib on large answers, same JSON.
-    def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
-
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
-
-    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        """GraphiQL from the gateway's own assets: no CDN, a strict CSP."""
-        page = graphiql.render_page(graphql_path="/graphql", default_query=self.default_query)
-        return HTMLResponse(
-            page, headers={"Content-Security-Policy": graphiql.CONTENT_SECURITY_POLICY}
-        )
-
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        # Every error leaves shaped, whichever step (parse, validate, execute) produced it.
-        _record(request.scope, result)
-        return await super().process_result(request, result)
-
-
 def _record(scope: Scope, result: ExecutionResult) -> None:
     """Shapes the result's errors, and tells the access log and the metrics about it."""
     if result.errors:
@@ -278,10 +251,7 @@ def _record(scope: Scope, result: ExecutionResult) -> None:
     codes = [str((error.extensions or {}).get("code")) for error in result.errors or ()]
     outcome = "ok" if not codes else ("partial" if result.data else "error")
     access.update(
-        route=(
-            "lane" if scope.get(LANE) else "view",
-            "fast-path" if context and context.fast_path else "graphql-core",
-        ),
+        route=("view", "fast-path" if context and context.fast_path else "graphql-core"),
         operation=context.operation_name if context else None,
         upstreamCalls=context.upstream_calls if context else 0,
         errorCodes=codes,

@@ -54,10 +54,8 @@ class Settings(BaseSettings):
     )
     introspection: bool = Field(default=True, description="Answer introspection queries.")
     fast_path: bool = Field(
-        default=True, description="Project pure-data operations without graphql-core."
-    )
-    http_fast_lane: bool = Field(
-        default=True, description="Answer plain JSON POSTs without FastAPI's routing."
+        default=True,
+        description="Complete pure-data objects by projection; false: graphql-core field by field.",
     )
     graphiql: bool = Field(default=True, description="Serve GraphiQL on GET /graphql.")
     cors_origins: Annotated[list[str], NoDecode] = Field(

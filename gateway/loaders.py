@@ -33,64 +33,19 @@ from gateway.details_loaders import (
     list_credit_types,
 )
 from gateway.upstream import BalanceItem, BillingClient, CreditType, SeatBalance, SeatBalancePage
+from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest
 
-MAX_SEATS_PER_PAGE = 100
+__all__ = [
+    "MAX_SEATS_PER_PAGE",
+    "BatchObserver",
+    "Listing",
+    "Loaders",
+    "PageRequest",
+    "SeatRequest",
+    "UpstreamBudgetExceeded",
+]
 
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class Listing:
-    """The filters that every page of one seat listing repeats (the cursor may not remember)."""
-
-    customer_id: str
-    contract_id: str
-    subscription_ids: tuple[str, ...] | None = None
-    seat_ids: tuple[str, ...] | None = None
-    skip_missing_seat_ids: bool = False
-    covering_date: str | None = None
-    starting_at: str | None = None
-    effective_before: str | None = None
-
-    def body(self) -> dict[str, Any]:
-        """The filter part of an upstream request body; absent filters are not sent."""
-        body: dict[str, Any] = {
-            "customer_id": self.customer_id,
-            "contract_id": self.contract_id,
-        }
-        if self.subscription_ids is not None:
-            body["subscription_ids"] = list(self.subscription_ids)
-        if self.seat_ids is not None:
-            body["seat_ids"] = list(self.seat_ids)
-            if self.skip_missing_seat_ids:
-                body["skip_missing_seat_ids"] = True
-        for name in ("covering_date", "starting_at", "effective_before"):
-            value = getattr(self, name)
-            if value is not None:
-                body[name] = value
-        return body
-
-
-@dataclass(frozen=True, slots=True)
-class PageRequest:
-    """Exactly one upstream call: a listing, what to include, and where to start."""
-
-    listing: Listing
-    include_commits: bool
-    include_ledgers: bool
-    limit: int
-    cursor: str | None = None
-
-    def body(self) -> dict[str, Any]:
-        body = self.listing.body()
-        if self.include_commits:
-            body["include_credits_and_commits"] = True
-            if self.include_ledgers:
-                body["include_ledgers"] = True
-        body["limit"] = self.limit
-        if self.cursor is not None:
-            body["cursor"] = self.cursor
-        return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.standin import DEMO_TOKEN
-from gateway.upstream.transport import AiohttpTransport
+from gateway.upstream.transport import billing_transport
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,7 +167,7 @@ def running_gateway(
 ) -> Iterator[Gateway]:
     """A gateway on a real port whose upstream calls are recorded (and sent on to ``inner``)."""
     # The production transport unless a test brings its own (faults, a held upstream).
-    recorder = RecordingTransport(inner or AiohttpTransport())
+    recorder = RecordingTransport(inner or billing_transport(max_connections=32))
     app = create_app(settings, transport=recorder, retry_sleep=retry_sleep)
     with serve(app) as url, httpx.Client(timeout=30) as http:
         yield Gateway(url=url, upstream=recorder, http=http)

@@ -1,10 +1,14 @@
 """GraphiQL and CORS in a real headless browser (Debian's Chromium, driven by Playwright).
 
-The gateway runs on the embedded stand-in. GraphiQL must work with every request that leaves
-127.0.0.1 blocked (no CDN), under its strict CSP, and run its default query; a page on a second
-local origin, listed in ``cors_origins``, must be able to query the gateway with credentials
-headers, and the same page on an unlisted origin must not. The HTTP-level checks of the page and
-of CORS need no browser.
+The gateway runs on the embedded stand-in. GraphiQL (5, with the explorer open) must work with
+every request that leaves 127.0.0.1 blocked (no CDN), under its strict CSP: run its default
+query, and build a query by clicking in the explorer, whose choices decide what the gateway asks
+the billing API for. A page on a second local origin, listed in ``cors_origins``, must be able to
+query the gateway with credentials headers, and the same page on an unlisted origin must not.
+The HTTP-level checks of the page and of CORS need no browser.
+
+``GATEWAY_SCREENSHOT=docs/graphiql-explorer.png`` makes the explorer test save its screenshot
+there (the README's picture).
 
 Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``) and the ``playwright`` Python
 package; Playwright never downloads a browser here. Without either, the browser tests are
@@ -13,7 +17,6 @@ skipped, unless ``GATEWAY_REQUIRE_BROWSER`` is set (as in CI), which makes that 
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -31,8 +34,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from gateway.app import demo_query
 from gateway.config import Settings
-from gateway.graphiql import ASSETS_PATH, CONTENT_SECURITY_POLICY, render_page
+from gateway.graphiql import ASSETS_PATH, AUTHORIZATION_TAB, CONTENT_SECURITY_POLICY, render_page
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 from tests.support import Gateway, running_gateway, serve
 
@@ -49,7 +53,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TIMEOUT_MS = 30_000  # the first load parses about 1 MB of JavaScript on a 2-core machine
+TIMEOUT_MS = 30_000  # the first load parses about 7 MB of JavaScript on a 2-core machine
 SEAT = re.compile(r"[\w.+-]+@acme\.example")
 
 
@@ -243,16 +247,23 @@ def test_graphiql_loads_only_the_gateways_own_assets_under_a_strict_csp(
     csp = dict(d.strip().split(" ", 1) for d in CONTENT_SECURITY_POLICY.split(";"))
     assert csp["default-src"] == "'none'"
     assert csp["script-src"] == "'self'"
-    assert "unsafe" not in CONTENT_SECURITY_POLICY
+    assert csp["worker-src"] == "'self'"
+    assert csp["connect-src"] == "'self'"
+    # Monaco writes style attributes and <style> elements at run time: the one 'unsafe-' kept.
+    assert [d for d, v in csp.items() if "unsafe" in v] == ["style-src"]
+    assert "unsafe-eval" not in CONTENT_SECURITY_POLICY
+    assert "blob:" not in CONTENT_SECURITY_POLICY
 
     links = _Links()
     links.feed(response.text)
     assert links.inline_scripts == 0
     assert links.inline_styles == 0
     assert links.root["data-endpoint"] == "/graphql"
-    assert DEMO_CONTRACT_ID in (links.root["data-default-query"] or "")
-    assets = [url for url in links.urls if not url.startswith("data:")]
-    assert assets, "the page loads no assets"
+    tabs = json.loads(links.root["data-tabs"] or "")
+    assert [tab["query"] for tab in tabs] == [demo_query(), AUTHORIZATION_TAB]
+    workers = [links.root[f"data-{label}-worker"] for label in ("editor", "json", "graphql")]
+    assets = [url for url in links.urls + workers if url and not url.startswith("data:")]
+    assert len(assets) == 5, assets
     for url in assets:
         assert url.startswith(f"{ASSETS_PATH}/"), url
         asset = embedded.http.get(f"{embedded.url}{url}")
@@ -261,57 +272,178 @@ def test_graphiql_loads_only_the_gateways_own_assets_under_a_strict_csp(
         assert kind in asset.headers["content-type"], url
 
 
-def test_the_default_query_is_escaped_into_an_attribute() -> None:
+def test_the_tabs_are_escaped_into_an_attribute() -> None:
     """A default query with markup in it stays text: no element, no script, nothing unescaped."""
     hostile = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
     page = render_page(default_query=hostile, graphql_path='/g"ql')
     links = _Links()
     links.feed(page)
-    assert links.root["data-default-query"] == hostile
+    assert json.loads(links.root["data-tabs"] or "")[0] == {"query": hostile}
     assert links.root["data-endpoint"] == '/g"ql'
     assert "<script>alert" not in page
     assert "<img" not in page
-    assert html.escape(hostile, quote=True) in page
-    assert "data-default-query" not in render_page()
+    assert links.inline_scripts == 0
+    # Without a default query (a real billing API), the page opens on the Authorization tab.
+    links = _Links()
+    links.feed(render_page())
+    assert [tab["query"] for tab in json.loads(links.root["data-tabs"] or "")] == [
+        AUTHORIZATION_TAB
+    ]
+
+
+def test_the_authorization_tab_says_where_the_token_goes() -> None:
+    """The second tab explains, in comments, the forwarding and the Headers editor's JSON."""
+    comments = [line for line in AUTHORIZATION_TAB.splitlines() if line.startswith("#")]
+    text = "\n".join(comments)
+    assert '{ "Authorization": "Bearer <your Metronome API token>" }' in text
+    assert '"Headers"' in text
+    assert "METRONOME_BEARER_TOKEN" in text
+    assert "UNAUTHENTICATED" in text
+
+
+def _editor_text(page: Any, editor: str) -> str:
+    """The text Monaco shows in one of GraphiQL's editors (it renders spaces as NBSP)."""
+    text: str = page.locator(f"{editor} .view-lines").inner_text()
+    return text.replace("\u00a0", " ")
+
+
+def _shown_answer(page: Any) -> str:
+    """The start of the answer GraphiQL shows, without the spaces and breaks of its wrapping."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".result-window .view-lines")).to_contain_text("data")
+    return re.sub(r"\s", "", _editor_text(page, ".result-window"))
+
+
+def _run(page: Any) -> dict[str, Any]:
+    """Press GraphiQL's run button; the JSON body of the answer it got."""
+    # GraphiQL's own introspection may still be on its way: wait for the answer to the run.
+    with page.expect_response(
+        lambda r: (
+            urlsplit(r.url).path == "/graphql"
+            and r.request.method == "POST"
+            and "__schema" not in (r.request.post_data or "")
+        )
+    ) as answer:
+        page.locator(".graphiql-execute-button").click()
+    body: dict[str, Any] = answer.value.json()
+    return body
+
+
+def _clean(watched: Watched, gateway: Gateway) -> None:
+    assert watched.blocked == [], "GraphiQL tried to leave 127.0.0.1"
+    assert {_origin(url) for url in watched.requests} == {gateway.url}
+    assert watched.failed == []
+    assert watched.errors == []
 
 
 def test_graphiql_runs_the_default_query_without_the_internet(
     embedded: Gateway, watched: Watched
 ) -> None:
     """In Chromium with only 127.0.0.1 reachable, GraphiQL shows the demo query, runs it, shows
-    seats, opens the docs and a dialog, with no CSP violation or other console error."""
+    seats, opens the docs, the Authorization tab and a dialog, with no CSP violation or other
+    console error; Monaco's three workers come from the gateway."""
     page = watched.page
     from playwright.sync_api import expect
 
+    workers: list[str] = []
+    page.on("worker", lambda worker: workers.append(worker.url))
     page.goto(f"{embedded.url}/graphql")
-    editor = page.locator(".graphiql-query-editor .CodeMirror")
-    expect(editor).to_be_visible()
-    query = page.evaluate(
-        "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.getValue()"
-    )
+    expect(page.locator(".graphiql-query-editor .view-lines")).to_contain_text("FirstSeats")
+    query = _editor_text(page, ".graphiql-query-editor")
     assert DEMO_CONTRACT_ID in query
     assert DEMO_CUSTOMER_ID in query
 
-    page.locator(".graphiql-execute-button").click()
-    result = page.locator(".result-window")
-    expect(result).to_contain_text(re.compile(r'"seatId": "[\w.+-]+@acme\.example"'))
-    assert '"errors"' not in result.inner_text()
+    body = _run(page)
+    assert "errors" not in body, body
+    seats = [edge["node"]["seatId"] for edge in body["data"]["seatBalances"]["edges"]]
+    assert seats and all(SEAT.fullmatch(seat) for seat in seats), seats
+    assert f'"seatId":"{seats[0]}"' in _shown_answer(page)
+
+    page.get_by_role("tab", name="TokenCheck").click()
+    expect(page.locator(".graphiql-query-editor .view-lines")).to_contain_text("Headers")
 
     page.get_by_label("Show Documentation Explorer").click()
     docs = page.locator(".graphiql-doc-explorer")
     docs.get_by_text("Query", exact=True).click()
     expect(docs.get_by_text("seatBalances", exact=True)).to_be_visible()
 
-    # A dialog locks scrolling with the one inline style the CSP allows by its hash.
     page.get_by_label("Open settings dialog").click()
     expect(page.get_by_role("dialog")).to_contain_text("Settings")
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
 
-    assert watched.blocked == [], "GraphiQL tried to leave 127.0.0.1"
-    assert {_origin(url) for url in watched.requests} == {embedded.url}
-    assert watched.failed == []
-    assert watched.errors == []
+    assert {urlsplit(url).path.rsplit("/", 1)[-1] for url in workers} == {
+        "editor.worker.js",
+        "json.worker.js",
+        "graphql.worker.js",
+    }
+    assert all(_origin(url) == embedded.url for url in workers), workers
+    _clean(watched, embedded)
+
+
+def test_the_explorer_builds_a_query_by_clicking_and_each_choice_is_asked_for(
+    embedded: Gateway, watched: Watched
+) -> None:
+    """In the explorer (open on load): clicking seatBalances, filling its ids and ticking
+    seatId and commits > commitId runs a query that shows seats with commits, and asks the
+    billing API for commits; unticking commits gives seats without them, and no commits asked."""
+    page = watched.page
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{embedded.url}/graphql")
+    explorer = page.locator(".graphiql-explorer-root")
+    expect(explorer).to_be_visible()
+    # A new, empty tab: the demo query's tab would show its fields already ticked.
+    page.get_by_role("button", name="New tab").click()
+    expect(page.get_by_role("tab")).to_have_count(3)
+
+    def field(name: str, within: str | None = None) -> Any:
+        scope = explorer.locator(f".graphiql-explorer-{within}") if within else explorer
+        return scope.locator(f'[data-field-name="{name}"]').first
+
+    field("seatBalances").click()
+    explorer.locator('[data-arg-name="customerId"] input').fill(DEMO_CUSTOMER_ID)
+    explorer.locator('[data-arg-name="contractId"] input').fill(DEMO_CONTRACT_ID)
+    field("edges", within="seatBalances").click()
+    field("node", within="edges").click()
+    field("seatId", within="edges").click()
+    field("commits", within="edges").click()
+    field("commitId", within="commits").click()
+    expect(page.locator(".graphiql-query-editor .view-lines")).to_contain_text("commitId")
+    # GraphiQL takes the operation's name from an edit 100 ms later (and shows it as the tab's
+    # title); a run before that would still send the first tab's name.
+    expect(page.get_by_role("tab", name="MyQuery")).to_be_visible()
+    query = _editor_text(page, ".graphiql-query-editor")
+    assert re.search(r"commits\s*\{\s*commitId\s*\}", query), query
+
+    calls = len(embedded.calls)
+    body = _run(page)
+    assert "errors" not in body, body
+    nodes = [edge["node"] for edge in body["data"]["seatBalances"]["edges"]]
+    assert nodes and all(SEAT.fullmatch(node["seatId"]) for node in nodes), nodes
+    assert any(node["commits"] for node in nodes), nodes
+    commit = next(node["commits"][0]["commitId"] for node in nodes if node["commits"])
+    assert f'"commitId":"{commit}"' in _shown_answer(page)
+    asked = [call.body for call in embedded.calls[calls:]]
+    assert asked and all(body.get("include_credits_and_commits") for body in asked), asked
+    if path := os.environ.get("GATEWAY_SCREENSHOT"):
+        page.screenshot(path=path)
+
+    field("commits", within="edges").click()
+    expect(page.locator(".graphiql-query-editor .view-lines")).not_to_contain_text("commits")
+    calls = len(embedded.calls)
+    body = _run(page)
+    assert "errors" not in body, body
+    nodes = [edge["node"] for edge in body["data"]["seatBalances"]["edges"]]
+    assert nodes and all(set(node) == {"seatId"} for node in nodes), nodes
+    shown = _shown_answer(page)
+    assert f'"seatId":"{nodes[0]["seatId"]}"' in shown
+    assert "commits" not in shown
+    asked = [call.body for call in embedded.calls[calls:]]
+    assert asked and not any(body.get("include_credits_and_commits") for body in asked), asked
+    _clean(watched, embedded)
 
 
 # --- CORS ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from gateway.upstream import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.upstream.transport import AiohttpTransport
+from gateway.upstream.transport import billing_transport
 from tests.support import SleepRecorder
 
 OK_PAGE = {"data": [], "pagination": {"seats_included": 0, "next_page": None}}
@@ -144,7 +144,7 @@ async def test_connection_refused_by_a_real_closed_port() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     sleep = SleepRecorder()
-    transport = AiohttpTransport()
+    transport = billing_transport(max_connections=4)
     with pytest.raises(UpstreamUnavailable) as failure:
         await BillingClient(
             transport, f"http://127.0.0.1:{port}", RetryPolicy(sleep=sleep)

@@ -1,13 +1,19 @@
-// Regenerates the vendored GraphiQL files in gateway/graphiql/static/ from ui/node_modules,
+// Builds the GraphiQL page's files in gateway/graphiql/static/ from ui/src/ and ui/node_modules,
 // which `npm ci --prefix ui` installs exactly as ui/package-lock.json pins them.
 //
-//   npm ci --prefix ui && node ui/vendor.mjs           # rewrite the vendored files
-//   node ui/vendor.mjs --check                          # exit 1 if they differ from node_modules
+//   npm ci --prefix ui && node ui/vendor.mjs           # rebuild the files
+//   node ui/vendor.mjs --check                          # exit 1 if they differ from a rebuild
 //
-// Deterministic: the same lockfile gives byte-identical files. The browser builds are copied as
-// published, except that a trailing `//# sourceMappingURL=` comment is dropped (the maps are
-// not vendored, and a browser's devtools would otherwise ask the gateway for them). The
-// gateway's own files in that folder (OWN_FILES) are not touched.
+// Deterministic: the same lockfile and sources give byte-identical files (esbuild, pinned in
+// the lockfile, bundles and minifies without source maps, timestamps or absolute paths).
+// Built, all from `'self'` under the page's CSP:
+//   graphiql.js, graphiql.css   the page: React 19, GraphiQL 5, @graphiql/plugin-explorer,
+//                               Monaco editor, ui/src/page.jsx and page.css
+//   editor.worker.js            Monaco's web workers as classic scripts (no blob: worker):
+//   json.worker.js              the editor's own, the JSON language's (variables, headers)
+//   graphql.worker.js           and monaco-graphql's
+//   codicon.ttf                 Monaco's icon font
+//   THIRD_PARTY_LICENSES.txt    the licence of every npm package whose code is in them
 import { existsSync, readFileSync, readdirSync, writeFileSync, rmSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,20 +22,47 @@ const ui = dirname(fileURLToPath(import.meta.url));
 const modules = join(ui, "node_modules");
 const target = join(ui, "..", "gateway", "graphiql", "static");
 
-// What the page loads, in order: React 18 and ReactDOM as UMD globals, then GraphiQL 3's UMD
-// build (which bundles graphql-js, CodeMirror 5, the docs explorer and the rest of its code).
-const COPIES = [
-  ["react/umd/react.production.min.js", "react.production.min.js"],
-  ["react-dom/umd/react-dom.production.min.js", "react-dom.production.min.js"],
-  ["graphiql/graphiql.min.js", "graphiql.min.js"],
-  ["graphiql/graphiql.min.css", "graphiql.min.css"],
-];
+const ENTRIES = {
+  graphiql: "src/page.jsx",
+  "editor.worker": "src/editor.worker.js",
+  "json.worker": "src/json.worker.js",
+  "graphql.worker": "src/graphql.worker.js",
+};
 const LICENSES = "THIRD_PARTY_LICENSES.txt";
-// Written by hand and committed as they are: the page's start-up script and its layout.
-const OWN_FILES = new Set(["init.js", "page.css"]);
 
-function stripSourceMap(text) {
-  return text.replace(/\n?\/[/*]# sourceMappingURL=[^\n]*\s*$/, "\n");
+async function bundle() {
+  if (!existsSync(modules)) {
+    throw new Error("ui/node_modules is missing: run `npm ci --prefix ui` first");
+  }
+  const esbuild = await import("esbuild");
+  const result = await esbuild.build({
+    absWorkingDir: ui,
+    entryPoints: ENTRIES,
+    outdir: target,
+    bundle: true,
+    write: false,
+    metafile: true,
+    minify: true,
+    // Classic scripts: the page loads graphiql.js with a plain <script defer>, and Monaco's
+    // workers start with `new Worker(url)`.
+    format: "iife",
+    target: ["es2022", "chrome109", "firefox115", "safari16"],
+    jsx: "automatic",
+    define: { "process.env.NODE_ENV": '"production"' },
+    // Licences go to THIRD_PARTY_LICENSES.txt, whole, instead of comments in the bundles.
+    legalComments: "none",
+    logLevel: "warning",
+    charset: "utf8",
+    // Monaco's icon font, a file beside the CSS (font-src 'self'), under a fixed name.
+    loader: { ".ttf": "file" },
+    assetNames: "[name]",
+  });
+  const files = new Map();
+  for (const file of result.outputFiles) {
+    files.set(relative(target, file.path), Buffer.from(file.contents));
+  }
+  files.set(LICENSES, Buffer.from(thirdPartyLicenses(result.metafile)));
+  return files;
 }
 
 function licenceFiles(dir) {
@@ -38,23 +71,29 @@ function licenceFiles(dir) {
     .sort();
 }
 
-// Every package the lockfile installs, with its licence text: the vendored builds bundle code
-// from many of them (GraphiQL's dependency tree), so all are listed.
-function thirdPartyLicenses() {
-  const lock = JSON.parse(readFileSync(join(ui, "package-lock.json"), "utf8"));
-  const entries = Object.keys(lock.packages)
-    .filter((path) => path.startsWith("node_modules/") && !lock.packages[path].dev)
-    .sort();
+// The packages whose files esbuild put into an output, from its metafile: each input path
+// under node_modules names its package (scoped or not, nested or not).
+function bundledPackages(metafile) {
+  const dirs = new Set();
+  for (const output of Object.values(metafile.outputs)) {
+    for (const input of Object.keys(output.inputs)) {
+      const match = input.match(/^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//);
+      if (match) dirs.add(match[1]);
+    }
+  }
+  return [...dirs].sort();
+}
+
+function thirdPartyLicenses(metafile) {
   const out = [
     "Third-party software in gateway/graphiql/static/",
     "",
-    "The files react.production.min.js, react-dom.production.min.js, graphiql.min.js and",
-    "graphiql.min.css are copied from the npm packages react, react-dom and graphiql; the",
-    "GraphiQL build bundles code from its dependencies. Below is every package that",
-    "ui/package-lock.json installs, with its licence as published in the package.",
+    "graphiql.js, graphiql.css and the *.worker.js files are built by ui/vendor.mjs (esbuild)",
+    "from the npm packages that ui/package-lock.json pins. Below is every package whose code",
+    "they contain, with its licence as published in the package.",
     "",
   ];
-  for (const path of entries) {
+  for (const path of bundledPackages(metafile)) {
     const dir = join(ui, path);
     const meta = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
     const license =
@@ -71,31 +110,18 @@ function thirdPartyLicenses() {
   return out.join("\n") + "\n";
 }
 
-function expected() {
-  if (!existsSync(modules)) {
-    throw new Error("ui/node_modules is missing: run `npm ci --prefix ui` first");
-  }
-  const files = new Map();
-  for (const [from, to] of COPIES) {
-    files.set(to, stripSourceMap(readFileSync(join(modules, from), "utf8")));
-  }
-  files.set(LICENSES, thirdPartyLicenses());
-  return files;
-}
-
 const check = process.argv.includes("--check");
-const files = expected();
+const files = await bundle();
 const stale = [];
-for (const [name, text] of files) {
+for (const [name, bytes] of files) {
   const path = join(target, name);
-  const current = existsSync(path) ? readFileSync(path, "utf8") : null;
-  if (current === text) continue;
+  if (existsSync(path) && readFileSync(path).equals(bytes)) continue;
   stale.push(name);
-  if (!check) writeFileSync(path, text);
+  if (!check) writeFileSync(path, bytes);
 }
 for (const name of readdirSync(target).sort()) {
-  if (files.has(name) || OWN_FILES.has(name)) continue;
-  stale.push(`${name} (not vendored)`);
+  if (files.has(name)) continue;
+  stale.push(`${name} (not built)`);
   if (!check) rmSync(join(target, name));
 }
 const where = relative(process.cwd(), target) || ".";

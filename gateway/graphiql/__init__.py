@@ -2,54 +2,54 @@
 
 The page (:func:`render_page`) loads only files under :data:`ASSETS_PATH`, which the app
 serves from :data:`ASSETS_DIR`; the app sends :data:`CONTENT_SECURITY_POLICY` with it. What the
-page needs to know (endpoint, default query) travels in ``data-`` attributes that the bundled
-``static/init.js`` reads, so no inline script is ever needed.
+page needs to know (endpoint, first tabs, worker files) travels in ``data-`` attributes that
+the bundled ``static/graphiql.js`` reads, so no inline script is ever needed.
 
-``static/`` holds:
-
-- vendored, as published on npm (minus their source-map comments): React 18.3.1 and
-  ReactDOM 18.3.1 (UMD builds) and GraphiQL 3.9.0 (UMD build and CSS; it bundles graphql-js,
-  CodeMirror 5 and the docs explorer), with ``THIRD_PARTY_LICENSES.txt``;
-- the gateway's own, edited by hand: ``init.js`` (starts GraphiQL) and ``page.css`` (layout).
-
-To upgrade or regenerate the vendored files, change the pins in ``ui/package.json``, then::
+``static/`` is built, never edited: ``ui/vendor.mjs`` bundles ``ui/src/`` (the page's script
+and layout) with React 19, GraphiQL 5, ``@graphiql/plugin-explorer`` and Monaco editor into
+``graphiql.js`` and ``graphiql.css``, Monaco's web workers into ``*.worker.js``, and lists the
+licence of every package whose code is in them in ``THIRD_PARTY_LICENSES.txt``. To upgrade or
+rebuild, change the pins in ``ui/package.json`` or the files in ``ui/src/``, then::
 
     npm install --prefix ui          # only when changing a pin: updates ui/package-lock.json
     npm ci --prefix ui               # installs exactly what ui/package-lock.json pins
-    node ui/vendor.mjs               # rewrites the vendored files in gateway/graphiql/static/
-    node ui/vendor.mjs --check       # fails when they differ from ui/node_modules
+    node ui/vendor.mjs               # rebuilds gateway/graphiql/static/ (esbuild)
+    node ui/vendor.mjs --check       # fails when it differs from a rebuild
 
-The same lockfile gives byte-identical files. Nothing here touches the network at run time.
+The same lockfile and sources give byte-identical files. Nothing here touches the network at
+run time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import json
 import pathlib
 from functools import cache
 
-__all__ = ["ASSETS_DIR", "ASSETS_PATH", "CONTENT_SECURITY_POLICY", "render_page"]
+__all__ = [
+    "ASSETS_DIR",
+    "ASSETS_PATH",
+    "AUTHORIZATION_TAB",
+    "CONTENT_SECURITY_POLICY",
+    "render_page",
+]
 
 ASSETS_DIR = pathlib.Path(__file__).resolve().parent / "static"
 ASSETS_PATH = "/graphiql/assets"
 
-# GraphiQL's dialogs (settings, short keys) lock the page's scrolling by adding one <style>
-# element (react-remove-scroll-bar). Its text depends only on the body's margins and scrollbar,
-# which page.css fixes (margin 0, overflow hidden), so it is always the same and is allowed by
-# its hash instead of 'unsafe-inline'. The browser test opens a dialog and fails on any CSP
-# violation, so a GraphiQL upgrade that changes that text cannot go unnoticed.
-_SCROLL_LOCK_STYLE_HASH = "'sha256-Y/huXlwoYkVyQlxwSVcCi1RCDGDCSVBzDt0hYP9qlTc='"
-
-# Only the gateway's own origin, for everything; no inline script, no eval, no inline style but
-# the one above. GraphiQL's CSS embeds its fonts and two tiny images as data: URIs, hence `data:`
-# for fonts and images (the favicon is `data:,` too). `connect-src 'self'` is the GraphQL
+# Only the gateway's own origin, for everything; no inline script, no eval, no inline style.
+# Monaco's language services run in web workers built as files (`worker-src 'self'`, no blob:).
+# The fonts GraphiQL's CSS embeds are data: URIs, Monaco's icon font is a file (`font-src`);
+# `data:` images are GraphiQL's icons and the favicon. `connect-src 'self'` is the GraphQL
 # endpoint. The page may not be framed (`frame-ancestors 'none'`), rebased or post forms.
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
         "script-src 'self'",
-        f"style-src 'self' {_SCROLL_LOCK_STYLE_HASH}",
+        "worker-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data:",
         "font-src 'self' data:",
         "connect-src 'self'",
@@ -59,14 +59,33 @@ CONTENT_SECURITY_POLICY = "; ".join(
     )
 )
 
-_STYLES = ("graphiql.min.css", "page.css")
-# In this order: GraphiQL's UMD build expects the React and ReactDOM globals.
-_SCRIPTS = (
-    "react.production.min.js",
-    "react-dom.production.min.js",
-    "graphiql.min.js",
-    "init.js",
-)
+# The second tab: how a caller's token reaches the billing API, and where GraphiQL takes it.
+AUTHORIZATION_TAB = """# How your token reaches the billing API
+#
+# The gateway takes the bearer token from the Authorization header of each request
+# and calls the billing API with it: the billing API decides what the token may see.
+# A gateway started with METRONOME_BEARER_TOKEN uses that token instead, for every
+# caller. Without either, fields that need the billing API fail with UNAUTHENTICATED
+# before any call (the embedded stand-in falls back to its demo token).
+#
+# To send your token from GraphiQL, open "Headers" below this editor and write:
+#
+#   { "Authorization": "Bearer <your Metronome API token>" }
+#
+# Headers belong to their tab and are not saved in the browser (GraphiQL's
+# "persist headers" stays off), so the token is gone when the page is reloaded.
+# The gateway never logs headers.
+query TokenCheck($customerId: ID!, $contractId: ID!) {
+  seatBalances(customerId: $customerId, contractId: $contractId, first: 1) {
+    edges { node { seatId } }
+  }
+}
+"""
+
+_STYLES = ("graphiql.css",)
+_SCRIPTS = ("graphiql.js",)
+# Monaco's web workers, by the label it asks for them with (see ui/src/page.jsx).
+_WORKERS = {"editor": "editor.worker.js", "json": "json.worker.js", "graphql": "graphql.worker.js"}
 
 
 @cache
@@ -82,12 +101,21 @@ def render_page(
     default_query: str | None = None,
     title: str = "Seat balances · GraphiQL",
 ) -> str:
-    """The GraphiQL HTML page: loads only ASSETS_PATH files; the default query (HTML-escaped)
-    is passed without inline script, in a ``data-default-query`` attribute read by
-    ``init.js``."""
-    attrs = {"data-endpoint": graphql_path}
-    if default_query is not None:
-        attrs["data-default-query"] = default_query
+    """The GraphiQL HTML page: loads only ASSETS_PATH files, with the explorer open.
+
+    A first visit opens two tabs: ``default_query`` (when given) and :data:`AUTHORIZATION_TAB`.
+    They travel as JSON in an HTML-escaped ``data-tabs`` attribute, read by ``graphiql.js``,
+    never as inline script.
+    """
+    tabs = [{"query": default_query}] if default_query is not None else []
+    tabs.append(
+        {
+            "query": AUTHORIZATION_TAB,
+            "variables": '{ "customerId": "", "contractId": "" }',
+        }
+    )
+    attrs = {"data-endpoint": graphql_path, "data-tabs": json.dumps(tabs)}
+    attrs |= {f"data-{label}-worker": _asset_url(name) for label, name in _WORKERS.items()}
     root_attrs = "".join(
         f' {name}="{html.escape(value, quote=True)}"' for name, value in attrs.items()
     )

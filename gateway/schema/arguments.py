@@ -12,9 +12,9 @@ from typing import Annotated
 
 import strawberry
 
-from gateway.loaders import MAX_SEATS_PER_PAGE, Listing
 from gateway.schema.errors import bad_input
 from gateway.schema.scalars import DateTime
+from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing
 
 MAX_SEAT_IDS = 1000
 MAX_SEAT_ID_CHARS = 512

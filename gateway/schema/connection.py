@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import strawberry
 from opentelemetry import trace
 
-from gateway.loaders import MAX_SEATS_PER_PAGE, Listing, Loaders, PageRequest
+from gateway.loaders import Loaders
 from gateway.schema.arguments import check_first
 from gateway.schema.context import RequestContext, request_context
 from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError, bad_input
 from gateway.schema.ids import Position, decode_cursor, encode_cursor, listing_fingerprint
 from gateway.schema.selection import selected_names
 from gateway.schema.types import Seat
+from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest
 
 _tracer = trace.get_tracer("gateway.schema")
 

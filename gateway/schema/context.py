@@ -28,7 +28,8 @@ class RequestContext:
     max_upstream_calls: int = 20
     observer: BatchObserver | None = None
     operation_name: str | None = None  # filled in by OperationInfo, read by the access log
-    fast_path: bool = False  # answered by the fast path (gateway.schema.fastpath)
+    fast_path: bool = False  # the projection completed objects (gateway.schema.execution)
+    executor: Any = field(default=None, repr=False)  # the GatewayExecutor of this operation
     credit_types: CreditTypeCache | None = None  # the process's, shared across requests
     _loaders: Loaders | None = field(default=None, repr=False)
 

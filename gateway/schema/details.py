@@ -74,8 +74,8 @@ _ALLOCATIONS = {member.name: member for member in SeatAllocation}
 
 
 async def _item(root: Any, info: strawberry.Info) -> BalanceItem | None:
-    """The commit's or credit's "List balances" item; ``root`` is a Commit or a Credit."""
-    key = DetailKey(str(root._seat.customer_id), root._wire_id)
+    """The commit's or credit's "List balances" item; ``root`` is its ``Held`` (seat, record)."""
+    key = DetailKey(str(root.seat.customer_id), root.record["id"])
     return await request_context(info).loaders.detail(key)
 
 
@@ -150,7 +150,8 @@ async def _subscription_id(
 
 
 async def _credit_type(root: strawberry.Parent[Any], info: strawberry.Info) -> CreditType | None:
-    wire = await request_context(info).loaders.credit_type(str(root.credit_type_id))
+    # ``root`` is the seat's wire balance.
+    wire = await request_context(info).loaders.credit_type(root["credit_type_id"])
     if wire is None:
         return None
     return CreditType(

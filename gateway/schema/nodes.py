@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import strawberry
 from opentelemetry import trace
 
-from gateway.loaders import Listing
 from gateway.schema.arguments import uuid_argument
 from gateway.schema.errors import bad_input
 from gateway.schema.ids import parse_global_id
-from gateway.schema.types import Commit, Credit, Node, seat_by_key
+from gateway.schema.types import HeldCommit, HeldCredit, Node, seat_by_key
+from gateway.upstream.wire import Listing
 
 MAX_NODE_IDS = 100
 
@@ -67,15 +67,10 @@ async def resolve_node(
     seat = await seat_by_key(info, key.listing, key.seat_id, with_commits=with_commits)
     if seat is None or key.wire_id is None:
         return seat
-    record, has_ledgers = await seat.with_commitments(info)
-    if key.type_name == "Commit":
-        for item in record.get("commits") or ():
-            if item["id"] == key.wire_id:
-                return seat.commitment(Commit, item, has_ledgers)
-    else:
-        for item in record.get("credits") or ():
-            if item["id"] == key.wire_id:
-                return seat.commitment(Credit, item, has_ledgers)
+    kind, where = (HeldCommit, "commits") if key.type_name == "Commit" else (HeldCredit, "credits")
+    for held in seat.held(kind, where):
+        if held.record["id"] == key.wire_id:
+            return held  # type: ignore[return-value]  # the source of a Commit or a Credit
     return None
 
 

@@ -1,23 +1,33 @@
 """The object types of the public schema, read straight from the billing API's JSON.
 
-Objects keep the upstream record they came from (``Private``) and resolve from it; a field whose
-data the page was fetched without (commits, credits, ledger entries) is loaded lazily through
-the request's ``seats`` loader, which batches every such seat of the operation into one call.
+Every field is defined once, with the reader of the record it shows (:func:`reads`, or a plain
+attribute); Strawberry's resolvers and the projection of :mod:`gateway.schema.execution` both
+use it. The sources are the wire records themselves: a balance or a ledger entry is the wire
+dict, a seat keeps its record, and a commit or credit is the pair (seat, wire record), because
+the billing API shows the same commit under several seats, each with its own balance.
+
+Pages are fetched with exactly what the operation selects (the look-ahead of
+:mod:`gateway.schema.selection` sees every field below, through fragments and directives), so
+a seat's commits, credits and ledger entries are on the record whenever they are selected.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any, TypeVar
+from operator import itemgetter
+from typing import Any
 
 import strawberry
+from graphql import GraphQLResolveInfo
 from strawberry import Private
 
 from gateway.loaders import Listing, SeatRequest
 from gateway.schema import details
 from gateway.schema.arguments import uuid_argument
 from gateway.schema.context import request_context
-from gateway.schema.errors import NOT_FOUND, GatewayError
+from gateway.schema.errors import GatewayError
+from gateway.schema.fields import reads
 from gateway.schema.ids import global_id
 from gateway.schema.scalars import DateTime
 from gateway.schema.selection import selected_names
@@ -65,66 +75,130 @@ class LedgerEntryType(Enum):
 
 
 _LEDGER_TYPES = {member.value: member for member in LedgerEntryType}
-# The GraphQL enum value name of each known wire type (what the response carries).
-LEDGER_TYPE_NAMES = {member.value: member.name for member in LedgerEntryType}
+
+
+def _ledger_type(entry: dict[str, Any]) -> LedgerEntryType:
+    return _LEDGER_TYPES.get(entry["type"], LedgerEntryType.UNKNOWN)
 
 
 @strawberry.type(description="One movement of a commit's or credit's balance.")
 class LedgerEntry:
-    raw_type: str = strawberry.field(
-        description="The billing API's own name of the type, also for types added later."
+    raw_type: str = reads(
+        itemgetter("type"),
+        description="The billing API's own name of the type, also for types added later.",
     )
-    amount: float = strawberry.field(
-        description="Signed amount in the credit type's unit; deductions are negative."
+    amount: float = reads(
+        itemgetter("amount"),
+        description="Signed amount in the credit type's unit; deductions are negative.",
     )
-    timestamp: DateTime = strawberry.field(description="When the movement took effect.")
-
-    @strawberry.field(description="What the entry records.")
-    def type(self) -> LedgerEntryType:
-        return _LEDGER_TYPES.get(self.raw_type, LedgerEntryType.UNKNOWN)
-
-
-def _maybe_datetime(value: str | None) -> DateTime | None:
-    return None if value is None else DateTime(value)
-
-
-def _ledger(entries: list[Any] | None) -> list[LedgerEntry]:
-    return [
-        LedgerEntry(raw_type=e["type"], amount=e["amount"], timestamp=DateTime(e["timestamp"]))
-        for e in entries or ()
-    ]
+    timestamp: DateTime = reads(
+        itemgetter("timestamp"), description="When the movement took effect."
+    )
+    type: LedgerEntryType = reads(_ledger_type, description="What the entry records.")
 
 
 @strawberry.type(description="A seat's balance in one credit type (a currency or custom unit).")
 class CreditTypeBalance:
-    credit_type_id: strawberry.ID = strawberry.field(
-        description="The billing API's id of the credit type."
+    credit_type_id: strawberry.ID = reads(
+        itemgetter("credit_type_id"), description="The billing API's id of the credit type."
     )
-    balance: float = strawberry.field(
-        description="What remains across this seat's commits and credits of this credit type."
+    balance: float = reads(
+        itemgetter("balance"),
+        description="What remains across this seat's commits and credits of this credit type.",
     )
-    starting_balance: float = strawberry.field(
-        description="What those commits and credits started with."
+    starting_balance: float = reads(
+        itemgetter("starting_balance"), description="What those commits and credits started with."
     )
     credit_type = details.credit_type_field()
 
 
-@strawberry.type
-class _Commitment:
-    """Fields a commit and a credit share, as seen from one seat."""
+class LookAheadMissed(Exception):
+    """A page was fetched without data the operation selects: a bug in the look-ahead."""
 
-    balance: float = strawberry.field(description="What remains of it for this seat.")
-    start_date: DateTime = strawberry.field(description="When access starts.")
-    end_date: DateTime | None = strawberry.field(
-        description="When access ends (exclusive); `null` when it does not end."
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A commit or credit as one seat holds it: the source of ``Commit`` and ``Credit``."""
+
+    seat: Seat
+    record: SeatCommit
+
+    def global_id(self, type_name: str) -> strawberry.ID:
+        seat = self.seat
+        return strawberry.ID(
+            global_id(
+                type_name, seat.customer_id, seat.contract_id, seat.seat_id, self.record["id"]
+            )
+        )
+
+    def ledger_entries(self) -> list[Any]:
+        if not self.seat._has_ledgers:
+            raise LookAheadMissed("ledger entries")
+        return self.record.get("ledger_entries") or []
+
+
+class HeldCommit(Held):
+    __slots__ = ()
+
+
+class HeldCredit(Held):
+    __slots__ = ()
+
+
+_BALANCE = "What remains of it for this seat."
+_START_DATE = "When access starts."
+_END_DATE = "When access ends (exclusive); `null` when it does not end."
+_LEDGER = "Every movement of its balance, oldest first as the API sends them."
+
+
+@strawberry.type(description="A prepaid commit as seen from one seat, with this seat's balance.")
+class Commit(Node):
+    balance: float = reads(lambda held: held.record["balance"], description=_BALANCE)
+    start_date: DateTime = reads(lambda held: held.record["start_date"], description=_START_DATE)
+    end_date: DateTime | None = reads(
+        lambda held: held.record.get("end_date"), description=_END_DATE
     )
-    # A Seat. Typed Any: Strawberry's entity discovery walks Private annotations too and
-    # would list Seat twice in _Entity (strawberry-graphql 0.341); see `seat` for the type.
-    _seat: Private[Any]
-    _wire_id: Private[str]
-    _record: Private[SeatCommit]
-    _has_ledgers: Private[bool]
-    _kind: Private[str]  # "commits" or "credits": where the record sits in the seat
+    ledger_entries: list[LedgerEntry] = reads(Held.ledger_entries, description=_LEDGER)
+    id: strawberry.ID = reads(
+        lambda held: held.global_id("Commit"),
+        description="Opaque, globally unique id of this commit on this seat (Relay object id).",
+    )
+    commit_id: strawberry.ID = reads(
+        lambda held: held.record["id"],
+        description="The billing API's id of the commit (shared across seats).",
+    )
+    # Details from "List balances", fetched only when selected (gateway/schema/details.py).
+    name = details.name_field()
+    description = details.description_field()
+    product = details.product_field()
+    type = details.commit_type_field()
+    priority = details.priority_field()
+    access_schedule = details.access_schedule_field()
+    custom_fields = details.custom_fields_field()
+    allocation = details.allocation_field()
+    subscription_id = details.subscription_id_field()
+
+    @classmethod
+    def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
+        return type(source) is HeldCommit
+
+
+@strawberry.type(description="A credit as seen from one seat, with this seat's balance.")
+class Credit(Node):
+    balance: float = reads(lambda held: held.record["balance"], description=_BALANCE)
+    start_date: DateTime = reads(lambda held: held.record["start_date"], description=_START_DATE)
+    end_date: DateTime | None = reads(
+        lambda held: held.record.get("end_date"), description=_END_DATE
+    )
+    ledger_entries: list[LedgerEntry] = reads(Held.ledger_entries, description=_LEDGER)
+    id: strawberry.ID = reads(
+        lambda held: held.global_id("Credit"),
+        description="Opaque, globally unique id of this credit on this seat (Relay object id).",
+    )
+    credit_id: strawberry.ID = reads(
+        lambda held: held.record["id"],
+        description="The billing API's id of the credit (shared across seats).",
+    )
     # Details from "List balances", fetched only when selected (gateway/schema/details.py).
     name = details.name_field()
     description = details.description_field()
@@ -135,53 +209,9 @@ class _Commitment:
     allocation = details.allocation_field()
     subscription_id = details.subscription_id_field()
 
-    @strawberry.field(
-        description="Every movement of its balance, oldest first as the API sends them."
-    )
-    async def ledger_entries(self, info: strawberry.Info) -> list[LedgerEntry]:
-        if self._has_ledgers:
-            return _ledger(self._record.get("ledger_entries"))
-        seat: Seat = self._seat
-        record = await seat.load_full(info, include_commits=True, include_ledgers=True)
-        items = (record.get("commits") if self._kind == "commits" else record.get("credits")) or []
-        for item in items:
-            if item["id"] == self._wire_id:
-                return _ledger(item.get("ledger_entries"))
-        return []
-
-
-@strawberry.type(description="A prepaid commit as seen from one seat, with this seat's balance.")
-class Commit(_Commitment, Node):
-    type = details.commit_type_field()
-
-    @strawberry.field(
-        description="Opaque, globally unique id of this commit on this seat (Relay object id)."
-    )
-    def id(self) -> strawberry.ID:
-        seat = self._seat
-        return strawberry.ID(
-            global_id("Commit", seat.customer_id, seat.contract_id, seat.seat_id, self._wire_id)
-        )
-
-    @strawberry.field(description="The billing API's id of the commit (shared across seats).")
-    def commit_id(self) -> strawberry.ID:
-        return strawberry.ID(self._wire_id)
-
-
-@strawberry.type(description="A credit as seen from one seat, with this seat's balance.")
-class Credit(_Commitment, Node):
-    @strawberry.field(
-        description="Opaque, globally unique id of this credit on this seat (Relay object id)."
-    )
-    def id(self) -> strawberry.ID:
-        seat = self._seat
-        return strawberry.ID(
-            global_id("Credit", seat.customer_id, seat.contract_id, seat.seat_id, self._wire_id)
-        )
-
-    @strawberry.field(description="The billing API's id of the credit (shared across seats).")
-    def credit_id(self) -> strawberry.ID:
-        return strawberry.ID(self._wire_id)
+    @classmethod
+    def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
+        return type(source) is HeldCredit
 
 
 @strawberry.federation.type(
@@ -198,7 +228,6 @@ class Seat(Node):
     customer_id: strawberry.ID = strawberry.field(description="The customer owning the contract.")
     contract_id: strawberry.ID = strawberry.field(description="The seat-based contract.")
     _record: Private[SeatBalance]
-    _listing: Private[Listing]
     _has_commits: Private[bool]
     _has_ledgers: Private[bool]
 
@@ -211,7 +240,6 @@ class Seat(Node):
             customer_id=strawberry.ID(listing.customer_id),
             contract_id=strawberry.ID(listing.contract_id),
             _record=record,
-            _listing=listing,
             _has_commits=has_commits,
             _has_ledgers=has_commits and has_ledgers,
         )
@@ -228,76 +256,31 @@ class Seat(Node):
         )
         return await seat_by_key(info, listing, seat_id)
 
-    @strawberry.field(description="Opaque, globally unique id of this seat (Relay object id).")
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(global_id("Seat", self.customer_id, self.contract_id, self.seat_id))
+    id: strawberry.ID = reads(
+        lambda seat: strawberry.ID(
+            global_id("Seat", seat.customer_id, seat.contract_id, seat.seat_id)
+        ),
+        description="Opaque, globally unique id of this seat (Relay object id).",
+    )
+    balances: list[CreditTypeBalance] = reads(
+        lambda seat: seat._record["balances"],
+        description="One balance per credit type the seat holds.",
+    )
+    commits: list[Commit] = reads(
+        lambda seat: seat.held(HeldCommit, "commits"),
+        description="The seat's prepaid commits, within the listing's date filters.",
+    )
+    credits: list[Credit] = reads(
+        lambda seat: seat.held(HeldCredit, "credits"),
+        description="The seat's credits, within the listing's date filters.",
+    )
 
-    @strawberry.field(description="One balance per credit type the seat holds.")
-    def balances(self) -> list[CreditTypeBalance]:
-        return [
-            CreditTypeBalance(
-                credit_type_id=strawberry.ID(b["credit_type_id"]),
-                balance=b["balance"],
-                starting_balance=b["starting_balance"],
-            )
-            for b in self._record["balances"]
-        ]
-
-    @strawberry.field(description="The seat's prepaid commits, within the listing's date filters.")
-    async def commits(self, info: strawberry.Info) -> list[Commit]:
-        record, has_ledgers = await self.with_commitments(info)
-        return [self.commitment(Commit, c, has_ledgers) for c in record.get("commits") or ()]
-
-    @strawberry.field(description="The seat's credits, within the listing's date filters.")
-    async def credits(self, info: strawberry.Info) -> list[Credit]:
-        record, has_ledgers = await self.with_commitments(info)
-        return [self.commitment(Credit, c, has_ledgers) for c in record.get("credits") or ()]
-
-    def commitment(
-        self, kind: type[_CommitmentT], item: SeatCommit, has_ledgers: bool
-    ) -> _CommitmentT:
-        """A commit or credit of this seat from its wire record."""
-        return kind(
-            balance=item["balance"],
-            start_date=DateTime(item["start_date"]),
-            end_date=_maybe_datetime(item.get("end_date")),
-            _seat=self,
-            _wire_id=item["id"],
-            _record=item,
-            _has_ledgers=has_ledgers,
-            _kind="commits" if kind is Commit else "credits",
-        )
-
-    async def with_commitments(self, info: strawberry.Info) -> tuple[SeatBalance, bool]:
-        if self._has_commits:
-            return self._record, self._has_ledgers
-        # The page came without commits (the look-ahead could not see them, or the seat was
-        # found by key): fetch them, with ledgers at once if they are selected below.
-        wants_ledgers = "ledgerEntries" in selected_names(info._raw_info)
-        record = await self.load_full(info, include_commits=True, include_ledgers=wants_ledgers)
-        return record, wants_ledgers
-
-    async def load_full(
-        self, info: strawberry.Info, *, include_commits: bool, include_ledgers: bool
-    ) -> SeatBalance:
-        """This seat's record again, batched with the operation's other seats."""
-        record = await request_context(info).loaders.seat(
-            SeatRequest(
-                self._listing,
-                self.seat_id,
-                include_commits=include_commits,
-                include_ledgers=include_ledgers,
-            )
-        )
-        if record is None:
-            raise GatewayError(
-                f"Seat {self.seat_id!r} no longer exists in contract {self.contract_id}.",
-                NOT_FOUND,
-            )
-        return record
-
-
-_CommitmentT = TypeVar("_CommitmentT", Commit, Credit)
+    def held(self, kind: type[Held], where: str) -> list[Held]:
+        """The seat's commits or credits (``where``), each as the seat holds it."""
+        if not self._has_commits:
+            raise LookAheadMissed(where)
+        items: list[SeatCommit] = self._record.get(where) or []  # type: ignore[assignment]
+        return [kind(self, item) for item in items]
 
 
 async def seat_by_key(

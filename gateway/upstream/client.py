@@ -262,14 +262,14 @@ class BillingClient:
                         response = await self._send(call.method, call.url, call.content, headers)
                 outcome = str(response.status_code)
                 span.set_attribute("http.response.status_code", response.status_code)
-            except (TimeoutError, httpx.TimeoutException):
+            except (TimeoutError, httpx.TransportError) as error:
+                if not _timed_out(error):
+                    raise _Retryable(
+                        UpstreamUnavailable("The billing API could not be reached.")
+                    ) from None
                 outcome = "timeout"
                 raise _Retryable(
                     UpstreamTimeout("The billing API did not answer in time.")
-                ) from None
-            except httpx.TransportError:
-                raise _Retryable(
-                    UpstreamUnavailable("The billing API could not be reached.")
                 ) from None
             finally:
                 self._observer.attempt(outcome, time.perf_counter() - started)
@@ -303,6 +303,21 @@ class BillingClient:
         policy = self._policy
         backoff = min(policy.initial_backoff * 2.0**retries_so_far, policy.max_backoff)
         return backoff * (1 - policy.jitter * random.random())  # noqa: S311 - jitter, not crypto
+
+
+def _timed_out(error: BaseException) -> bool:
+    """Whether an attempt failed by running out of time (else the API could not be reached).
+
+    httpx-aiohttp reports a refused connection as ``httpx.ConnectTimeout`` (its exception map
+    prefers aiohttp's parent class); the cause tells the two apart: a refused or reset
+    connection is an ``OSError`` that is not a ``TimeoutError``.
+    """
+    if isinstance(error, TimeoutError):
+        return True
+    if not isinstance(error, httpx.TimeoutException):
+        return False
+    cause = error.__cause__
+    return not (isinstance(cause, OSError) and not isinstance(cause, TimeoutError))
 
 
 def _describe(error: BaseException | None) -> str:

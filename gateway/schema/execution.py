@@ -1,0 +1,233 @@
+"""Projection: graphql-core's executor, completing pure-data objects in one pass.
+
+graphql-core completes every field of every object through its general machinery (a resolve
+info, a path, the resolver's wrapper, a few microseconds a field), while most answers of this API
+are projections of the billing API's JSON. :class:`ProjectingExecutor` is the executor class the
+schema hands to graphql-core (``execution_context_class``, a public seam of Strawberry and of
+graphql-core); everything before and around it (parsing, validation, limits, the schema
+extensions, the root resolvers, error shaping) is Strawberry's usual pipeline.
+
+When graphql-core is about to complete an object, the executor looks at what the operation
+selects on it, through graphql-core's own field collection (``collect_subfields``: aliases,
+merged fields, fragments, type conditions, ``@skip``/``@include`` with this request's
+variables). If every selected field has a reader (:mod:`gateway.schema.fields`) and a type it
+can complete (scalars, enums, lists and objects of the same kind), it builds a projection once
+per (type, selection) for this execution and completes the object by calling the readers and the
+types' own ``coerce_output_value``. Anything else, or anything unexpected while projecting (a
+null in a non-null field, a value a scalar refuses, a reader that raises), is left to
+graphql-core, which completes that object again field by field and reports the error where it
+belongs; readers only read, so reading twice changes nothing.
+
+Projections live as long as the execution, beside graphql-core's own memo of collected fields,
+so nothing grows across requests and no variable value can multiply them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    Undefined,
+    get_named_type,
+    is_abstract_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+)
+from graphql.execution.collect_fields import FieldDetails, FieldDetailsList
+from graphql.pyutils import AwaitableOrValue, Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from gateway.schema.context import context_of
+from gateway.schema.fields import Reader, reader_of
+
+Complete = Callable[[Any], Any]
+
+
+class _Decline(Exception):
+    """This value is graphql-core's to complete (and perhaps to report)."""
+
+
+_UNKNOWN: Any = object()
+
+
+class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, as Strawberry configures it, offering the look-ahead
+    (:meth:`names_below`) to the request's resolvers through the request context."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._request = context_of(self.context_value)
+        if self._request is not None:
+            self._request.executor = self
+
+    def names_below(
+        self, return_type: GraphQLOutputType, field_nodes: list[FieldNode]
+    ) -> frozenset[str]:
+        """The names of the fields executing this operation will complete at any depth below
+        these field nodes: graphql-core's own field collection (fragments, type conditions,
+        ``@skip``/``@include`` with this request's variables), memoised per execution like
+        completion itself. Its cost is linear in the operation's merged shape, which the
+        limits have bounded before execution starts."""
+        names: set[str] = set()
+
+        def walk(type_: GraphQLOutputType, group: FieldDetailsList) -> None:
+            named = get_named_type(type_)
+            if is_object_type(named):
+                runtime_types: Any = (named,)
+            elif is_abstract_type(named):
+                runtime_types = self.schema.get_possible_types(named)
+            else:
+                return
+            for runtime_type in runtime_types:
+                grouped = self.collect_subfields(runtime_type, group).grouped_field_set
+                for child in grouped.values():
+                    name = child[0].node.name.value
+                    names.add(name)
+                    field = runtime_type.fields.get(name)
+                    if field is not None:
+                        walk(field.type, child)
+
+        walk(return_type, [FieldDetails(node, None) for node in field_nodes])
+        return frozenset(names)
+
+
+class ProjectingExecutor(GatewayExecutor):
+    """graphql-core's executor, completing objects whose selection it can project in one
+    pass (see the module's docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._projections: dict[tuple[GraphQLObjectType, int], tuple[Any, Complete | None]] = {}
+        manager = self.middleware_manager
+        # A schema extension that wraps resolvers must see every field: no projection then.
+        self._projecting = not (manager and manager.middlewares)
+
+    def collect_and_execute_subfields(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        if self._projecting:
+            project = self._projection(return_type, field_details_list)
+            if project is not None:
+                try:
+                    data = project(result)
+                except Exception:  # noqa: S110 - graphql-core completes it, errors and all
+                    pass
+                else:
+                    if self._request is not None:
+                        self._request.fast_path = True
+                    return data  # type: ignore[no-any-return]
+        return super().collect_and_execute_subfields(
+            return_type, field_details_list, path, result, position_context
+        )
+
+    def _projection(
+        self, type_: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> Complete | None:
+        # Keyed like graphql-core's own memo: by the identity of the field group, which is
+        # kept alive beside the projection.
+        key = (type_, id(field_details_list))
+        cached = self._projections.get(key)
+        if cached is not None:
+            return cached[1]
+        self._projections[key] = (field_details_list, None)  # recursion guard
+        project = self._compile_object(type_, field_details_list)
+        self._projections[key] = (field_details_list, project)
+        return project
+
+    def _compile_object(
+        self, type_: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> Complete | None:
+        grouped, defer_usages, _ = self.collect_subfields(type_, field_details_list)
+        if defer_usages:
+            return None
+        fields: list[tuple[str, Reader, Complete]] = []
+        for response_key, group in grouped.items():
+            name = group[0].node.name.value
+            if name == "__typename":
+                fields.append((response_key, _constant(type_.name), _identity))
+                continue
+            field = type_.fields.get(name)
+            read = reader_of(field) if field is not None else None
+            if field is None or read is None:
+                return None
+            complete = self._compile_value(field.type, group)
+            if complete is None:
+                return None
+            fields.append((response_key, read, complete))
+        is_type_of = type_.is_type_of
+        entries = tuple(fields)
+
+        def project(source: Any) -> dict[str, Any]:
+            if is_type_of is not None and not is_type_of(source, None):  # type: ignore[arg-type]
+                raise _Decline
+            return {key: complete(read(source)) for key, read, complete in entries}
+
+        return project
+
+    def _compile_value(self, type_: GraphQLOutputType, group: FieldDetailsList) -> Complete | None:
+        if is_non_null_type(type_):
+            inner = self._compile_value(type_.of_type, group)
+            if inner is None:
+                return None
+
+            def non_null(value: Any) -> Any:
+                completed = inner(value)
+                if completed is None:
+                    raise _Decline
+                return completed
+
+            return non_null
+        if is_list_type(type_):
+            item = self._compile_value(type_.of_type, group)
+            if item is None:
+                return None
+
+            def items(value: Any) -> Any:
+                if value is None:
+                    return None
+                if not isinstance(value, list | tuple):
+                    raise _Decline
+                return [item(element) for element in value]
+
+            return items
+        if is_leaf_type(type_):
+            coerce = type_.coerce_output_value
+
+            def leaf(value: Any) -> Any:
+                if value is None:
+                    return None
+                coerced = coerce(value)
+                if coerced is None or coerced is Undefined:
+                    raise _Decline
+                return coerced
+
+            return leaf
+        if is_object_type(type_):
+            project = self._projection(type_, group)
+            if project is None:
+                return None
+
+            def obj(value: Any) -> Any:
+                return None if value is None else project(value)
+
+            return obj
+        return None  # interfaces and unions: graphql-core resolves the runtime type
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _constant(value: Any) -> Reader:
+    return lambda _: value
