@@ -34,6 +34,7 @@ from strawberry.types import ExecutionResult
 from gateway import graphiql, standin
 from gateway.auth import CALLER, CallerAuthentication, CallerAuthenticator
 from gateway.config import Settings
+from gateway.details_loaders import CreditTypeCache
 from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard, Scope
 from gateway.observability import ACCESS, REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.schema import QueryLimits, RequestContext, build_schema, shape_error
@@ -95,9 +96,12 @@ query FirstSeats {{
       cursor
       node {{
         seatId
-        balances {{ creditTypeId balance startingBalance }}
-        commits {{ commitId balance startDate endDate ledgerEntries {{ type amount timestamp }} }}
-        credits {{ creditId balance }}
+        balances {{ creditTypeId creditType {{ name }} balance startingBalance }}
+        commits {{
+          commitId name type product {{ name }} allocation balance startDate endDate
+          ledgerEntries {{ type amount timestamp }}
+        }}
+        credits {{ creditId name balance }}
       }}
     }}
   }}
@@ -127,6 +131,7 @@ def create_app(
         else None
     )
     metrics = Metrics()
+    credit_types = CreditTypeCache(ttl=settings.credit_types_ttl)
     policy = RetryPolicy(
         max_retries=settings.upstream_max_retries,
         attempt_timeout=settings.upstream_timeout,
@@ -182,6 +187,7 @@ def create_app(
             max_upstream_calls=settings.max_upstream_calls,
             observer=metrics,
             caller=caller,
+            credit_types=credit_types,
         )
         scope[_CONTEXT] = context
         scope.setdefault(ON_CLOSE, []).append(context.close)

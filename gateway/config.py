@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     max_upstream_calls: int = Field(
         default=20, ge=1, description="Upstream calls one operation may cause."
     )
+    credit_types_ttl: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="Seconds a credential's credit type listing is kept; 0 lists every request.",
+    )
     introspection: bool = Field(default=True, description="Answer introspection queries.")
     fast_path: bool = Field(
         default=True,

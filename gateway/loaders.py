@@ -10,19 +10,29 @@ must never outlive the request):
   when the billing API does not know the seat. All seats of an operation that share a listing
   become one upstream call with ``seat_ids`` and ``skip_missing_seat_ids``, following
   ``next_page`` while ``limit`` or the 100 commits/credits cap splits the answer.
+* ``details`` is keyed by one commit or credit of a customer (:class:`DetailKey`) and answers
+  with its full "List balances" item; :meth:`Loaders.credit_type` answers a credit type from one
+  listing per credential (see :mod:`gateway.details_loaders` for both). Every call of all of
+  them counts against the request's budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from aiodataloader import DataLoader
 
-from gateway.upstream import BillingClient, SeatBalance, SeatBalancePage
+from gateway.details_loaders import (
+    CommitDetails,
+    CreditTypeCache,
+    DetailKey,
+    list_credit_types,
+)
+from gateway.upstream import BalanceItem, BillingClient, CreditType, SeatBalance, SeatBalancePage
 from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest
 
 __all__ = [
@@ -80,15 +90,20 @@ class Loaders:
         *,
         max_calls: int = 20,
         observer: BatchObserver | None = None,
+        credit_types: CreditTypeCache | None = None,
     ) -> None:
         self._client = client
         self._observer = observer
         self._token = token
         self._max_calls = max_calls
         self._calls = 0
-        self._in_flight: set[asyncio.Task[SeatBalancePage]] = set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
         self.pages: DataLoader[PageRequest, SeatBalancePage] = DataLoader(self._load_pages)
         self.seats: DataLoader[SeatRequest, SeatBalance | None] = DataLoader(self._load_seats)
+        self._details = CommitDetails(client, token, self._counted)
+        self.details: DataLoader[DetailKey, BalanceItem | None] = DataLoader(self._load_details)
+        self._credit_type_cache = credit_types
+        self._credit_types: asyncio.Future[dict[str, CreditType]] | None = None
 
     async def page(self, request: PageRequest) -> SeatBalancePage:
         """One page, shared with every other load of the same request in this operation."""
@@ -100,6 +115,17 @@ class Loaders:
         """One seat's record, batched with the operation's other seats (shielded likewise)."""
         return await _shielded(self.seats.load(request))
 
+    async def detail(self, key: DetailKey) -> BalanceItem | None:
+        """A commit's or credit's details, batched with the operation's others (shielded)."""
+        return await _shielded(self.details.load(key))
+
+    async def credit_type(self, credit_type_id: str) -> CreditType | None:
+        """A credit type by id, ``None`` when the credential's listing does not have it. One
+        listing per request at most, none while the credential's listing is cached."""
+        if self._credit_types is None:
+            self._credit_types = asyncio.ensure_future(self._list_credit_types())
+        return (await _shielded(self._credit_types)).get(credit_type_id)
+
     @property
     def upstream_calls(self) -> int:
         return self._calls
@@ -108,16 +134,38 @@ class Loaders:
         for task in list(self._in_flight):
             task.cancel()
 
-    async def _fetch(self, request: PageRequest) -> SeatBalancePage:
+    async def _counted(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """One upstream call, counted against the budget and cancelled with the request."""
         if self._calls >= self._max_calls:
             raise UpstreamBudgetExceeded(self._max_calls)
         self._calls += 1
-        task = asyncio.ensure_future(
-            self._client.list_seat_balances(request.body(), token=self._token)
-        )
+        task = asyncio.ensure_future(call())
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         return await task
+
+    async def _fetch(self, request: PageRequest) -> SeatBalancePage:
+        return await self._counted(
+            lambda: self._client.list_seat_balances(request.body(), token=self._token)
+        )
+
+    async def _load_details(self, keys: list[DetailKey]) -> list[Any]:
+        if self._observer:
+            self._observer.batch("details", len(keys))
+        results, seen = await self._details.load(keys)
+        for key, item in seen.items():
+            self.details.prime(key, item)  # a later load of this request needs no call
+        return results
+
+    async def _list_credit_types(self) -> dict[str, CreditType]:
+        cache = self._credit_type_cache
+        cached = cache.get(self._token) if cache is not None else None
+        if cached is not None:
+            return cached
+        types = await list_credit_types(self._client, self._token, self._counted)
+        if cache is not None:
+            cache.put(self._token, types)
+        return types
 
     # Batch functions answer one value or one Exception per key (aiodataloader rejects that
     # key's future with it); typed ``list[Any]`` because aiodataloader's stubs know no errors.

@@ -42,6 +42,7 @@ class UpstreamCall:
     authorization: str | None
     traceparent: str | None = None
     headers: dict[str, str] = field(default_factory=dict)  # every header, names lower-case
+    params: dict[str, str] = field(default_factory=dict)  # the query string (GET calls)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
                 request.headers.get("authorization"),
                 request.headers.get("traceparent"),
                 dict(request.headers),
+                dict(request.url.params),
             )
         )
         return await self.inner.handle_async_request(request)

@@ -2,7 +2,8 @@
 
 A generated corpus of operations (aliases, merged fields, named and inline fragments, type
 conditions on the Node interface, @skip/@include with variables, __typename, nulls, paging
-cursors, bad arguments, upstream errors, ledger types the gateway does not know) is sent over
+cursors, bad arguments, upstream errors, ledger types the gateway does not know, the detail
+fields of commits, credits and credit types, which graphql-core completes) is sent over
 HTTP to two gateways, one with the projection (the default) and one without
 (``GATEWAY_FAST_PATH=false``: graphql-core completes every field); status, content type and
 body bytes must be identical, and the projection must have answered most of the corpus.
@@ -162,8 +163,9 @@ class Generator:
 
     def commitment(self, kind: str) -> str:
         id_name = "commitId" if kind == "Commit" else "creditId"
+        details = ["name", "priority", "allocation"] if self.maybe(0.2) else []
         return self.pick(
-            ["id", id_name, "balance", "startDate", "endDate"],
+            ["id", id_name, "balance", "startDate", "endDate", *details],
             {"ledgerEntries": self.ledger},
             kind,
         )
@@ -173,7 +175,9 @@ class Generator:
             ["id", "seatId", "customerId", "contractId"],
             {
                 "balances": lambda: self.pick(
-                    ["creditTypeId", "balance", "startingBalance"], {}, "CreditTypeBalance"
+                    ["creditTypeId", "balance", "startingBalance"],
+                    {"creditType": lambda: "name"} if self.maybe(0.2) else {},
+                    "CreditTypeBalance",
                 ),
                 "commits": lambda: self.commitment("Commit"),
                 "credits": lambda: self.commitment("Credit"),

@@ -11,6 +11,7 @@ import strawberry
 from opentelemetry import trace
 from strawberry.extensions import SchemaExtension
 
+from gateway.details_loaders import CreditTypeCache
 from gateway.loaders import BatchObserver, Loaders
 from gateway.schema.access import UNRESTRICTED, Caller
 from gateway.schema.errors import UNAUTHENTICATED, GatewayError
@@ -31,6 +32,7 @@ class RequestContext:
     operation_name: str | None = None  # filled in by OperationInfo, read by the access log
     fast_path: bool = False  # the projection completed objects (gateway.schema.execution)
     executor: Any = field(default=None, repr=False)  # the GatewayExecutor of this operation
+    credit_types: CreditTypeCache | None = None  # the process's, shared across requests
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property
@@ -52,7 +54,11 @@ class RequestContext:
                     UNAUTHENTICATED,
                 )
             self._loaders = Loaders(
-                self.client, self.token, max_calls=self.max_upstream_calls, observer=self.observer
+                self.client,
+                self.token,
+                max_calls=self.max_upstream_calls,
+                observer=self.observer,
+                credit_types=self.credit_types,
             )
         return self._loaders
 

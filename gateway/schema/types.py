@@ -23,6 +23,7 @@ from graphql import GraphQLResolveInfo
 from strawberry import Private
 
 from gateway.loaders import Listing, SeatRequest
+from gateway.schema import details
 from gateway.schema.access import check_customer
 from gateway.schema.arguments import uuid_argument
 from gateway.schema.context import request_context
@@ -109,6 +110,7 @@ class CreditTypeBalance:
     starting_balance: float = reads(
         itemgetter("starting_balance"), description="What those commits and credits started with."
     )
+    credit_type = details.credit_type_field()
 
 
 class LookAheadMissed(Exception):
@@ -166,6 +168,16 @@ class Commit(Node):
         lambda held: held.record["id"],
         description="The billing API's id of the commit (shared across seats).",
     )
+    # Details from "List balances", fetched only when selected (gateway/schema/details.py).
+    name = details.name_field()
+    description = details.description_field()
+    product = details.product_field()
+    type = details.commit_type_field()
+    priority = details.priority_field()
+    access_schedule = details.access_schedule_field()
+    custom_fields = details.custom_fields_field()
+    allocation = details.allocation_field()
+    subscription_id = details.subscription_id_field()
 
     @classmethod
     def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
@@ -188,6 +200,15 @@ class Credit(Node):
         lambda held: held.record["id"],
         description="The billing API's id of the credit (shared across seats).",
     )
+    # Details from "List balances", fetched only when selected (gateway/schema/details.py).
+    name = details.name_field()
+    description = details.description_field()
+    product = details.product_field()
+    priority = details.priority_field()
+    access_schedule = details.access_schedule_field()
+    custom_fields = details.custom_fields_field()
+    allocation = details.allocation_field()
+    subscription_id = details.subscription_id_field()
 
     @classmethod
     def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:

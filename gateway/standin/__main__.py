@@ -6,7 +6,12 @@ import argparse
 
 import uvicorn
 
-from gateway.standin.app import SEAT_BALANCES_PATH, create_standin_app
+from gateway.standin.app import (
+    CREDIT_TYPES_PATH,
+    CUSTOMER_BALANCES_PATH,
+    SEAT_BALANCES_PATH,
+    create_standin_app,
+)
 from gateway.standin.data import (
     DEMO_CONTRACT_ID,
     DEMO_CUSTOMER_ID,
@@ -29,7 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     app = create_standin_app(build_dataset(args.seed))
-    print(f"Billing API stand-in: POST http://{args.host}:{args.port}{SEAT_BALANCES_PATH}")
+    base = f"http://{args.host}:{args.port}"
+    print(f"Billing API stand-in: POST {base}{SEAT_BALANCES_PATH}")
+    print(f"                      POST {base}{CUSTOMER_BALANCES_PATH}")
+    print(f"                      GET  {base}{CREDIT_TYPES_PATH}")
     print(
         f"  demo:  token={DEMO_TOKEN} customer_id={DEMO_CUSTOMER_ID} contract_id={DEMO_CONTRACT_ID}"
     )

@@ -1,8 +1,10 @@
-"""The stand-in ASGI app: Metronome's "List seat balances" over the seeded demo data.
+"""The stand-in ASGI app: Metronome's "List seat balances" over the seeded demo data, and the two
+endpoints a dashboard joins to it ("List balances" and the credit types).
 
 Implemented, following ``/work/shared/upstream-contract.md``:
 
-* ``POST /v1/contracts/seatBalances/list`` and nothing else (other paths 404, other methods 405);
+* ``POST /v1/contracts/seatBalances/list``, ``POST /v1/contracts/customerBalances/list`` and
+  ``GET /v1/credit-types/list``, and nothing else (other paths 404, other methods 405);
 * ``Authorization: Bearer <token>`` (401 for a missing or unknown token); a token sees only its own
   customers, and an unknown customer, a customer the token may not see, or a contract that is not
   the customer's are all the same 404, so a token learns nothing about other accounts;
@@ -11,7 +13,13 @@ Implemented, following ``/work/shared/upstream-contract.md``:
 * the ``subscription_ids`` and ``seat_ids`` filters (with ``skip_missing_seat_ids``), the
   ``include_credits_and_commits`` and ``include_ledgers`` flags, the ``starting_at``,
   ``effective_before`` and ``covering_date`` windows on commits and credits;
-* keyset pages ordered by ``seat_id`` with the greedy 100 commits/credits cap.
+* keyset pages ordered by ``seat_id`` with the greedy 100 commits/credits cap;
+* "List balances": one ``id`` or the whole list in pages of ``limit`` (1-25) ordered by id;
+  contract-level items (every commit and credit a seat holds) only with
+  ``include_contract_balances``, archived ones only with ``include_archived``; an item whose
+  ``type`` is not one of the three documented ones; ``include_balance`` adds the item's
+  ``balance`` (the sum over its seats); the date windows apply to the access schedule;
+* the credit types, 123 of them (more than a page of 100), keyset pages by id.
 
 Deliberately not implemented: any other endpoint, rate limiting (429), ``retry-after`` headers,
 403 and 409 answers, server errors, writes of any kind. Tests that need those plug an
@@ -25,7 +33,11 @@ Choices where the contract is silent:
   ``subscription_ids`` filter is simply not returned;
 * ``effective_before`` is exclusive (``start_date < effective_before``);
 * the cap counts the commits and credits a seat carries in the response, after the date window;
-* the cursor remembers only the last seat id, never the filters: send the same filters each page.
+* the cursor remembers only the last seat id, never the filters: send the same filters each page;
+* "List balances": an unknown ``id`` is an empty list (the API may also answer 404), and
+  ``include_ledgers`` is a 400 (the stand-in does not serve aggregated ledgers);
+* the credit types: ``limit`` is required (no default is documented) and every token sees the
+  same list (credit types belong to the billing account).
 """
 
 from __future__ import annotations
@@ -51,6 +63,8 @@ from gateway.standin.data import build_dataset
 JSON = dict[str, Any]
 
 SEAT_BALANCES_PATH = "/v1/contracts/seatBalances/list"
+CUSTOMER_BALANCES_PATH = "/v1/contracts/customerBalances/list"
+CREDIT_TYPES_PATH = "/v1/credit-types/list"
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
 COMMITS_AND_CREDITS_CAP = 100
@@ -104,6 +118,10 @@ class _Contract:
 class _Index:
     tokens: dict[str, frozenset[str]]  # bearer token -> the customer ids it may see
     contracts: dict[tuple[str, str], _Contract]  # (customer id, contract id) -> contract
+    balances: dict[str, list[JSON]]  # customer id -> its "List balances" items, by id
+    archived: frozenset[str]  # ids of archived items
+    seat_balance: dict[str, int | float]  # item id -> the sum of its per-seat balances
+    credit_types: list[JSON]  # ordered by id
 
 
 def _index(dataset: JSON) -> _Index:
@@ -128,7 +146,26 @@ def _index(dataset: JSON) -> _Index:
                 ),
             )
     tokens = {token: frozenset(ids) for token, ids in dataset["tokens"].items()}
-    return _Index(tokens=tokens, contracts=contracts)
+    seat_balance: dict[str, int | float] = {}
+    for contract in contracts.values():
+        for seat in contract.seats:
+            for item in (seat.get("commits") or []) + (seat.get("credits") or []):
+                seat_balance[item["id"]] = seat_balance.get(item["id"], 0) + item["balance"]
+    return _Index(
+        tokens=tokens,
+        contracts=contracts,
+        balances={
+            customer_id: sorted(customer.get("balances", []), key=lambda item: item["id"])
+            for customer_id, customer in dataset["customers"].items()
+        },
+        archived=frozenset(
+            item_id
+            for customer in dataset["customers"].values()
+            for item_id in customer.get("archived_balance_ids", [])
+        ),
+        seat_balance=seat_balance,
+        credit_types=sorted(dataset.get("credit_types", []), key=lambda ct: ct.get("id", "")),
+    )
 
 
 # --- the request -------------------------------------------------------------------------------
@@ -412,10 +449,162 @@ def create_standin_app(dataset: JSON | None = None) -> Starlette:
         contract = _find_contract(index, visible, query)
         return JSONResponse(_page(_select_seats(contract, query), query))
 
+    async def list_customer_balances(request: Request) -> JSONResponse:
+        visible = _authenticate(request, index)
+        query = _parse_balances_query(await _json_object(request))
+        if query.customer_id not in visible:
+            raise StandinError(404, f"Customer {query.customer_id} not found")
+        return JSONResponse(_balances_page(index, query))
+
+    async def list_credit_types(request: Request) -> JSONResponse:
+        _authenticate(request, index)
+        return JSONResponse(_credit_types_page(index, dict(request.query_params)))
+
     return Starlette(
-        routes=[Route(SEAT_BALANCES_PATH, list_seat_balances, methods=["POST"])],
+        routes=[
+            Route(SEAT_BALANCES_PATH, list_seat_balances, methods=["POST"]),
+            Route(CUSTOMER_BALANCES_PATH, list_customer_balances, methods=["POST"]),
+            Route(CREDIT_TYPES_PATH, list_credit_types, methods=["GET"]),
+        ],
         exception_handlers={StandinError: _standin_error, HTTPException: _routing_error},
     )
+
+
+# --- "List balances" and the credit types --------------------------------------------------------
+
+_BALANCES_FIELDS = frozenset(
+    {
+        "customer_id",
+        "id",
+        "include_contract_balances",
+        "include_balance",
+        "include_ledgers",
+        "include_archived",
+        "covering_date",
+        "starting_at",
+        "effective_before",
+        "limit",
+        "next_page",
+    }
+)
+MAX_BALANCES_LIMIT = 25
+MAX_CREDIT_TYPES_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class _BalancesQuery:
+    customer_id: str
+    item_id: str | None
+    include_contract_balances: bool
+    include_balance: bool
+    include_archived: bool
+    window: _Window
+    limit: int
+    after_id: str | None
+
+
+def _parse_balances_query(body: JSON) -> _BalancesQuery:
+    unknown = sorted(set(body) - _BALANCES_FIELDS)
+    if unknown:
+        raise _bad_request(f"Unknown field(s): {', '.join(unknown)}")
+    if _optional_bool(body, "include_ledgers"):
+        raise _bad_request("include_ledgers is not served by the stand-in")
+    limit = body.get("limit", MAX_BALANCES_LIMIT)
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, int)
+        or not 1 <= limit <= MAX_BALANCES_LIMIT
+    ):
+        raise _bad_request(f"limit must be an integer from 1 to {MAX_BALANCES_LIMIT}")
+    window = _Window(
+        starting_at=_optional_instant(body, "starting_at"),
+        effective_before=_optional_instant(body, "effective_before"),
+        covering_date=_optional_instant(body, "covering_date"),
+    )
+    return _BalancesQuery(
+        customer_id=_required_uuid(body, "customer_id"),
+        item_id=_uuid(body["id"], "id") if "id" in body else None,
+        include_contract_balances=_optional_bool(body, "include_contract_balances"),
+        include_balance=_optional_bool(body, "include_balance"),
+        include_archived=_optional_bool(body, "include_archived"),
+        window=window,
+        limit=limit,
+        after_id=_key_token(body.get("next_page"), "next_page", "last_id"),
+    )
+
+
+def _balances_page(index: _Index, query: _BalancesQuery) -> JSON:
+    """Up to ``limit`` items after the token, ordered by id, with the filters applied."""
+    kept = []
+    for item in index.balances.get(query.customer_id, []):
+        if query.item_id is not None and item["id"] != query.item_id:
+            continue
+        if query.after_id is not None and item["id"] <= query.after_id:
+            continue
+        if "contract" in item and not query.include_contract_balances:
+            continue  # contract-level: the trap the contract warns about
+        if item["id"] in index.archived and not query.include_archived:
+            continue
+        if not _schedule_window_keeps(query.window, item):
+            continue
+        kept.append(item)
+    page = kept[: query.limit]
+    data = [
+        {**item, "balance": index.seat_balance.get(item["id"], 0)}
+        if query.include_balance
+        else item
+        for item in page
+    ]
+    more = len(kept) > len(page)
+    return {"data": data, "next_page": _make_token("last_id", page[-1]["id"]) if more else None}
+
+
+def _schedule_window_keeps(window: _Window, item: JSON) -> bool:
+    schedule = (item.get("access_schedule") or {}).get("schedule_items") or []
+    if not schedule:
+        return window == _Window()
+    span = {
+        "start_date": min(entry["starting_at"] for entry in schedule),
+        "end_date": max(entry["ending_before"] for entry in schedule),
+    }
+    return window.keeps(span)
+
+
+def _credit_types_page(index: _Index, params: dict[str, str]) -> JSON:
+    unknown = sorted(set(params) - {"limit", "next_page"})
+    if unknown:
+        raise _bad_request(f"Unknown query parameter(s): {', '.join(unknown)}")
+    raw = params.get("limit")
+    if raw is None or not raw.isdigit() or not 1 <= int(raw) <= MAX_CREDIT_TYPES_LIMIT:
+        raise _bad_request(f"limit must be an integer from 1 to {MAX_CREDIT_TYPES_LIMIT}")
+    after = _key_token(params.get("next_page"), "next_page", "last_id")
+    rest = [ct for ct in index.credit_types if after is None or ct.get("id", "") > after]
+    page = rest[: int(raw)]
+    more = len(rest) > len(page)
+    return {"data": page, "next_page": _make_token("last_id", page[-1]["id"]) if more else None}
+
+
+def _make_token(key: str, value: str) -> str:
+    raw = json.dumps({key: value}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def _key_token(token: object, field: str, key: str) -> str | None:
+    """The value a ``_make_token`` token carries; ``None`` when there is no token."""
+    if token is None:
+        return None
+    invalid = _bad_request(f"{field} is not a token of this endpoint")
+    if not isinstance(token, str):
+        raise invalid
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+        decoded = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise invalid from None
+    if not isinstance(decoded, dict) or set(decoded) != {key} or not isinstance(decoded[key], str):
+        raise invalid
+    value: str = decoded[key]
+    return value
 
 
 async def _standin_error(request: Request, exc: Exception) -> JSONResponse:
@@ -426,9 +615,13 @@ async def _standin_error(request: Request, exc: Exception) -> JSONResponse:
 async def _routing_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        message = f"No route {request.url.path}; the stand-in serves only {SEAT_BALANCES_PATH}"
+        message = (
+            f"No route {request.url.path}; the stand-in serves POST {SEAT_BALANCES_PATH}, "
+            f"POST {CUSTOMER_BALANCES_PATH} and GET {CREDIT_TYPES_PATH}"
+        )
     elif exc.status_code == 405:
-        message = f"Method {request.method} not allowed; use POST {SEAT_BALANCES_PATH}"
+        verb = "GET" if request.url.path == CREDIT_TYPES_PATH else "POST"
+        message = f"Method {request.method} not allowed; use {verb} {request.url.path}"
     else:
         message = exc.detail
     return JSONResponse({"message": message}, status_code=exc.status_code, headers=exc.headers)

@@ -5,10 +5,15 @@
     {
       "seed": 2026,
       "as_of": "2026-05-15T00:00:00.000Z",          # the "today" the ledgers were written up to
-      "credit_types": [{"id", "name"}, ...],        # USD, cloud credits, AI tokens
+      "credit_types": [{"id", "name", "is_currency"?}, ...],  # USD, cloud credits, AI tokens and
+                                                    # 120 custom pricing units (two pages)
       "tokens": {token: [customer_id, ...]},        # which customers a bearer token may see
       "customers": {customer_id: {
         "id", "name",
+        "balances": [Commit | Credit, ...],         # "List balances" items in the wire's shape:
+                                                    # the contract-level ones (they carry
+                                                    # `contract`) and a few customer-level ones
+        "archived_balance_ids": [id, ...],          # listed only with include_archived
         "contracts": {contract_id: {
           "id", "name",
           "subscriptions": [{"id", "name", "quantity_management_mode", "seat_ids"}],
@@ -17,6 +22,10 @@
         }},
       }},
     }
+
+Every commit and credit id a seat holds is also a full item of the customer's ``balances``
+(name, product, priority, access schedule, custom fields, ``subscription_config``), built from
+the same pools after the seats, with its own generator: the seats are the same with or without it.
 
 A seat is stored exactly as the wire serves it with both include flags on: ``seat_id``,
 ``balances``, ``commits`` and ``credits`` (each ``null`` or a list of ``{id, balance, start_date,
@@ -34,7 +43,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import product
+from itertools import pairwise, product
 from typing import Any, Literal
 
 JSON = dict[str, Any]
@@ -334,21 +343,218 @@ def build_dataset(seed: int = 2026) -> JSON:
     return {
         "seed": seed,
         "as_of": _timestamp(AS_OF),
-        "credit_types": [dict(credit_type) for credit_type in CREDIT_TYPES],
+        "credit_types": _credit_types(),
         "tokens": {DEMO_TOKEN: [DEMO_CUSTOMER_ID], OTHER_TOKEN: [OTHER_CUSTOMER_ID]},
         "customers": {
             DEMO_CUSTOMER_ID: {
                 "id": DEMO_CUSTOMER_ID,
                 "name": "Acme Corp",
                 "contracts": {DEMO_CONTRACT_ID: demo},
+                "balances": [
+                    *_contract_balances(demo, _DEMO_POOLS),
+                    *_customer_balances(DEMO_CUSTOMER_ID),
+                ],
+                "archived_balance_ids": [_stable_id("archived", DEMO_CUSTOMER_ID)],
             },
             OTHER_CUSTOMER_ID: {
                 "id": OTHER_CUSTOMER_ID,
                 "name": "Globex Corporation",
                 "contracts": {OTHER_CONTRACT_ID: other},
+                "balances": [
+                    *_contract_balances(other, _OTHER_POOLS),
+                    *_customer_balances(OTHER_CUSTOMER_ID),
+                ],
+                "archived_balance_ids": [_stable_id("archived", OTHER_CUSTOMER_ID)],
             },
         },
     }
+
+
+# --- "List balances" items and credit types ------------------------------------------------------
+# Built after the seats from what they hold, with generators of their own (uuid5 ids, a
+# Random seeded by the contract id): the seats do not change when these do.
+
+_ID_NAMESPACE = uuid.UUID("0c6f3f0e-6a52-4f1e-9a53-3c1b8f2d7a10")
+_PRODUCTS = {
+    USD_ID: "Enterprise seat plan",
+    CLOUD_CREDITS_ID: "Cloud compute",
+    AI_TOKENS_ID: "AI assistant tokens",
+}
+_CUSTOM_UNITS = (
+    "Compute hours",
+    "Storage GB-months",
+    "Egress GB",
+    "GPU hours",
+    "API requests (thousands)",
+    "Build minutes",
+    "Seats (prorated)",
+    "Support tickets",
+    "Vector index GB",
+    "Model fine-tunes",
+    "Edge functions (millions)",
+    "Log ingest GB",
+)
+_REGIONS = (
+    "us-east",
+    "us-west",
+    "eu-central",
+    "eu-west",
+    "ap-south",
+    "ap-northeast",
+    "sa-east",
+    "ca-central",
+    "me-central",
+    "af-south",
+)
+_COST_CENTERS = ("ENG-100", "ENG-240", "SUP-310", "FIN-020")
+
+
+def _stable_id(*parts: str) -> str:
+    return str(uuid.uuid5(_ID_NAMESPACE, "/".join(parts)))
+
+
+def _credit_types() -> list[JSON]:
+    """The three credit types of the seats, then 120 custom pricing units (more than one page
+    of 100); every tenth unit leaves ``is_currency`` out, as the SDKs allow."""
+    units: list[JSON] = [
+        {**credit_type, "is_currency": credit_type["id"] == USD_ID} for credit_type in CREDIT_TYPES
+    ]
+    for n, (unit, region) in enumerate(product(_CUSTOM_UNITS, _REGIONS)):
+        entry: JSON = {"id": _stable_id("credit-type", unit, region), "name": f"{unit} ({region})"}
+        if n % 10:
+            entry["is_currency"] = False
+        units.append(entry)
+    return units
+
+
+def _contract_balances(contract: JSON, pools: tuple[_Pool, ...]) -> list[JSON]:
+    """One full item per commit or credit the contract's seats hold, consistent with them: the
+    same id, dates and credit type, and a schedule that adds up to what the seats started with.
+
+    Pool items are POOLED and belong to the first seat-based subscription; a heavy seat's own
+    items are INDIVIDUAL and belong to that seat's subscription.
+    """
+    rng = random.Random(contract["id"])  # noqa: S311 - reproducible demo data
+    subscription_of = {
+        seat_id: sub["id"]
+        for sub in contract["subscriptions"]
+        if sub["quantity_management_mode"] == "SEAT_BASED"
+        for seat_id in sub["seat_ids"]
+    }
+    first_subscription = next(iter(subscription_of.values()))
+    holders: dict[str, list[tuple[str, JSON]]] = {}
+    for seat in contract["seats"]:
+        for share in (seat["commits"] or []) + (seat["credits"] or []):
+            holders.setdefault(share["id"], []).append((seat["seat_id"], share))
+    items = []
+    for position, entry in enumerate(contract["commits"]):
+        held = holders.get(entry["id"])
+        if not held:
+            continue  # a pool no seat drew on
+        pooled = position < len(pools)
+        first = held[0][1]
+        starting = sum(_quarters(share["ledger_entries"][0]["amount"]) for _, share in held)
+        credit_type = next(ct for ct in CREDIT_TYPES if ct["id"] == entry["credit_type_id"])
+        item: JSON = {
+            "id": entry["id"],
+            "type": entry["type"],
+            "name": entry["name"],
+            "product": {
+                "id": _stable_id("product", _PRODUCTS[credit_type["id"]]),
+                "name": _PRODUCTS[credit_type["id"]],
+            },
+            "priority": position + 1 if pooled else 100 + position,
+            "access_schedule": {
+                "schedule_items": _schedule(entry["id"], first, starting, quarterly=pooled),
+                "credit_type": dict(credit_type),
+            },
+            "contract": {"id": contract["id"]},
+        }
+        if pooled:
+            item["description"] = f"{entry['name']}, shared by the seats of {contract['name']}"
+            item["custom_fields"] = {"cost_center": rng.choice(_COST_CENTERS)}
+            item["subscription_config"] = {
+                "subscription_id": first_subscription,
+                "allocation": "POOLED",
+                "apply_seat_increase_config": {"is_prorated": True},
+            }
+        else:
+            item["subscription_config"] = {
+                "subscription_id": subscription_of[held[0][0]],
+                "allocation": "INDIVIDUAL",
+            }
+        if entry["type"] != "CREDIT" or rng.random() < 0.5:  # optional on credits
+            item["created_at"] = _timestamp(_instant(first["start_date"]) - timedelta(days=14))
+        items.append(item)
+    return items
+
+
+def _schedule(item_id: str, seat_item: JSON, starting: int, *, quarterly: bool) -> list[JSON]:
+    """The access schedule: the item's dates, cut into quarters for a long pooled commit; an
+    open end is written as 2030-01-01 (the four fields are required)."""
+    start = _instant(seat_item["start_date"])
+    end = _instant(seat_item["end_date"]) if seat_item["end_date"] else _day(2030, 1, 1)
+    cuts = [start]
+    while quarterly and seat_item["end_date"] and (cuts[-1] + timedelta(days=92)) < end:
+        month = cuts[-1].month + 3
+        cuts.append(
+            cuts[-1].replace(year=cuts[-1].year + (month - 1) // 12, month=(month - 1) % 12 + 1)
+        )
+    cuts.append(end)
+    share, rest = divmod(starting, len(cuts) - 1)
+    return [
+        {
+            "id": _stable_id("schedule", item_id, str(n)),
+            "amount": _number(share + (rest if n == 0 else 0)),
+            "starting_at": _timestamp(begin),
+            "ending_before": _timestamp(finish),
+        }
+        for n, (begin, finish) in enumerate(pairwise(cuts))
+    ]
+
+
+def _customer_balances(customer_id: str) -> list[JSON]:
+    """Items outside any contract (listed with or without ``include_contract_balances``): a
+    postpaid commitment, a credit of a type this API may add later, and an archived credit."""
+    product_ = {"id": _stable_id("product", "Platform fee"), "name": "Platform fee"}
+    window = {
+        "schedule_items": [
+            {
+                "id": _stable_id("schedule", customer_id, "postpaid"),
+                "amount": 120000,
+                "starting_at": "2026-01-01T00:00:00.000Z",
+                "ending_before": "2027-01-01T00:00:00.000Z",
+            }
+        ],
+        "credit_type": dict(CREDIT_TYPES[0]),
+    }
+    return [
+        {
+            "id": _stable_id("postpaid", customer_id),
+            "type": "POSTPAID",
+            "name": "2026 minimum spend",
+            "product": product_,
+            "priority": 50,
+            "access_schedule": window,
+            "created_at": "2025-12-01T00:00:00.000Z",
+        },
+        {
+            "id": _stable_id("unknown-type", customer_id),
+            "type": "MARKETPLACE_CREDIT",  # a type the API may add: clients must not break
+            "name": "Marketplace credit",
+            "product": product_,
+        },
+        {
+            "id": _stable_id("archived", customer_id),
+            "type": "CREDIT",
+            "name": "Archived goodwill credit",
+            "product": product_,
+        },
+    ]
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _email_locals(rng: random.Random, count: int) -> list[str]:

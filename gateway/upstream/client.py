@@ -2,8 +2,9 @@
 
 Every call is bounded three ways: a timeout per attempt, a deadline for the whole call
 including retries and waiting for a slot, and a per-process cap on concurrent calls. Retries
-follow the billing API's own SDKs (see :class:`RetryPolicy`); the endpoint only reads, so
-retrying it is safe.
+follow the billing API's own SDKs (see :class:`RetryPolicy`); every endpoint used only reads,
+so retrying is safe. The three endpoints share that machinery: a call is a method, a path, a
+body or query, and the pydantic-core validator of its 200 answer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import httpx
 import orjson
@@ -25,6 +26,12 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
+from gateway.upstream.details import (
+    BALANCES_PAGE,
+    CREDIT_TYPES_PAGE,
+    BalancesPage,
+    CreditTypesPage,
+)
 from gateway.upstream.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -35,6 +42,10 @@ from gateway.upstream.errors import (
 from gateway.upstream.models import SEAT_BALANCE_PAGE, SeatBalancePage
 
 SEAT_BALANCES_PATH = "/v1/contracts/seatBalances/list"
+CUSTOMER_BALANCES_PATH = "/v1/contracts/customerBalances/list"
+CREDIT_TYPES_PATH = "/v1/credit-types/list"
+
+_Answer = TypeVar("_Answer")
 
 logger = logging.getLogger("gateway.upstream")
 _tracer = trace.get_tracer("gateway.upstream")
@@ -105,6 +116,17 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True, slots=True)
+class _Call(Generic[_Answer]):
+    """One call, as every attempt of it repeats it."""
+
+    method: str
+    path: str
+    url: httpx.URL
+    content: bytes | None
+    answer: pydantic.TypeAdapter[_Answer]
+
+
 class BillingClient:
     """Calls the billing API through an ``httpx`` transport that the caller owns.
 
@@ -125,7 +147,8 @@ class BillingClient:
         user_agent: str = "seat-balance-gateway",
     ) -> None:
         self._transport = transport
-        self._url = httpx.URL(base_url.rstrip("/") + SEAT_BALANCES_PATH)
+        self._base_url = base_url.rstrip("/")
+        self._url = httpx.URL(self._base_url + SEAT_BALANCES_PATH)
         self._user_agent = user_agent.encode()
         self._policy = policy or RetryPolicy()
         self._observer = observer or _Unobserved()
@@ -135,13 +158,37 @@ class BillingClient:
         self, body: Mapping[str, object], *, token: str
     ) -> SeatBalancePage:
         """``POST /v1/contracts/seatBalances/list``: one page of seats."""
+        call = _Call("POST", SEAT_BALANCES_PATH, self._url, orjson.dumps(body), SEAT_BALANCE_PAGE)
+        return await self._call(call, token)
+
+    async def list_customer_balances(
+        self, body: Mapping[str, object], *, token: str
+    ) -> BalancesPage:
+        """``POST /v1/contracts/customerBalances/list``: one page of a customer's commits and
+        credits (their names, products, schedules; not their balances)."""
+        url = httpx.URL(self._base_url + CUSTOMER_BALANCES_PATH)
+        call = _Call("POST", CUSTOMER_BALANCES_PATH, url, orjson.dumps(body), BALANCES_PAGE)
+        return await self._call(call, token)
+
+    async def list_credit_types(
+        self, *, limit: int, next_page: str | None = None, token: str
+    ) -> CreditTypesPage:
+        """``GET /v1/credit-types/list``: one page of the account's credit types."""
+        params: dict[str, str | int] = {"limit": limit}
+        if next_page is not None:
+            params["next_page"] = next_page
+        url = httpx.URL(self._base_url + CREDIT_TYPES_PATH, params=params)
+        call = _Call("GET", CREDIT_TYPES_PATH, url, None, CREDIT_TYPES_PAGE)
+        return await self._call(call, token)
+
+    async def _call(self, call: _Call[_Answer], token: str) -> _Answer:
+        """One call with its retries, all within the deadline."""
         policy = self._policy
         deadline = time.monotonic() + policy.deadline
-        content = orjson.dumps(body)
         try:
             # Most calls succeed at once: the retry machinery is only set up for those that
             # do not (it costs as much as a fast attempt).
-            return await self._attempt(content, token, deadline)
+            return await self._attempt(call, token, deadline)
         except _Retryable as failure:
             wait = self._wait(failure, 0)
             if policy.max_retries == 0 or time.monotonic() + wait >= deadline:
@@ -161,7 +208,7 @@ class BillingClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(content, token, deadline)
+                    return await self._attempt(call, token, deadline)
         except _Retryable as failure:
             raise failure.error from None
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -171,22 +218,25 @@ class BillingClient:
         readiness. Sent without a token and with an empty body: a 400 or 401 is a live API."""
         try:
             async with asyncio.timeout(2.0):
-                response = await self._send(b"{}", [])
+                response = await self._send("POST", self._url, b"{}", [])
         except (TimeoutError, httpx.HTTPError):
             return False
         return response.status_code < 500
 
-    async def _send(self, content: bytes, headers: list[tuple[bytes, bytes]]) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        content: bytes | None,
+        headers: list[tuple[bytes, bytes]],
+    ) -> httpx.Response:
+        if content is not None:
+            headers = [(b"Content-Type", b"application/json"), *headers]
         request = httpx.Request(
-            "POST",
-            self._url,
+            method,
+            url,
             content=content,
-            headers=[
-                (b"Content-Type", b"application/json"),
-                (b"Accept", b"application/json"),
-                (b"User-Agent", self._user_agent),
-                *headers,
-            ],
+            headers=[(b"Accept", b"application/json"), (b"User-Agent", self._user_agent), *headers],
         )
         response = await self._transport.handle_async_request(request)
         try:
@@ -195,12 +245,12 @@ class BillingClient:
             await response.aclose()
         return response
 
-    async def _attempt(self, content: bytes, token: str, deadline: float) -> SeatBalancePage:
+    async def _attempt(self, call: _Call[_Answer], token: str, deadline: float) -> _Answer:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise UpstreamTimeout("The billing API did not answer within the deadline.")
         with _tracer.start_as_current_span(
-            f"POST {SEAT_BALANCES_PATH}", kind=trace.SpanKind.CLIENT
+            f"{call.method} {call.path}", kind=trace.SpanKind.CLIENT
         ) as span:
             headers = [(b"Authorization", f"Bearer {token}".encode())]
             headers += _trace_headers()
@@ -209,7 +259,7 @@ class BillingClient:
             try:
                 async with asyncio.timeout(min(self._policy.attempt_timeout, remaining)):
                     async with self._slots:
-                        response = await self._send(content, headers)
+                        response = await self._send(call.method, call.url, call.content, headers)
                 outcome = str(response.status_code)
                 span.set_attribute("http.response.status_code", response.status_code)
             except (TimeoutError, httpx.TransportError) as error:
@@ -225,7 +275,7 @@ class BillingClient:
                 self._observer.attempt(outcome, time.perf_counter() - started)
                 if outcome != "200":
                     span.set_status(trace.StatusCode.ERROR, outcome)
-            return _read_page(response)
+            return _read(response, call.answer)
 
     def _announce_retry(self, attempt: int, failure: BaseException | None, wait: float) -> None:
         self._observer.retry()
@@ -291,7 +341,7 @@ def _describe(error: BaseException | None) -> str:
     return f"HTTP {status}" if status else type(inner).__name__
 
 
-def _read_page(response: httpx.Response) -> SeatBalancePage:
+def _read(response: httpx.Response, answer: pydantic.TypeAdapter[_Answer]) -> _Answer:
     status = response.status_code
     should_retry = response.headers.get("x-should-retry", "").strip().lower()
     if status >= 400 or should_retry == "true":
@@ -311,7 +361,7 @@ def _read_page(response: httpx.Response) -> SeatBalancePage:
             f"The billing API answered HTTP {status} instead of 200.", status=status
         )
     try:
-        return SEAT_BALANCE_PAGE.validate_json(response.content)
+        return answer.validate_json(response.content)
     except pydantic.ValidationError as error:
         first = error.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])

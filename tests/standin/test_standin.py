@@ -140,8 +140,8 @@ def test_public_surface() -> None:
 
 
 async def test_other_paths_are_404_with_a_message(client: httpx.AsyncClient) -> None:
-    """A path other than the one endpoint is a 404 with a {"message"} body."""
-    response = await client.post("/v1/contracts/customerBalances/list", json=demo())
+    """A path other than the three endpoints is a 404 with a {"message"} body."""
+    response = await client.post("/v1/contracts/balances/list", json=demo())
     assert response.status_code == 404
     assert set(response.json()) == {"message"}
 
