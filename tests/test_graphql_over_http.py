@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from gateway.config import Settings
+from gateway.schema.ids import global_id
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
 from tests.support import ROOT, Gateway, running_gateway
 
@@ -226,16 +227,18 @@ def test_a_field_error_keeps_200_and_the_partial_data(gateway: Gateway, media_ty
 
 @pytest.mark.parametrize("media_type", MEDIA_TYPES)
 def test_a_field_error_that_nulls_all_data_is_still_200(gateway: Gateway, media_type: str) -> None:
-    """A field error on the non-null `seatBalances` nulls `data`, but `data` is there and the
-    status is 200: execution ran, so it is not a request error under either media type."""
-    response = post(gateway, {"query": f"{{ __typename {SEATS} }}"}, media_type, token=None)
+    """A field error on the non-null `nodes` nulls `data`, but `data` is there and the status
+    is 200: execution ran, so it is not a request error under either media type."""
+    seat_id = global_id("Seat", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "someone@example.com")
+    query = f'{{ __typename nodes(ids: ["{seat_id}"]) {{ id }} }}'
+    response = post(gateway, {"query": query}, media_type, token=None)
     assert response.status_code == 200
     assert response.headers["content-type"] == media_type
     payload = response.json()
     assert "data" in payload
     assert payload["data"] is None
     assert [(e["extensions"]["code"], e["path"]) for e in payload["errors"]] == [
-        ("UNAUTHENTICATED", ["seatBalances"])
+        ("UNAUTHENTICATED", ["nodes"])
     ]
     assert gateway.calls == []
 
