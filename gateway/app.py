@@ -5,10 +5,11 @@ goes through it (``httpx.MockTransport`` for faults, ``ASGITransport`` for the s
 ``settings.metronome_base_url`` is unset the stand-in is used in process.
 
 The layers, outermost first: :class:`~gateway.observability.AccessLog` (request id, trace
-context, metrics, one JSON line per request) -> :class:`~gateway.guard.RequestGuard` (body
-limit, cancellation) -> CORS (when origins are configured) ->
-:class:`~gateway.lane.GraphQLLane` (plain JSON POSTs straight to the schema) -> FastAPI
-(``/graphql`` through Strawberry's view, GraphiQL and its assets, health, metrics).
+context, metrics, one JSON line per request) ->
+:class:`~gateway.compression.ResponseCompression` (``Accept-Encoding``, when enabled) ->
+:class:`~gateway.guard.RequestGuard` (body limit, cancellation) -> CORS (when origins are
+configured) -> :class:`~gateway.lane.GraphQLLane` (plain JSON POSTs straight to the schema) ->
+FastAPI (``/graphql`` through Strawberry's view, GraphiQL and its assets, health, metrics).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from gateway import graphiql, standin
+from gateway.compression import ResponseCompression
 from gateway.config import Settings
 from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard, Scope
 from gateway.lane import LANE, GraphQLLane
@@ -233,6 +235,10 @@ def create_app(
             max_age=600,
         )
     stack = RequestGuard(stack, max_body_bytes=settings.max_body_bytes)
+    if settings.compression:
+        stack = ResponseCompression(
+            stack, minimum_bytes=settings.compression_min_bytes, assets_path=graphiql.ASSETS_PATH
+        )
     return AccessLog(stack, metrics)
 
 

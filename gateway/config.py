@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         default=True, description="Answer plain JSON POSTs without FastAPI's routing."
     )
     graphiql: bool = Field(default=True, description="Serve GraphiQL on GET /graphql.")
+    compression: bool = Field(
+        default=True, description="Compress answers for clients that accept zstd, br or gzip."
+    )
+    compression_min_bytes: int = Field(
+        default=1024, ge=0, description="Answers shorter than this go out uncompressed."
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed to call the API."
     )
