@@ -357,6 +357,9 @@ class Layout:
         return {
             "Content-Type": "application/json",
             "Accept": "application/json",
+            # As wrk sends it: uncompressed, so targets compare on the same work (httpx would
+            # otherwise ask for zstd, br and gzip); bench/compression.py measures compression.
+            "Accept-Encoding": "identity",
             "Authorization": f"Bearer {self.token}",
         }
 

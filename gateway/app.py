@@ -5,11 +5,12 @@ goes through it (``httpx.MockTransport`` for faults, ``ASGITransport`` for the s
 ``settings.metronome_base_url`` is unset the stand-in is used in process.
 
 The layers, outermost first: :class:`~gateway.observability.AccessLog` (request id, trace
-context, metrics, one JSON line per request) -> :class:`~gateway.guard.RequestGuard` (body
-limit, cancellation) -> CORS (when origins are configured) ->
-:class:`~gateway.auth.CallerAuthentication` (when callers authenticate by JWT) ->
-FastAPI (``/graphql`` through :class:`~gateway.view.GraphQLView`, Strawberry's view; GraphiQL's
-assets, health, metrics).
+context, metrics, one JSON line per request) ->
+:class:`~gateway.compression.ResponseCompression` (``Accept-Encoding``, when enabled) ->
+:class:`~gateway.guard.RequestGuard` (body limit, cancellation) -> CORS (when origins are
+configured) -> :class:`~gateway.auth.CallerAuthentication` (when callers authenticate by JWT)
+-> FastAPI (``/graphql`` through :class:`~gateway.view.GraphQLView`, Strawberry's view;
+GraphiQL's assets, health, metrics).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from strawberry.types import ExecutionResult
 
 from gateway import graphiql, standin
 from gateway.auth import CALLER, CallerAuthentication, CallerAuthenticator
+from gateway.compression import ResponseCompression
 from gateway.config import Settings
 from gateway.details_loaders import CreditTypeCache
 from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard, Scope
@@ -266,6 +268,10 @@ def create_app(
         body_timeout=settings.request_body_timeout,
         header_timeout=settings.request_header_timeout,
     )
+    if settings.compression:
+        stack = ResponseCompression(
+            stack, minimum_bytes=settings.compression_min_bytes, assets_path=graphiql.ASSETS_PATH
+        )
     return AccessLog(stack, metrics)
 
 

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         description="Complete pure-data objects by projection; false: graphql-core field by field.",
     )
     graphiql: bool = Field(default=True, description="Serve GraphiQL on GET /graphql.")
+    compression: bool = Field(
+        default=True, description="Compress answers for clients that accept zstd, br or gzip."
+    )
+    compression_min_bytes: int = Field(
+        default=1024, ge=0, description="Answers shorter than this go out uncompressed."
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed to call the API."
     )
