@@ -132,7 +132,7 @@ def _zstd(data: bytes, level: int) -> bytes:
 # Safari has), gzip is what everyone has. Answer levels: the best that costs at most a tenth of
 # the gateway's CPU per request (level 1 for all three; higher ones save at most a quarter
 # more bytes for up to 11 times the CPU). Asset levels: the best that costs about a fifth of a second at most,
-# once per process, for graphiql.min.js (brotli 11 would take over a second to save 9 %).
+# once per process, for GraphiQL's script (brotli 11 would take over a second to save 9 %).
 CODINGS: tuple[Coding, ...] = (
     Coding("zstd", _zstd, _Zstd, answer_level=1, asset_level=19),
     Coding("br", _brotli, _Brotli, answer_level=1, asset_level=9),

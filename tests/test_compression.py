@@ -214,8 +214,8 @@ def test_get_queries_are_compressed_too(gateway: Gateway) -> None:
 def test_graphiql_assets_go_out_compressed(gateway: Gateway, coding: str) -> None:
     """GraphiQL's largest asset is sent compressed: the exact file bytes once decompressed,
     the same bytes on the second request, a weak ETag that still validates (304)."""
-    path = f"{ASSETS_PATH}/graphiql.min.js"
-    original = (ASSETS_DIR / "graphiql.min.js").read_bytes()
+    path = f"{ASSETS_PATH}/graphiql.js"
+    original = (ASSETS_DIR / "graphiql.js").read_bytes()
     first = exchange(gateway.url, "GET", path, accept_encoding=coding)
     second = exchange(gateway.url, "GET", path, accept_encoding=coding)
     assert (first.status, first.coding) == (200, coding)
@@ -237,20 +237,20 @@ def test_graphiql_assets_go_out_compressed(gateway: Gateway, coding: str) -> Non
 def test_head_requests_describe_the_identity_answer(gateway: Gateway) -> None:
     """HEAD of an asset, even from a client accepting gzip: the identity length, no coding
     and no body, with Vary."""
-    path = f"{ASSETS_PATH}/graphiql.min.js"
+    path = f"{ASSETS_PATH}/graphiql.js"
     answer = exchange(gateway.url, "HEAD", path, accept_encoding="gzip, br, zstd")
     assert answer.status == 200 and answer.coding == "identity" and answer.raw == b""
-    assert int(answer.headers["content-length"]) == (ASSETS_DIR / "graphiql.min.js").stat().st_size
+    assert int(answer.headers["content-length"]) == (ASSETS_DIR / "graphiql.js").stat().st_size
     assert "accept-encoding" in answer.vary
 
 
 def test_vary_merges_with_the_cors_vary(settings: Settings) -> None:
-    """With CORS configured, the answer says Vary: Origin and Accept-Encoding, once each."""
+    """With CORS configured, the answer says Vary: Origin, Accept and Accept-Encoding, once each."""
     origin = "https://app.example.com"
     with running_gateway(settings.model_copy(update={"cors_origins": [origin]})) as gateway:
         answer = post(gateway, LEDGERS, "gzip", headers={"Origin": origin})
         assert answer.coding == "gzip"
-        assert sorted(answer.vary) == ["accept-encoding", "origin"]
+        assert sorted(answer.vary) == ["accept", "accept-encoding", "origin"]
         assert answer.headers["access-control-allow-origin"] == origin
 
 
@@ -260,7 +260,7 @@ def test_compression_can_be_turned_off(settings: Settings) -> None:
     with running_gateway(settings.model_copy(update={"compression": False})) as gateway:
         answer = post(gateway, LEDGERS, "gzip, br, zstd")
         asset = exchange(
-            gateway.url, "GET", f"{ASSETS_PATH}/graphiql.min.js", accept_encoding="gzip"
+            gateway.url, "GET", f"{ASSETS_PATH}/graphiql.js", accept_encoding="gzip"
         )
     for response in (answer, asset):
         assert response.status == 200 and response.coding == "identity"
