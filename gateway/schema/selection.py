@@ -21,14 +21,29 @@ from graphql import (
     VariableNode,
 )
 
+# Key of the per-request memo in the Strawberry context (a dict built for each request).
+_MEMO = "gateway.selected_names"
+
 
 def selected_names(info: GraphQLResolveInfo[Any]) -> frozenset[str]:
-    """Names of every field selected at any depth below the field being resolved."""
-    return selected_below(
+    """Names of every field selected at any depth below the field being resolved.
+
+    Memoised for the request by the field's nodes: every entity of an ``_entities`` list
+    resolves the same nodes, and walks the document once between them."""
+    memo: dict[tuple[int, ...], frozenset[str]] | None = None
+    if isinstance(info.context, dict):
+        memo = info.context.setdefault(_MEMO, {})
+    key = tuple(id(node) for node in info.field_nodes)
+    if memo is not None and key in memo:
+        return memo[key]
+    names = selected_below(
         info.field_nodes,
         info.fragments,
         info.variable_values,  # type: ignore[arg-type]  # the coerced dict at run time
     )
+    if memo is not None:
+        memo[key] = names
+    return names
 
 
 def selected_below(
@@ -36,11 +51,16 @@ def selected_below(
     fragments: Mapping[str, FragmentDefinitionNode],
     variables: Mapping[str, Any],
 ) -> frozenset[str]:
-    """:func:`selected_names` from the AST itself (the fast path has no ``info``)."""
+    """:func:`selected_names` from the AST itself (the fast path has no ``info``).
+
+    Each fragment is walked at most once: the names below it do not depend on where it is
+    spread (the variables are the request's), so a document whose fragments spread each
+    other many times costs time in proportion to its length, not to its expansion."""
     names: set[str] = set()
+    visited: set[str] = set()
     for node in field_nodes:
         if node.selection_set is not None:
-            _walk(node.selection_set.selections, fragments, variables, names, frozenset())
+            _walk(node.selection_set.selections, fragments, variables, names, visited)
     return frozenset(names)
 
 
@@ -49,7 +69,7 @@ def _walk(
     fragments: Mapping[str, FragmentDefinitionNode],
     variables: Mapping[str, Any],
     names: set[str],
-    visiting: frozenset[str],
+    visited: set[str],
 ) -> None:
     for selection in selections:
         if not is_included(selection, variables):
@@ -57,20 +77,15 @@ def _walk(
         if isinstance(selection, FieldNode):
             names.add(selection.name.value)
             if selection.selection_set is not None:
-                _walk(selection.selection_set.selections, fragments, variables, names, visiting)
+                _walk(selection.selection_set.selections, fragments, variables, names, visited)
         elif isinstance(selection, InlineFragmentNode):
-            _walk(selection.selection_set.selections, fragments, variables, names, visiting)
+            _walk(selection.selection_set.selections, fragments, variables, names, visited)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
-            if fragment is not None and name not in visiting:
-                _walk(
-                    fragment.selection_set.selections,
-                    fragments,
-                    variables,
-                    names,
-                    visiting | {name},
-                )
+            if fragment is not None and name not in visited:
+                visited.add(name)
+                _walk(fragment.selection_set.selections, fragments, variables, names, visited)
 
 
 def is_included(node: SelectionNode, variables: Mapping[str, Any]) -> bool:
