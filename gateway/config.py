@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     max_upstream_calls: int = Field(
         default=20, ge=1, description="Upstream calls one operation may cause."
     )
+    max_selections: int = Field(
+        default=200, ge=10, description="Selections (fields, fragments) one document may hold."
+    )
+    max_seat_ids_per_operation: int = Field(
+        default=1_000, ge=1, description="Seat ids one operation may send upstream in total."
+    )
     introspection: bool = Field(default=True, description="Answer introspection queries.")
     fast_path: bool = Field(
         default=True, description="Project pure-data operations without graphql-core."

@@ -40,6 +40,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionNode,
@@ -229,6 +230,10 @@ class _Document:
             raise Ineligible
         names: set[str] = set()
         for node in _all_selections(document):
+            if isinstance(node, FieldNode) and _seat_ids_from_variables(node):
+                # Counted per request against the seat-id budget by the standard path's
+                # extensions (gateway.schema.limits), which this path does not run.
+                raise Ineligible
             for directive in node.directives or ():
                 if directive.name.value not in ("skip", "include"):
                     raise Ineligible
@@ -249,6 +254,20 @@ class _Document:
             plan = _compile_root(_Context(self.schema, self.fragments, conditions), self.operation)
             self._plans[key] = plan
         return plan
+
+
+def _seat_ids_from_variables(field: FieldNode) -> bool:
+    for argument in field.arguments or ():
+        value = argument.value
+        if argument.name.value == "seatIds" and (
+            isinstance(value, VariableNode)
+            or (
+                isinstance(value, ListValueNode)
+                and any(isinstance(v, VariableNode) for v in value.values)
+            )
+        ):
+            return True
+    return False
 
 
 def _all_selections(document: DocumentNode) -> list[SelectionNode]:
