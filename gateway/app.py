@@ -148,6 +148,8 @@ def create_app(
         max_depth=settings.max_depth,
         max_aliases=settings.max_aliases,
         max_upstream_calls=settings.max_upstream_calls,
+        max_selections=settings.max_selections,
+        max_seat_ids=settings.max_seat_ids_per_operation,
         introspection=settings.introspection,
     )
 

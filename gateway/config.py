@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         le=86_400,
         description="Seconds a credential's credit type listing is kept; 0 lists every request.",
     )
+    max_selections: int = Field(
+        default=200, ge=10, description="Selections (fields, fragments) one document may hold."
+    )
+    max_seat_ids_per_operation: int = Field(
+        default=1_000, ge=1, description="Seat ids one operation may send upstream in total."
+    )
     introspection: bool = Field(default=True, description="Answer introspection queries.")
     fast_path: bool = Field(
         default=True,

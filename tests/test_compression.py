@@ -259,9 +259,7 @@ def test_compression_can_be_turned_off(settings: Settings) -> None:
     assets alike (a proxy in front compresses instead)."""
     with running_gateway(settings.model_copy(update={"compression": False})) as gateway:
         answer = post(gateway, LEDGERS, "gzip, br, zstd")
-        asset = exchange(
-            gateway.url, "GET", f"{ASSETS_PATH}/graphiql.js", accept_encoding="gzip"
-        )
+        asset = exchange(gateway.url, "GET", f"{ASSETS_PATH}/graphiql.js", accept_encoding="gzip")
     for response in (answer, asset):
         assert response.status == 200 and response.coding == "identity"
         assert "accept-encoding" not in response.vary

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from gateway.loaders import MAX_SEATS_PER_PAGE
+
 
 def _encode(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
@@ -48,6 +50,9 @@ def parse_global_id(value: str) -> tuple[str, list[str]]:
 @dataclass(frozen=True, slots=True)
 class Position:
     """Where the next seat of a listing is: skip ``skip`` seats of the upstream page at ``page``.
+
+    ``skip`` is at most a page's worth of seats (the edge after a full last page skips them
+    all): a larger one is forged, and would make the gateway walk pages to honour it.
 
     ``page`` is the upstream cursor that page was fetched with (``None`` for the first page).
     Because upstream cursors are keyset tokens, the same page cursor starts at the same seat
@@ -84,7 +89,7 @@ def decode_cursor(cursor: str) -> Position:
         not (page is None or isinstance(page, str))
         or not isinstance(skip, int)
         or isinstance(skip, bool)
-        or skip < 0
+        or not 0 <= skip <= MAX_SEATS_PER_PAGE
         or not isinstance(listing, str)
     ):
         raise ValueError("not a cursor issued by this API")

@@ -8,27 +8,41 @@
 | aliases                   | MAX_ALIASES_LIMIT             | validation rule                   |
 | nested introspection      | MAX_INTROSPECTION_DEPTH_LIMIT | graphql-core's rule (3 list levels) |
 | introspection switched off| INTROSPECTION_DISABLED        | graphql-core's rule               |
+| selections                | MAX_SELECTIONS_LIMIT          | one pass over the parsed document, before graphql-core's validation |
+| nesting as written (64)   | MAX_DEPTH_LIMIT               | the same pass                     |
 | upstream calls            | MAX_UPSTREAM_CALLS_LIMIT      | static count of the fields that call upstream; the loaders enforce the same budget at run time |
+| seat ids sent upstream    | MAX_SEAT_IDS_LIMIT            | count of the id arguments, variables applied, before execution |
 
 The static counts ignore ``@skip``/``@include`` (validation sees no variables): they bound what
 the document could do, which is what a limit is for.
+
+The selection and nesting bounds run before graphql-core's validation because some of its rules
+cost more than linear time (OverlappingFieldsCanBeMerged compares same-named siblings pairwise):
+the bound on selections is what bounds the CPU a document can cost before it is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
+    ListValueNode,
+    NullValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
+    ValueNode,
+    VariableNode,
     get_named_type,
 )
 from graphql.type import GraphQLNamedType
@@ -46,6 +60,8 @@ MAX_DEPTH_LIMIT = "MAX_DEPTH_LIMIT"
 MAX_ALIASES_LIMIT = "MAX_ALIASES_LIMIT"
 MAX_INTROSPECTION_DEPTH_LIMIT = "MAX_INTROSPECTION_DEPTH_LIMIT"
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
+MAX_SELECTIONS_LIMIT = "MAX_SELECTIONS_LIMIT"
+MAX_SEAT_IDS_LIMIT = "MAX_SEAT_IDS_LIMIT"
 __all__ = ["MAX_TOKENS_LIMIT", "MAX_UPSTREAM_CALLS_LIMIT", "QueryLimits"]
 
 # Fields each of which costs at least one upstream call when it runs: (type, field).
@@ -69,6 +85,10 @@ class QueryLimits:
     max_depth: int = 12
     max_aliases: int = 30
     max_upstream_calls: int = 20
+    # The largest legitimate documents (GraphiQL's introspection query, the fast path's test
+    # corpus) hold under 80; at 200, graphql-core validates the worst document in ~25 ms.
+    max_selections: int = 200
+    max_seat_ids: int = 1_000
     introspection: bool = True
 
     def extensions(self) -> list[Any]:
@@ -78,10 +98,14 @@ class QueryLimits:
             rules.append(_NoIntrospection)
         size = self.max_query_bytes
         tokens = self.max_tokens
+        selections = self.max_selections
+        seat_ids = self.max_seat_ids
         return [
             lambda: _DocumentSize(size),
             lambda: MaxTokensLimiter(max_token_count=tokens),
+            lambda: _DocumentShape(selections),
             lambda: _ValidationRules(rules),
+            lambda: _SeatIdBudget(seat_ids),
         ]
 
 
@@ -115,6 +139,190 @@ class _DocumentSize(SchemaExtension):
                 MAX_QUERY_SIZE_LIMIT,
             )
         yield
+
+
+# Nesting of the document as written (selection sets, lists, input objects). graphql-core's
+# parser allows 200 levels, but the validation cache compares documents recursively and fails
+# (RecursionError) on two equal ones nested ~140 levels deep; no legitimate document nests
+# more than ~15 (the introspection query's type references).
+MAX_NESTING = 64
+
+
+class _DocumentShape(SchemaExtension):
+    """Refuses a document with more selections, or deeper nesting, than allowed, once it is
+    parsed and before any validation rule runs (every ``on_parse`` ends before the first
+    ``on_validate`` starts, whatever the order of the extensions)."""
+
+    def __init__(self, max_selections: int) -> None:
+        self.max_selections = max_selections
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        document = self.execution_context.graphql_document
+        if document is None:
+            return
+        selections, nesting = measure_document(document, self.max_selections, MAX_NESTING)
+        if nesting > MAX_NESTING:
+            raise limit_error(
+                f"The document nests selections, lists or input objects more than "
+                f"{MAX_NESTING} levels deep; send a flatter one.",
+                MAX_DEPTH_LIMIT,
+            )
+        if selections > self.max_selections:
+            raise limit_error(
+                f"The document holds more than {self.max_selections} selections (fields, "
+                "inline fragments and fragment spreads; each fragment counted once, however "
+                "often it is spread). Send a smaller one.",
+                MAX_SELECTIONS_LIMIT,
+            )
+
+
+def measure_document(
+    document: DocumentNode, max_selections: int, max_nesting: int
+) -> tuple[int, int]:
+    """(selections, deepest nesting) of a document as written, in one pass that stops once
+    either passes its bound. Each fragment's content counts once however often it is spread:
+    that is what graphql-core's validation rules walk. An argument's lists and input objects
+    nest below the selection set holding it."""
+    selections = deepest = 0
+    sets: list[tuple[SelectionSetNode, int]] = []
+    values: list[tuple[ValueNode, int]] = []
+
+    def arguments(node: Any, depth: int) -> None:
+        for directive in node.directives or ():
+            values.extend((argument.value, depth) for argument in directive.arguments or ())
+        values.extend(
+            (argument.value, depth) for argument in getattr(node, "arguments", None) or ()
+        )
+
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
+            sets.append((definition.selection_set, 1))
+            arguments(definition, 0)
+            for variable in definition.variable_definitions or ():
+                if variable.default_value is not None:
+                    values.append((variable.default_value, 0))
+    while sets and selections <= max_selections and deepest <= max_nesting:
+        selection_set, depth = sets.pop()
+        deepest = max(deepest, depth)
+        selections += len(selection_set.selections)
+        for selection in selection_set.selections:
+            arguments(selection, depth)
+            inner = getattr(selection, "selection_set", None)
+            if inner is not None:
+                sets.append((inner, depth + 1))
+    while values and deepest <= max_nesting:
+        value, depth = values.pop()
+        if isinstance(value, ListValueNode):
+            deepest = max(deepest, depth + 1)
+            values.extend((item, depth + 1) for item in value.values)
+        elif isinstance(value, ObjectValueNode):
+            deepest = max(deepest, depth + 1)
+            values.extend((field.value, depth + 1) for field in value.fields)
+    return selections, deepest
+
+
+class _SeatIdBudget(SchemaExtension):
+    """Refuses an operation that would send more seat ids upstream than allowed, before it
+    runs: a seat-id filter travels in every call it applies to, so aliases repeating a long
+    ``seatIds`` list multiply the bytes sent to the billing API."""
+
+    def __init__(self, max_seat_ids: int) -> None:
+        self.max_seat_ids = max_seat_ids
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None:
+            count = seat_ids_requested(document, context.operation_name, context.variables or {})
+            if count > self.max_seat_ids:
+                raise limit_error(
+                    f"The operation would send {count} seat ids to the billing API; at most "
+                    f"{self.max_seat_ids} are allowed. Split it into several operations.",
+                    MAX_SEAT_IDS_LIMIT,
+                )
+        yield
+
+
+# The arguments whose every item is a seat id sent upstream, by field name: `seatBalances`
+# (Query and Contract) filters by them, `node`/`nodes` look seats up by them.
+_SEAT_ID_ARGUMENTS = {"seatBalances": "seatIds", "nodes": "ids", "node": "id"}
+
+
+def seat_ids_requested(
+    document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
+) -> int:
+    """The seat ids an operation of a valid document sends upstream, counted as written:
+    through fragments (each fragment's count computed once), every field that could run
+    (``@skip``/``@include`` ignored), times the representations of ``_entities``."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    total = 0
+    for operation in document.definitions:
+        if not isinstance(operation, OperationDefinitionNode) or (
+            operation_name is not None
+            and (operation.name is None or operation.name.value != operation_name)
+        ):
+            continue
+        values = {
+            d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
+        }
+        counter = _SeatIdCounter(fragments, variables, values)
+        total += counter.count(operation.selection_set)
+    return total
+
+
+@dataclass
+class _SeatIdCounter:
+    fragments: dict[str, FragmentDefinitionNode]
+    variables: dict[str, Any]
+    defaults: Mapping[str, ValueNode | None]
+
+    def __post_init__(self) -> None:
+        self.per_fragment: dict[str, int] = {}
+
+    def count(
+        self, selection_set: SelectionSetNode | None, visiting: frozenset[str] = frozenset()
+    ) -> int:
+        total = 0
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                name = selection.name.value
+                inner = self.count(selection.selection_set, visiting)
+                if name == "_entities":
+                    inner *= self.items(_argument(selection, "representations"))
+                total += self.items(_argument(selection, _SEAT_ID_ARGUMENTS.get(name))) + inner
+            elif isinstance(selection, InlineFragmentNode):
+                total += self.count(selection.selection_set, visiting)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if name not in self.per_fragment and fragment and name not in visiting:
+                    self.per_fragment[name] = self.count(fragment.selection_set, visiting | {name})
+                total += self.per_fragment.get(name, 0)
+        return total
+
+    def items(self, value: ValueNode | None) -> int:
+        """How many items a list argument holds (a single value counts as one)."""
+        if value is None or isinstance(value, NullValueNode):
+            return 0
+        if isinstance(value, ListValueNode):
+            return len(value.values)
+        if isinstance(value, VariableNode):
+            name = value.name.value
+            if name not in self.variables:
+                return self.items(self.defaults.get(name))
+            given = self.variables[name]
+            return len(given) if isinstance(given, list) else int(given is not None)
+        return 1
+
+
+def _argument(field: FieldNode, name: str | None) -> ValueNode | None:
+    argument: ArgumentNode | None = next(
+        (a for a in field.arguments or () if a.name.value == name), None
+    )
+    return argument.value if argument else None
 
 
 class _IntrospectionDepth(MaxIntrospectionDepthRule):

@@ -4,7 +4,9 @@ They are ``TypedDict``s, validated once by pydantic-core straight from the respo
 used as plain dicts: the GraphQL layer reads them without another copy. Validation is tolerant
 where the contract is (unknown keys are dropped, integers become floats, ledger types are free
 strings because the API may add some) and strict where a break would hide data (a missing seat id,
-a non-numeric balance, a timestamp that is not RFC 3339).
+a non-numeric balance, a timestamp that is not RFC 3339) or reach the schema as a value it cannot
+show: every number must be finite (``NaN``, ``Infinity`` and ``1e400`` are refused; GraphQL's
+``Float`` has no such values) and the seat counts must fit GraphQL's 32-bit ``Int``.
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ from typing import (
     NotRequired,  # pydantic needs these on Python < 3.12
 )
 
-from pydantic import StringConstraints, TypeAdapter
+from pydantic import Field, FiniteFloat, StringConstraints, TypeAdapter
 from typing_extensions import TypedDict
 
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 Timestamp = Annotated[str, StringConstraints(pattern=_RFC3339)]
+# A number of seats: shown as GraphQL `Int` (32-bit signed).
+SeatCount = Annotated[float, Field(ge=0, le=2**31 - 1, allow_inf_nan=False)]
 
 
 class LedgerEntry(TypedDict):
     type: str
-    amount: float
+    amount: FiniteFloat
     timestamp: Timestamp
 
 
@@ -31,7 +35,7 @@ class SeatCommit(TypedDict):
     """A commit or a credit as seen from one seat (its ``balance`` is this seat's share)."""
 
     id: str
-    balance: float
+    balance: FiniteFloat
     start_date: Timestamp
     end_date: NotRequired[Timestamp | None]
     ledger_entries: NotRequired[list[LedgerEntry] | None]
@@ -39,8 +43,8 @@ class SeatCommit(TypedDict):
 
 class Balance(TypedDict):
     credit_type_id: str
-    balance: float
-    starting_balance: float
+    balance: FiniteFloat
+    starting_balance: FiniteFloat
 
 
 class SeatBalance(TypedDict):
@@ -51,8 +55,8 @@ class SeatBalance(TypedDict):
 
 
 class Pagination(TypedDict):
-    seats_included: float
-    seats_available_for_next_page: NotRequired[float | None]
+    seats_included: SeatCount
+    seats_available_for_next_page: NotRequired[SeatCount | None]
     next_page: NotRequired[str | None]
 
 
