@@ -6,11 +6,11 @@ from typing import Final
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.schema.context import OperationInfo, RequestContext
+from gateway.schema.documents import CachedDocuments, DocumentStore
 from gateway.schema.errors import ValidationErrorCodes, shape_error
 from gateway.schema.execution import GatewayExecutor, ProjectingExecutor
 from gateway.schema.limits import QueryLimits
@@ -35,6 +35,8 @@ FEDERATION_VERSION: Final = "2.9"
 class GatewaySchema(strawberry.federation.Schema):
     """The federation schema; errors are logged by :func:`shape_error`, not here."""
 
+    documents: DocumentStore  # parsed and validated documents (gateway.schema.documents)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -44,15 +46,15 @@ class GatewaySchema(strawberry.federation.Schema):
 
 def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -> GatewaySchema:
     """The schema, with ``limits`` on what one operation may ask (defaults when ``None``)."""
-    return GatewaySchema(
+    documents = DocumentStore(max_entries=256, max_bytes=4_000_000)
+    schema = GatewaySchema(
         query=Query,
         types=[Contract],  # reachable only through _entities
         federation_version=FEDERATION_VERSION,
         extensions=[
             OperationInfo,
             ValidationErrorCodes,
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
+            lambda: CachedDocuments(documents),
             *(limits or QueryLimits()).extensions(),
         ],
         config=StrawberryConfig(scalar_map={DateTime: DATE_TIME}),
@@ -60,6 +62,8 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
         # graphql-core completes every field (the reference, GATEWAY_FAST_PATH=false).
         execution_context_class=ProjectingExecutor if fast_path else GatewayExecutor,
     )
+    schema.documents = documents
+    return schema
 
 
 def print_sdl(schema: strawberry.Schema) -> str:

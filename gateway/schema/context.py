@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError, OperationDefinitionNode
 from opentelemetry import trace
 from strawberry.extensions import SchemaExtension
 
 from gateway.details_loaders import CreditTypeCache
 from gateway.loaders import BatchObserver, Loaders
 from gateway.schema.access import UNRESTRICTED, Caller
-from gateway.schema.errors import UNAUTHENTICATED, GatewayError
+from gateway.schema.errors import OPERATION_RESOLUTION_FAILURE, UNAUTHENTICATED, GatewayError
 from gateway.upstream import BillingClient
 
 _tracer = trace.get_tracer("gateway.schema")
@@ -70,7 +71,25 @@ def request_context(info: strawberry.Info) -> RequestContext:
 
 
 class OperationInfo(SchemaExtension):
-    """Records the operation's name on the request context and traces the operation."""
+    """Records the operation's name on the request context and traces the operation; a
+    document of several operations must say which one to run."""
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        document = context.graphql_document
+        # Strawberry's `operation_name` falls back to the first operation's name; only the
+        # name the request gave counts here (a test pins this against Strawberry upgrades).
+        if document is None or context._provided_operation_name is not None:
+            return
+        operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+        if operations > 1:
+            # The GraphQL-over-HTTP specification: a request error, not the first operation.
+            raise GraphQLError(
+                f"The document holds {operations} operations; say which one to run with "
+                "'operationName'.",
+                extensions={"code": OPERATION_RESOLUTION_FAILURE},
+            )
 
     def on_operation(self) -> Iterator[None]:
         with operation_span() as span:

@@ -39,6 +39,7 @@ UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
 UPSTREAM_BAD_RESPONSE = "UPSTREAM_BAD_RESPONSE"
 UPSTREAM_REJECTED = "UPSTREAM_REJECTED"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+OPERATION_RESOLUTION_FAILURE = "OPERATION_RESOLUTION_FAILURE"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 MAX_UPSTREAM_CALLS_LIMIT = "MAX_UPSTREAM_CALLS_LIMIT"
@@ -84,6 +85,15 @@ def upstream_extensions(error: UpstreamError) -> dict[str, Any]:
     if error.status is not None:
         extensions["http"] = {"status": error.status}
     return extensions
+
+
+def refused_for_credentials(error: GraphQLError) -> bool:
+    """Whether a field failed because the caller's credentials do not allow it: the gateway's
+    own refusal or the billing API's 401/403."""
+    original = error.original_error
+    if isinstance(original, GatewayError):
+        return original.code in (UNAUTHENTICATED, FORBIDDEN)
+    return isinstance(original, UpstreamRejected) and original.status in (401, 403)
 
 
 def _upstream_message(error: UpstreamError) -> str:
