@@ -192,19 +192,17 @@ def busy_jiffies() -> tuple[int, int]:
     return user + nice + system + irq + softirq + steal, sum(values)
 
 
-def connections_to(port: int) -> tuple[int, int]:
-    """(established, time-wait) IPv4 TCP connections to 127.0.0.1:``port``, from ``/proc/net/tcp``.
+def connections_to(port: int) -> frozenset[int]:
+    """Local ports of the established IPv4 connections to 127.0.0.1:``port`` (``/proc/net/tcp``).
 
-    A pool that keeps its connections alive opens ``concurrency`` of them and never closes one:
-    no new TIME_WAIT during a run."""
-    established = time_wait = 0
+    Only the running candidate talks to the stand-in: the same set before and after a run means
+    its pool kept every connection alive and opened none."""
+    ports = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[2].split(":")[1], 16) != port:
-            continue
-        established += fields[3] == "01"
-        time_wait += fields[3] == "06"
-    return established, time_wait
+        local, remote, state = line.split()[1:4]
+        if int(remote.split(":")[1], 16) == port and state == "01":
+            ports.add(int(local.split(":")[1], 16))
+    return frozenset(ports)
 
 
 async def run_calls(call: Call, body: bytes, calls: int, concurrency: int) -> None:
@@ -225,7 +223,7 @@ async def measure(args: argparse.Namespace) -> JSON:
         size = len(await call(body))
         await run_calls(call, body, args.warmup, args.concurrency)
 
-        _, time_wait_before = connections_to(args.port)
+        connections_before = connections_to(args.port)
         busy_before, total_before = busy_jiffies()
         server_before = process_cpu_seconds(args.server_pid)
         cpu_before, wall_before = time.process_time(), time.perf_counter()
@@ -233,7 +231,7 @@ async def measure(args: argparse.Namespace) -> JSON:
         cpu_after, wall_after = time.process_time(), time.perf_counter()
         server_after = process_cpu_seconds(args.server_pid)
         busy_after, total_after = busy_jiffies()
-        established, time_wait_after = connections_to(args.port)
+        connections_after = connections_to(args.port)
 
     wall = wall_after - wall_before
     client_cpu = cpu_after - cpu_before
@@ -248,8 +246,8 @@ async def measure(args: argparse.Namespace) -> JSON:
         "calls_per_s": args.calls / wall,
         "client_cpu_us_per_call": 1e6 * client_cpu / args.calls,
         "server_cpu_us_per_call": 1e6 * server_cpu / args.calls,
-        "open_connections": established,
-        "connections_closed": time_wait_after - time_wait_before,
+        "connections": len(connections_after),
+        "same_connections": connections_before == connections_after,
         "client_cores": client_cpu / wall,
         "server_cores": server_cpu / wall,
         # Jiffies are coarse (10 ms): a short run reads a few hundredths too high or low.
@@ -427,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{result['client_cpu_us_per_call']:7.0f} us/call client "
                         f"{result['server_cpu_us_per_call']:7.0f} us/call stand-in "
                         f"other {result['other_cores']:.2f} "
-                        f"conns {result['open_connections']}/closed {result['connections_closed']}",
+                        f"connections {result['connections']} kept {result['same_connections']}",
                         flush=True,
                     )
     print(f"load average after: {os.getloadavg()}", flush=True)
@@ -449,8 +447,8 @@ def table(
     scenarios: list[tuple[str, int, int]],
 ) -> str:
     lines = [
-        "| body | callers | candidate | calls/s | client CPU µs/call | vs d | stand-in CPU µs/call | max other cores |",
-        "|---|--:|---|--:|--:|--:|--:|--:|",
+        "| body | callers | candidate | calls/s | client CPU µs/call | vs d | stand-in CPU µs/call | connections | max other cores |",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|",
     ]
     for body, concurrency, _calls in scenarios:
         floor = runs.get((body, str(concurrency), "d"))
@@ -461,11 +459,13 @@ def table(
             cpu = statistics.median(r["client_cpu_us_per_call"] for r in results)
             server = statistics.median(r["server_cpu_us_per_call"] for r in results)
             other = max(r["other_cores"] for r in results)
+            kept = all(r["same_connections"] for r in results)
+            pool = f"{results[0]['connections']}, kept" if kept else "reopened"
             versus = f"{cpu / floor_cpu:.2f}x" if floor_cpu else "-"
             label = f"{results[0]['seats']} seats, {results[0]['response_bytes']:,} B"
             lines.append(
                 f"| {body} ({label}) | {concurrency} | {candidate}: {CANDIDATES[candidate]} "
-                f"| {rate:,.0f} | {cpu:,.0f} | {versus} | {server:,.0f} | {other:.2f} |"
+                f"| {rate:,.0f} | {cpu:,.0f} | {versus} | {server:,.0f} | {pool} | {other:.2f} |"
             )
     return "\n".join(lines)
 
