@@ -308,16 +308,16 @@ class BillingClient:
 def _timed_out(error: BaseException) -> bool:
     """Whether an attempt failed by running out of time (else the API could not be reached).
 
-    httpx-aiohttp reports a refused connection as ``httpx.ConnectTimeout`` (its exception map
-    prefers aiohttp's parent class); the cause tells the two apart: a refused or reset
-    connection is an ``OSError`` that is not a ``TimeoutError``.
+    httpx-aiohttp reports every aiohttp connection error (refused, reset, disconnected) as
+    ``httpx.ConnectTimeout`` (its exception map prefers aiohttp's parent class); the cause tells
+    them apart: only a ``TimeoutError`` is one.
     """
     if isinstance(error, TimeoutError):
         return True
     if not isinstance(error, httpx.TimeoutException):
         return False
     cause = error.__cause__
-    return not (isinstance(cause, OSError) and not isinstance(cause, TimeoutError))
+    return cause is None or isinstance(cause, TimeoutError)
 
 
 def _trace_headers() -> list[tuple[bytes, bytes]]:
