@@ -39,9 +39,9 @@ from gateway.config import Settings
 from gateway.details_loaders import CreditTypeCache
 from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard, Scope
 from gateway.observability import ACCESS, REQUEST_ID_HEADER, AccessLog, Metrics
-from gateway.schema import QueryLimits, RequestContext, build_schema, shape_error
+from gateway.schema import RequestContext, build_schema, shape_error
 from gateway.schema.access import ANONYMOUS, UNRESTRICTED
-from gateway.upstream import BillingClient, RetryPolicy
+from gateway.upstream import BillingClient
 from gateway.upstream.transport import billing_transport
 from gateway.view import GraphQLView
 
@@ -134,24 +134,10 @@ def create_app(
     )
     metrics = Metrics()
     credit_types = CreditTypeCache(ttl=settings.credit_types_ttl)
-    policy = RetryPolicy(
-        max_retries=settings.upstream_max_retries,
-        attempt_timeout=settings.upstream_timeout,
-        deadline=settings.upstream_deadline,
-        max_concurrency=settings.upstream_concurrency,
-    )
+    policy = settings.retry_policy()
     if retry_sleep is not None:
         policy = replace(policy, sleep=retry_sleep)
-    limits = QueryLimits(
-        max_query_bytes=settings.max_query_bytes,
-        max_tokens=settings.max_tokens,
-        max_depth=settings.max_depth,
-        max_aliases=settings.max_aliases,
-        max_upstream_calls=settings.max_upstream_calls,
-        max_selections=settings.max_selections,
-        max_seat_ids=settings.max_seat_ids_per_operation,
-        introspection=settings.introspection,
-    )
+    limits = settings.query_limits()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

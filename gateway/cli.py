@@ -122,7 +122,8 @@ def _announce_standin(host: str, port: int) -> None:
 def _export_schema(path: Path, *, check: bool) -> int:
     from gateway.schema import build_schema, print_sdl
 
-    sdl = print_sdl(build_schema())
+    # The limits shape no SDL: the defaults, whatever the environment says.
+    sdl = print_sdl(build_schema(Settings.model_construct().query_limits()))
     if check:
         current = path.read_text() if path.exists() else ""
         if current != sdl:

@@ -1,4 +1,8 @@
-"""Settings, read from the environment by ``cli.py`` only; everything else receives a value."""
+"""Settings, read from the environment by ``cli.py`` only; everything else receives a value.
+
+Every default lives here: the settings build the values the rest of the gateway is given
+(:meth:`Settings.query_limits`, :meth:`Settings.retry_policy`, the loaders' budget).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from gateway.schema.limits import QueryLimits
+from gateway.upstream.client import RetryPolicy
 
 
 class Settings(BaseSettings):
@@ -172,6 +179,28 @@ class Settings(BaseSettings):
     @property
     def authenticates_callers(self) -> bool:
         return bool(self.jwks_url or self.jwt_secret)
+
+    def query_limits(self) -> QueryLimits:
+        """The bounds on what one operation may ask (gateway.schema.limits)."""
+        return QueryLimits(
+            max_query_bytes=self.max_query_bytes,
+            max_tokens=self.max_tokens,
+            max_depth=self.max_depth,
+            max_aliases=self.max_aliases,
+            max_upstream_calls=self.max_upstream_calls,
+            max_selections=self.max_selections,
+            max_seat_ids=self.max_seat_ids_per_operation,
+            introspection=self.introspection,
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        """How upstream calls are bounded and retried (gateway.upstream.client)."""
+        return RetryPolicy(
+            max_retries=self.upstream_max_retries,
+            attempt_timeout=self.upstream_timeout,
+            deadline=self.upstream_deadline,
+            max_concurrency=self.upstream_concurrency,
+        )
 
     @property
     def embedded(self) -> bool:

@@ -88,7 +88,7 @@ class Loaders:
         client: BillingClient,
         token: str,
         *,
-        max_calls: int = 20,
+        max_calls: int,
         observer: BatchObserver | None = None,
         credit_types: CreditTypeCache | None = None,
     ) -> None:

@@ -34,6 +34,12 @@ from gateway.upstream.transport import billing_transport
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The gateway's own defaults, for the parts a test builds by hand (gateway/config.py has them).
+DEFAULT_SETTINGS = Settings.model_construct()
+DEFAULT_LIMITS = DEFAULT_SETTINGS.query_limits()
+DEFAULT_POLICY = DEFAULT_SETTINGS.retry_policy()
+BUDGET = DEFAULT_SETTINGS.max_upstream_calls
+
 
 @dataclass
 class UpstreamCall:

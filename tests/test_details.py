@@ -27,8 +27,8 @@ from gateway.standin import (
     build_dataset,
     create_standin_app,
 )
-from gateway.upstream import BillingClient, RetryPolicy
-from tests.support import Gateway, SleepRecorder, running_gateway, serve
+from gateway.upstream import BillingClient
+from tests.support import BUDGET, DEFAULT_POLICY, Gateway, SleepRecorder, running_gateway, serve
 
 BALANCES = "/v1/contracts/customerBalances/list"
 CREDIT_TYPES = "/v1/credit-types/list"
@@ -456,8 +456,8 @@ def scripted(*answers: httpx.Response) -> tuple[Loaders, list[httpx.Request]]:
         seen.append(request)
         return script.pop(0)
 
-    client = BillingClient(httpx.MockTransport(handler), "http://billing", RetryPolicy())
-    return Loaders(client, "t"), seen
+    client = BillingClient(httpx.MockTransport(handler), "http://billing", DEFAULT_POLICY)
+    return Loaders(client, "t", max_calls=BUDGET), seen
 
 
 ITEM = {"id": "62c0cb84-bf3f-48b9-9bcf-a8ddf8c1cf35", "type": "PREPAID", "name": "Q3"}

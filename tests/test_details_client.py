@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -11,12 +12,11 @@ import pytest
 from gateway.standin import DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 from gateway.upstream import (
     BillingClient,
-    RetryPolicy,
     UpstreamBadResponse,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from tests.support import RecordingTransport, SleepRecorder
+from tests.support import DEFAULT_POLICY, RecordingTransport, SleepRecorder
 
 ITEM = {"id": "62c0cb84-bf3f-48b9-9bcf-a8ddf8c1cf35", "type": "PREPAID"}
 
@@ -24,14 +24,16 @@ ITEM = {"id": "62c0cb84-bf3f-48b9-9bcf-a8ddf8c1cf35", "type": "PREPAID"}
 def scripted(
     handler: Callable[[httpx.Request], httpx.Response], sleep: SleepRecorder
 ) -> BillingClient:
-    return BillingClient(httpx.MockTransport(handler), "http://billing", RetryPolicy(sleep=sleep))
+    return BillingClient(
+        httpx.MockTransport(handler), "http://billing", replace(DEFAULT_POLICY, sleep=sleep)
+    )
 
 
 async def test_both_endpoints_against_the_stand_in() -> None:
     """List balances is a JSON POST and the credit types a GET with limit and next_page in the
     query, both with the caller's token; their answers are read as the contract says."""
     recorder = RecordingTransport(httpx.ASGITransport(app=create_standin_app()))
-    client = BillingClient(recorder, "http://standin/")
+    client = BillingClient(recorder, "http://standin/", DEFAULT_POLICY)
     body = {"customer_id": DEMO_CUSTOMER_ID, "include_contract_balances": True, "limit": 3}
     page = await client.list_customer_balances(body, token=DEMO_TOKEN)
     assert len(page["data"]) == 3 and page["next_page"]

@@ -14,6 +14,7 @@ import gc
 import json
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -22,8 +23,8 @@ from graphql import get_introspection_query
 
 from gateway.schema import RequestContext, build_schema, shape_error
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
-from gateway.upstream import BillingClient, RetryPolicy
-from tests.support import Gateway
+from gateway.upstream import BillingClient
+from tests.support import BUDGET, DEFAULT_LIMITS, DEFAULT_POLICY, Gateway
 
 ARGS = f'customerId: "{DEMO_CUSTOMER_ID}", contractId: "{DEMO_CONTRACT_ID}"'
 
@@ -109,11 +110,11 @@ async def test_the_projection_completes_a_fragment_fan_out_in_linear_time() -> N
     """The projection completes the 3^25 fan-out (merged by graphql-core's field collection)
     in well under a second of CPU, twice."""
     transport = httpx.ASGITransport(app=create_standin_app())
-    client = BillingClient(transport, "http://standin", RetryPolicy(max_retries=0))
-    schema = build_schema()
+    client = BillingClient(transport, "http://standin", replace(DEFAULT_POLICY, max_retries=0))
+    schema = build_schema(DEFAULT_LIMITS)
     query = fan_out(25)
     for _ in range(2):
-        request = RequestContext(client=client, token=DEMO_TOKEN)
+        request = RequestContext(client=client, token=DEMO_TOKEN, max_upstream_calls=BUDGET)
         started = time.process_time()
         result = await schema.execute(query, context_value={"gateway": request})
         assert time.process_time() - started < 1.0
@@ -238,9 +239,9 @@ async def test_a_hostile_document_is_refused_within_50_ms_of_cpu(name: str) -> N
     a benchmark: the slowest of these takes under 20 ms here)."""
     query, code = HOSTILE_DOCUMENTS[name]
     assert len(query.encode()) <= 20_000
-    schema = build_schema()
+    schema = build_schema(DEFAULT_LIMITS)
     # No client: an upstream call would fail loudly instead of being made.
-    context = {"gateway": RequestContext(client=None, token=None)}  # type: ignore[arg-type]
+    context = {"gateway": RequestContext(client=None, token=None, max_upstream_calls=BUDGET)}  # type: ignore[arg-type]
     await schema.execute("{ __typename }", context_value=context)  # one-time set-up costs
     # A text the parser cache has not seen; the validation cache (keyed by the document's
     # structure) has not seen these documents either, each is validated once per session.

@@ -7,18 +7,16 @@ another caller, and a document of several operations must name the one to run.
 
 from __future__ import annotations
 
-import gc
 import hashlib
-import os
-import random
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from gateway.app import create_app
 from gateway.config import Settings
 from gateway.schema import RequestContext, build_schema
 from gateway.schema.documents import DocumentStore
@@ -31,8 +29,16 @@ from gateway.standin import (
     OTHER_TOKEN,
     create_standin_app,
 )
-from gateway.upstream import BillingClient, RetryPolicy
-from tests.support import Gateway, running_gateway, serve
+from gateway.upstream import BillingClient
+from tests.support import (
+    BUDGET,
+    DEFAULT_LIMITS,
+    DEFAULT_POLICY,
+    ROOT,
+    Gateway,
+    running_gateway,
+    serve,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -50,38 +56,57 @@ def conditional_document() -> str:
     )
 
 
-def resident_bytes() -> int:
+# Run in a fresh interpreter, so that nothing else of the test session (other servers' threads,
+# earlier tests' garbage) moves its resident memory.
+RSS_PROBE = """
+import asyncio, gc, os, random, sys
+import httpx
+from asgi_lifespan import LifespanManager
+from gateway.app import create_app
+from gateway.config import Settings
+
+query, conditions = sys.argv[1], int(sys.argv[2])
+
+def resident():
     gc.collect()
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-
-async def test_memory_stays_flat_under_many_shapes_of_one_document_without_a_token(
-    standin_url: str,
-) -> None:
-    """3,000 requests of one 20-variable document, each with other @include values and no
-    token, leave the process's resident memory within a few MB (in process, over ASGI)."""
-    app = create_app(Settings(metronome_base_url=standin_url))
-    query = conditional_document()
-    rng = random.Random(9)  # noqa: S311 - reproducible variable values, not a secret
-
-    async def shapes(count: int) -> None:
-        for _ in range(count):
-            variables = {f"c{i}": rng.random() < 0.5 for i in range(CONDITIONS)}
-            response = await client.post("/graphql", json={"query": query, "variables": variables})
-            [error] = response.json()["errors"]
-            assert error["extensions"]["code"] == "UNAUTHENTICATED"
-
-    async with (
-        LifespanManager(app) as manager,  # type: ignore[arg-type]
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(manager.app), base_url="http://gateway"
-        ) as client,
-    ):
+async def main():
+    app = create_app(Settings(metronome_base_url="http://billing.invalid"))
+    rng = random.Random(9)
+    async with LifespanManager(app) as manager, httpx.AsyncClient(
+        transport=httpx.ASGITransport(manager.app), base_url="http://gateway"
+    ) as client:
+        async def shapes(count):
+            for _ in range(count):
+                variables = {f"c{i}": rng.random() < 0.5 for i in range(conditions)}
+                response = await client.post(
+                    "/graphql", json={"query": query, "variables": variables}
+                )
+                [error] = response.json()["errors"]
+                assert error["extensions"]["code"] == "UNAUTHENTICATED", error
         await shapes(300)  # warm-up: imports, pools, first allocations
-        before = resident_bytes()
+        before = resident()
         await shapes(3_000)
-        grown = resident_bytes() - before
+        print(resident() - before)
+
+asyncio.run(main())
+"""
+
+
+def test_memory_stays_flat_under_many_shapes_of_one_document_without_a_token() -> None:
+    """3,000 requests of one 20-variable document, each with other @include values and no
+    token, leave the resident memory of a fresh gateway process within a few MB."""
+    probe = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE, conditional_document(), str(CONDITIONS)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    grown = int(probe.stdout.strip().splitlines()[-1])
     assert grown < 4 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB"
 
 
@@ -89,18 +114,26 @@ async def test_documents_are_learned_only_from_requests_not_refused_for_credenti
     """A document refused for want of a token is not remembered; the same document with a
     token is, once."""
     transport = httpx.ASGITransport(app=create_standin_app())
-    client = BillingClient(transport, "http://standin", RetryPolicy(max_retries=0))
-    schema = build_schema()
+    client = BillingClient(transport, "http://standin", replace(DEFAULT_POLICY, max_retries=0))
+    schema = build_schema(DEFAULT_LIMITS)
     query = f'{{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}", contractId: "{DEMO_CONTRACT_ID}", first: 1) {{ nodes {{ seatId }} }} }}'
     for _ in range(3):
         result = await schema.execute(
-            query, context_value={"gateway": RequestContext(client=client, token=None)}
+            query,
+            context_value={
+                "gateway": RequestContext(client=client, token=None, max_upstream_calls=BUDGET)
+            },
         )
         assert result.errors and result.errors[0].original_error is not None
     assert len(schema.documents) == 0
     for _ in range(2):
         result = await schema.execute(
-            query, context_value={"gateway": RequestContext(client=client, token=DEMO_TOKEN)}
+            query,
+            context_value={
+                "gateway": RequestContext(
+                    client=client, token=DEMO_TOKEN, max_upstream_calls=BUDGET
+                )
+            },
         )
         assert result.errors is None
     assert len(schema.documents) == 1
@@ -193,3 +226,15 @@ def test_several_operations_without_an_operation_name_are_a_request_error(
     assert payload.get("data") is None
     assert [e["extensions"]["code"] for e in payload["errors"]] == ["OPERATION_RESOLUTION_FAILURE"]
     assert gateway.calls == []
+
+
+def test_a_remembered_document_runs_again_with_its_own_errors(gateway: Gateway) -> None:
+    """The store remembers parsing and validation, never an execution: the same document
+    with a field error twice makes its upstream call twice and reports its error twice."""
+    query = f'{{ ok: seatBalances(customerId: "{DEMO_CUSTOMER_ID}", contractId: "{DEMO_CONTRACT_ID}", first: 1) {{ nodes {{ seatId }} }} bad: seatBalances(customerId: "{DEMO_CUSTOMER_ID}", contractId: "{DEMO_CONTRACT_ID}", first: 0) {{ nodes {{ seatId }} }} }}'
+    for _ in range(2):
+        gateway.calls.clear()
+        payload = gateway.post(query).json()
+        assert payload["data"]["ok"]["nodes"] and payload["data"]["bad"] is None
+        assert [e["path"] for e in payload["errors"]] == [["bad"]]
+        assert len(gateway.calls) == 1

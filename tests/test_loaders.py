@@ -8,7 +8,7 @@ import pytest
 from gateway.loaders import Listing, Loaders, SeatRequest
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 from gateway.upstream import BillingClient, UpstreamRejected
-from tests.support import RecordingTransport
+from tests.support import BUDGET, DEFAULT_POLICY, RecordingTransport
 
 LISTING = Listing(customer_id=DEMO_CUSTOMER_ID, contract_id=DEMO_CONTRACT_ID)
 
@@ -28,7 +28,9 @@ async def test_seats_of_an_operation_are_loaded_in_one_call() -> None:
     async with httpx.AsyncClient(transport=recorder, base_url="http://standin") as http:
         ids = (await seat_ids(http))[20:25]
         recorder.calls.clear()
-        loaders = Loaders(BillingClient(recorder, "http://standin"), DEMO_TOKEN)
+        loaders = Loaders(
+            BillingClient(recorder, "http://standin", DEFAULT_POLICY), DEMO_TOKEN, max_calls=BUDGET
+        )
         wanted = [ids[3], "ghost@nowhere.example", ids[0], ids[3]]
         seats = await loaders.seats.load_many(
             [SeatRequest(LISTING, seat_id, include_ledgers=False) for seat_id in wanted]
@@ -53,7 +55,9 @@ async def test_a_batch_split_by_the_commits_cap_follows_next_page() -> None:
     async with httpx.AsyncClient(transport=recorder, base_url="http://standin") as http:
         ids = await seat_ids(http)
         recorder.calls.clear()
-        loaders = Loaders(BillingClient(recorder, "http://standin"), DEMO_TOKEN)
+        loaders = Loaders(
+            BillingClient(recorder, "http://standin", DEFAULT_POLICY), DEMO_TOKEN, max_calls=BUDGET
+        )
         seats = await loaders.seats.load_many(
             [SeatRequest(LISTING, seat_id, include_ledgers=True) for seat_id in ids[:40]]
         )
@@ -73,7 +77,9 @@ async def test_loader_errors_reject_only_their_own_keys() -> None:
     )
     async with httpx.AsyncClient(transport=recorder, base_url="http://standin") as http:
         ids = await seat_ids(http)
-        loaders = Loaders(BillingClient(recorder, "http://standin"), DEMO_TOKEN)
+        loaders = Loaders(
+            BillingClient(recorder, "http://standin", DEFAULT_POLICY), DEMO_TOKEN, max_calls=BUDGET
+        )
         good = loaders.seats.load(SeatRequest(LISTING, ids[0], include_ledgers=False))
         bad = loaders.seats.load(SeatRequest(foreign, ids[0], include_ledgers=False))
         assert (await good)["seat_id"] == ids[0]

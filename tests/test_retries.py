@@ -7,20 +7,20 @@ import email.utils
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 import pytest
 
 from gateway.upstream import (
     BillingClient,
-    RetryPolicy,
     UpstreamBadResponse,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from gateway.upstream.transport import billing_transport
-from tests.support import SleepRecorder
+from tests.support import DEFAULT_POLICY, SleepRecorder
 
 OK_PAGE = {"data": [], "pagination": {"seats_included": 0, "next_page": None}}
 BODY = {"customer_id": "c", "contract_id": "k"}
@@ -45,7 +45,9 @@ def client(
     handler: Callable[[httpx.Request], httpx.Response], sleep: SleepRecorder, **policy: float
 ) -> BillingClient:
     transport = httpx.MockTransport(handler)
-    return BillingClient(transport, "http://billing", RetryPolicy(sleep=sleep, **policy))  # type: ignore[arg-type]
+    return BillingClient(
+        transport, "http://billing", replace(DEFAULT_POLICY, sleep=sleep, **policy)
+    )  # type: ignore[arg-type]
 
 
 def answer(status: int, **headers: str) -> httpx.Response:
@@ -147,7 +149,7 @@ async def test_connection_refused_by_a_real_closed_port() -> None:
     transport = billing_transport(max_connections=4)
     with pytest.raises(UpstreamUnavailable) as failure:
         await BillingClient(
-            transport, f"http://127.0.0.1:{port}", RetryPolicy(sleep=sleep)
+            transport, f"http://127.0.0.1:{port}", replace(DEFAULT_POLICY, sleep=sleep)
         ).list_seat_balances(BODY, token="t")
     await transport.aclose()
     assert "127.0.0.1" not in str(failure.value)
@@ -170,7 +172,7 @@ async def test_a_slow_upstream_is_cut_at_the_deadline() -> None:
         await BillingClient(
             transport,
             "http://billing",
-            RetryPolicy(attempt_timeout=0.2, deadline=0.5, initial_backoff=0.05),
+            replace(DEFAULT_POLICY, attempt_timeout=0.2, deadline=0.5, initial_backoff=0.05),
         ).list_seat_balances(BODY, token="t")
     assert time.monotonic() - started < 2.0, "the deadline bounds the whole call"
     assert attempts >= 2
@@ -199,7 +201,7 @@ async def test_concurrent_calls_are_capped_per_process() -> None:
         return httpx.Response(200, json=OK_PAGE)
 
     billing = BillingClient(
-        httpx.MockTransport(held), "http://billing", RetryPolicy(max_concurrency=2)
+        httpx.MockTransport(held), "http://billing", replace(DEFAULT_POLICY, max_concurrency=2)
     )
     calls = [asyncio.ensure_future(billing.list_seat_balances(BODY, token="t")) for _ in range(6)]
     await asyncio.sleep(0.1)
@@ -252,3 +254,26 @@ async def test_unreadable_or_contract_breaking_bodies_are_bad_responses(
     with pytest.raises(UpstreamBadResponse):
         await client(script, sleep).list_seat_balances(BODY, token="t")
     assert script.attempts == 1
+
+
+async def test_a_billing_api_that_hangs_up_is_unavailable_not_a_timeout() -> None:
+    """A server that accepts the connection and closes it without answering is
+    UPSTREAM_UNAVAILABLE (retried), through the production transport."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sleep = SleepRecorder()
+    transport = billing_transport(max_connections=4)
+    try:
+        with pytest.raises(UpstreamUnavailable):
+            await BillingClient(
+                transport, f"http://127.0.0.1:{port}", replace(DEFAULT_POLICY, sleep=sleep)
+            ).list_seat_balances(BODY, token="t")
+    finally:
+        await transport.aclose()
+        server.close()
+    assert len(sleep.waits) == 2

@@ -8,6 +8,7 @@ from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLObjectType, 
 
 from gateway.cli import main
 from gateway.schema import build_schema, print_sdl
+from tests.support import DEFAULT_LIMITS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_schema_graphql_is_the_export_of_the_code() -> None:
     """schema.graphql is exactly what `gateway export-schema` writes; regenerate on drift."""
     committed = (ROOT / "schema.graphql").read_text()
-    assert committed == print_sdl(build_schema()), (
+    assert committed == print_sdl(build_schema(DEFAULT_LIMITS)), (
         "schema.graphql is stale: run `gateway export-schema` and commit the result"
     )
 
@@ -31,7 +32,7 @@ def test_export_schema_check_fails_on_drift(tmp_path: Path) -> None:
 
 def test_every_type_field_and_argument_is_described() -> None:
     """GraphiQL and schema.graphql document every name of the API."""
-    schema = build_schema()._schema
+    schema = build_schema(DEFAULT_LIMITS)._schema
     missing = []
     for name, kind in schema.type_map.items():
         # Introspection, federation's own (_Any, link__Import, ...) and built-in scalars.
@@ -60,7 +61,7 @@ def test_every_type_field_and_argument_is_described() -> None:
 
 def test_the_promised_names_are_there() -> None:
     """The field names the issue fixed as public contract exist with their types."""
-    sdl = print_sdl(build_schema())
+    sdl = print_sdl(build_schema(DEFAULT_LIMITS))
     for line in (
         "startCursor: String",
         "endCursor: String",
@@ -81,6 +82,6 @@ def test_the_promised_names_are_there() -> None:
         "startingBalance: Float!",
     ):
         assert line in sdl, line
-    enum = build_schema()._schema.type_map["LedgerEntryType"]
+    enum = build_schema(DEFAULT_LIMITS)._schema.type_map["LedgerEntryType"]
     assert isinstance(enum, GraphQLEnumType)
     assert len(set(enum.values) - {"UNKNOWN"}) == 16

@@ -44,8 +44,8 @@ class GatewaySchema(strawberry.federation.Schema):
         are logged once, with their errorId, by :func:`shape_error`."""
 
 
-def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -> GatewaySchema:
-    """The schema, with ``limits`` on what one operation may ask (defaults when ``None``)."""
+def build_schema(limits: QueryLimits, *, fast_path: bool = True) -> GatewaySchema:
+    """The schema, with ``limits`` on what one operation may ask."""
     documents = DocumentStore(max_entries=256, max_bytes=4_000_000)
     schema = GatewaySchema(
         query=Query,
@@ -55,7 +55,7 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
             OperationInfo,
             ValidationErrorCodes,
             lambda: CachedDocuments(documents),
-            *(limits or QueryLimits()).extensions(),
+            *limits.extensions(),
         ],
         config=StrawberryConfig(scalar_map={DateTime: DATE_TIME}),
         # The compiled projection plugs in as graphql-core's executor class; without it,

@@ -27,7 +27,7 @@ class RequestContext:
 
     client: BillingClient
     token: str | None = field(repr=False)
-    max_upstream_calls: int = 20
+    max_upstream_calls: int  # the operation's budget (GATEWAY_MAX_UPSTREAM_CALLS)
     observer: BatchObserver | None = None
     caller: Caller = UNRESTRICTED  # who asks (gateway.schema.access checks it)
     operation_name: str | None = None  # filled in by OperationInfo, read by the access log
@@ -95,7 +95,10 @@ class OperationInfo(SchemaExtension):
         with operation_span() as span:
             yield
             context = self.execution_context
-            kind = context.operation_type.value if context.operation_type else "query"
+            try:
+                kind = context.operation_type.value
+            except RuntimeError:  # no document (it did not parse) or no such operation
+                kind = "query"
             describe_operation(span, context_of(context.context), context.operation_name, kind)
 
 

@@ -72,12 +72,13 @@ class CachedDocuments(SchemaExtension):
     def __init__(self, store: DocumentStore) -> None:
         self.store = store
         self.known: _Known | None = None
+        self.validation_errors: list[GraphQLError] | None = None  # as validation left them
 
     def on_operation(self) -> Iterator[None]:
         yield
         context = self.execution_context
         query = context.query
-        errors = context.pre_execution_errors
+        errors = self.validation_errors
         if self.known is not None or query is None or context.graphql_document is None:
             return
         if errors is None:  # refused before validation (a limit of the parse step)
@@ -96,6 +97,9 @@ class CachedDocuments(SchemaExtension):
         yield
 
     def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
         if self.known is not None:
-            self.execution_context.pre_execution_errors = list(self.known.errors)
+            context.pre_execution_errors = list(self.known.errors)
         yield
+        # A copy: Strawberry adds the execution's errors to this list later.
+        self.validation_errors = list(context.pre_execution_errors or ())

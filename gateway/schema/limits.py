@@ -78,18 +78,16 @@ UPSTREAM_FIELDS = frozenset(
 
 @dataclass(frozen=True)
 class QueryLimits:
-    """The bounds, with defaults that leave every legitimate query of this API room."""
+    """The bounds, built by ``Settings.query_limits()`` (where their defaults are)."""
 
-    max_query_bytes: int = 20_000
-    max_tokens: int = 2_000
-    max_depth: int = 12
-    max_aliases: int = 30
-    max_upstream_calls: int = 20
-    # The largest legitimate documents (GraphiQL's introspection query, the fast path's test
-    # corpus) hold under 80; at 200, graphql-core validates the worst document in ~25 ms.
-    max_selections: int = 200
-    max_seat_ids: int = 1_000
-    introspection: bool = True
+    max_query_bytes: int
+    max_tokens: int
+    max_depth: int
+    max_aliases: int
+    max_upstream_calls: int
+    max_selections: int
+    max_seat_ids: int
+    introspection: bool
 
     def extensions(self) -> list[Any]:
         """Strawberry extension factories enforcing these bounds."""

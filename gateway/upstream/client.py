@@ -78,8 +78,8 @@ _MAX_RETRY_AFTER = 60.0
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How calls are bounded and retried; the defaults are the billing API SDKs' own rules,
-    with a much shorter timeout than their 60 s (a frontend waits on every call).
+    """How calls are bounded and retried. The bounds come from the settings
+    (``Settings.retry_policy()``); the backoff is the billing API SDKs' own rule.
 
     Retried: connection errors, timeouts, 408, 409, 429 and 5xx, at most ``max_retries``
     times, unless the answer says ``x-should-retry: false`` (``true`` retries any answer).
@@ -87,13 +87,13 @@ class RetryPolicy:
     when it asks for 0-60 s, else ``min(0.5 s * 2^n, 8 s)`` minus up to 25 % jitter.
     """
 
-    max_retries: int = 2
-    attempt_timeout: float = 10.0
-    deadline: float = 25.0
+    max_retries: int
+    attempt_timeout: float
+    deadline: float
+    max_concurrency: int
     initial_backoff: float = 0.5
     max_backoff: float = 8.0
     jitter: float = 0.25
-    max_concurrency: int = 32
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
 
 
@@ -141,7 +141,7 @@ class BillingClient:
         self,
         transport: httpx.AsyncBaseTransport,
         base_url: str,
-        policy: RetryPolicy | None = None,
+        policy: RetryPolicy,
         observer: UpstreamObserver | None = None,
         *,
         user_agent: str = "seat-balance-gateway",
@@ -150,7 +150,7 @@ class BillingClient:
         self._base_url = base_url.rstrip("/")
         self._url = httpx.URL(self._base_url + SEAT_BALANCES_PATH)
         self._user_agent = user_agent.encode()
-        self._policy = policy or RetryPolicy()
+        self._policy = policy
         self._observer = observer or _Unobserved()
         self._slots = asyncio.Semaphore(self._policy.max_concurrency)
 
