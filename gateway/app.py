@@ -30,17 +30,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Scope
 from strawberry.types import ExecutionResult
 
 from gateway import graphiql, standin
-from gateway.auth import CALLER, CallerAuthentication, CallerAuthenticator
+from gateway.auth import CallerAuthentication, CallerAuthenticator
 from gateway.compression import ResponseCompression
 from gateway.config import Settings
 from gateway.details_loaders import CreditTypeCache
-from gateway.guard import ON_CLOSE, ASGIApp, RequestGuard, Scope
-from gateway.observability import ACCESS, REQUEST_ID_HEADER, AccessLog, Metrics
+from gateway.guard import RequestGuard
+from gateway.observability import REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.schema import RequestContext, build_schema, shape_error
 from gateway.schema.access import ANONYMOUS, UNRESTRICTED
+from gateway.state import request_state
 from gateway.upstream import BillingClient
 from gateway.upstream.transport import billing_transport
 from gateway.view import GraphQLView
@@ -48,7 +50,6 @@ from gateway.view import GraphQLView
 logger = logging.getLogger("gateway")
 
 STANDIN_BASE_URL = "http://billing-standin.invalid"
-_CONTEXT = "gateway.context"  # scope key of the request's RequestContext
 _READY_CACHE_SECONDS = 5.0
 
 
@@ -169,7 +170,7 @@ def create_app(
             token = forced_token or _bearer(scope) or upstream.default_token
         else:
             # The caller's Authorization carries its JWT, which never goes upstream.
-            caller = scope.get(CALLER, ANONYMOUS)
+            caller = request_state(scope).caller or ANONYMOUS
             token = forced_token or upstream.default_token
         context = RequestContext(
             client=app.state.billing,
@@ -179,8 +180,9 @@ def create_app(
             caller=caller,
             credit_types=credit_types,
         )
-        scope[_CONTEXT] = context
-        scope.setdefault(ON_CLOSE, []).append(context.close)
+        state = request_state(scope)
+        state.context = context
+        state.on_close.append(context.close)
         return context
 
     app = FastAPI(
@@ -267,15 +269,13 @@ def _record(scope: Scope, result: ExecutionResult) -> None:
     """Shapes the result's errors, and tells the access log and the metrics about it."""
     if result.errors:
         result.errors = [shape_error(error) for error in result.errors]
-    access = scope.get(ACCESS)
-    if access is None:
-        return
-    context = scope.get(_CONTEXT)
+    state = request_state(scope)
+    context = state.context
     codes = [str((error.extensions or {}).get("code")) for error in result.errors or ()]
     # Root fields are nullable: an answer whose every root field is null has no data.
     answered = any(value is not None for value in (result.data or {}).values())
     outcome = "ok" if not codes else ("partial" if answered else "error")
-    access.update(
+    state.access.update(
         route=("view", "fast-path" if context and context.fast_path else "graphql-core"),
         operation=context.operation_name if context else None,
         upstreamCalls=context.upstream_calls if context else 0,

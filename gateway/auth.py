@@ -31,15 +31,15 @@ from typing import Any
 import httpx
 import jwt
 from jwt import PyJWK
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Settings
-from gateway.guard import ASGIApp, Receive, Scope, Send, send_json
-from gateway.observability import ACCESS
+from gateway.guard import send_json
 from gateway.schema.access import ANONYMOUS, Caller
+from gateway.state import request_state
 
 logger = logging.getLogger("gateway.auth")
 
-CALLER = "gateway.caller"  # scope key of the request's authenticated Caller
 _KEYS_MAX_AGE = 300.0  # seconds; a key the identity provider withdrew stops working by then
 _FETCH_TIMEOUT = 5.0
 _MAX_JWKS_BYTES = 1_000_000
@@ -302,7 +302,7 @@ class CallerAuthentication:
             return
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if header is None:
-            scope[CALLER] = ANONYMOUS
+            request_state(scope).caller = ANONYMOUS
             await self.app(scope, receive, send)
             return
         scheme, _, token = header.decode("latin-1").partition(" ")
@@ -320,8 +320,7 @@ class CallerAuthentication:
                 headers=challenge if failure.status == 401 else [],
             )
             return
-        scope[CALLER] = caller
-        access = scope.get(ACCESS)
-        if access is not None:
-            access["subject"] = caller.subject
+        state = request_state(scope)
+        state.caller = caller
+        state.access["subject"] = caller.subject
         await self.app(scope, receive, send)

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 
 from gateway import standin
 from gateway.config import Settings
-from gateway.guard import ASGIApp, GatewayHttpProtocol
+from gateway.guard import GatewayHttpProtocol
 
 SCHEMA_FILE = Path("schema.graphql")
 

@@ -35,8 +35,7 @@ from typing import Protocol
 
 import brotli
 import zstandard
-
-from gateway.guard import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "ASSET_CACHE_BYTES",

@@ -6,9 +6,9 @@
   (else 413), then runs the app in a task that is cancelled when the client disconnects
   before the response is complete (Starlette keeps running a handler whose client has gone;
   for a gateway that means upstream calls nobody will read). Such a request is marked
-  :data:`CLIENT_GONE` for the access log (status 499). Callbacks registered under
-  ``scope["gateway.on_close"]`` run when the request ends either way (the request's loaders
-  use it to cancel upstream calls still in flight).
+  gone for the access log (status 499). The callbacks of the request state's ``on_close``
+  (:mod:`gateway.state`) run when the request ends either way (the request's loaders use it
+  to cancel upstream calls still in flight).
 * :class:`GatewayHttpProtocol`, uvicorn's httptools protocol with a deadline on a request's
   headers, which uvicorn lacks: a client that sends them a byte at a time would otherwise
   hold its connection (and a file descriptor) for ever. ``gateway serve`` runs it
@@ -21,22 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from gateway.state import request_state
 
-ON_CLOSE = "gateway.on_close"
-CLIENT_GONE = "gateway.client_gone"  # scope key: the client left before its response was sent
 # Lifespan state key: how long GatewayHttpProtocol waits for a request's headers.
 HEADER_TIMEOUT_STATE = "gateway.request_header_timeout"
 DEFAULT_HEADER_TIMEOUT = 5.0
@@ -73,7 +67,7 @@ class RequestGuard:
             async with asyncio.timeout(self.body_timeout):
                 body = await self._read_body(scope, receive)
         except _ClientGone:
-            scope[CLIENT_GONE] = True
+            request_state(scope).client_gone = True
             return
         except TimeoutError:
             await _too_slow(send, self.body_timeout)
@@ -81,7 +75,6 @@ class RequestGuard:
         if body is None:
             await _too_large(send, self.max_body_bytes)
             return
-        scope[ON_CLOSE] = []
         disconnected = asyncio.Event()
         complete = False
 
@@ -118,8 +111,8 @@ class RequestGuard:
         finally:
             watcher.cancel()
             if disconnected.is_set() and not complete:
-                scope[CLIENT_GONE] = True
-            for callback in scope[ON_CLOSE]:
+                request_state(scope).client_gone = True
+            for callback in request_state(scope).on_close:
                 callback()
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:

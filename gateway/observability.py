@@ -31,10 +31,10 @@ import orjson
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.guard import CLIENT_GONE, ASGIApp, Message, Receive, Scope, Send
+from gateway.state import new_request_state, request_state
 
-ACCESS = "gateway.access"  # scope key: what the GraphQL layer learnt about the request
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -170,8 +170,7 @@ class AccessLog:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get(REQUEST_ID_HEADER, "")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        access: dict[str, Any] = {}
-        scope[ACCESS] = access
+        access = new_request_state(scope).access
         status = 0  # no response started
 
         async def send_with_id(message: Message) -> None:
@@ -191,7 +190,7 @@ class AccessLog:
         finally:
             otel_context.detach(token)
             seconds = time.perf_counter() - started
-            if scope.get(CLIENT_GONE):
+            if request_state(scope).client_gone:
                 status = CLIENT_CLOSED_REQUEST
             elif not status:
                 status = 500

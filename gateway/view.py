@@ -39,13 +39,13 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from gateway.schema import RequestContext
+from gateway.state import request_state
 
 ContextFactory = Callable[[Request], RequestContext]
 ResultObserver = Callable[[Request, ExecutionResult], None]
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
-_MEDIA_TYPE = "gateway.media_type"  # scope key: the request's negotiated response media type
 
 
 class GraphQLView(GraphQL[dict[str, Any], None]):
@@ -71,7 +71,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         media_type = negotiate(request.headers.get("accept"))
-        request.scope[_MEDIA_TYPE] = media_type
+        request_state(request.scope).media_type = media_type
         try:
             # A browser asking for the IDE accepts HTML, not JSON: only GraphQL answers negotiate.
             if media_type is None and not self.should_render_graphql_ide(
@@ -134,13 +134,15 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
 
     async def get_sub_response(self, request: Any) -> Response:
         sub_response = await super().get_sub_response(request)
-        sub_response.media_type = request.scope.get(_MEDIA_TYPE) or APPLICATION_JSON
+        sub_response.media_type = request_state(request.scope).media_type or APPLICATION_JSON
         return sub_response
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         self._on_result(request, result)
         response = await super().process_result(request, result)
-        if request.scope.get(_MEDIA_TYPE) == GRAPHQL_RESPONSE_JSON and _request_error(result):
+        if request_state(request.scope).media_type == GRAPHQL_RESPONSE_JSON and _request_error(
+            result
+        ):
             # Nothing was executed: the specification's "no data entry" (and so a 400 below).
             del response["data"]
         return response

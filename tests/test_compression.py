@@ -17,11 +17,11 @@ from urllib.parse import urlencode, urlsplit
 import brotli
 import pytest
 import zstandard
+from starlette.types import Receive, Scope, Send
 
 from gateway.compression import WHOLE_BODY_BYTES, ResponseCompression
 from gateway.config import Settings
 from gateway.graphiql import ASSETS_DIR, ASSETS_PATH
-from gateway.guard import Receive, Scope, Send
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
 from tests.support import Gateway, running_gateway, serve
 
