@@ -152,14 +152,29 @@ _END_DATE = "When access ends (exclusive); `null` when it does not end."
 _LEDGER = "Every movement of its balance, oldest first as the API sends them."
 
 
-@strawberry.type(description="A prepaid commit as seen from one seat, with this seat's balance.")
-class Commit(Node):
+@strawberry.type
+class _Held:
+    """Fields a commit and a credit share, as one seat holds them (not a schema type)."""
+
     balance: float = reads(lambda held: held.record["balance"], description=_BALANCE)
     start_date: DateTime = reads(lambda held: held.record["start_date"], description=_START_DATE)
     end_date: DateTime | None = reads(
         lambda held: held.record.get("end_date"), description=_END_DATE
     )
     ledger_entries: list[LedgerEntry] = reads(Held.ledger_entries, description=_LEDGER)
+    # Details from "List balances", fetched only when selected (gateway/schema/details.py).
+    name = details.name_field()
+    description = details.description_field()
+    product = details.product_field()
+    priority = details.priority_field()
+    access_schedule = details.access_schedule_field()
+    custom_fields = details.custom_fields_field()
+    allocation = details.allocation_field()
+    subscription_id = details.subscription_id_field()
+
+
+@strawberry.type(description="A prepaid commit as seen from one seat, with this seat's balance.")
+class Commit(_Held, Node):
     id: strawberry.ID = reads(
         lambda held: held.global_id("Commit"),
         description="Opaque, globally unique id of this commit on this seat (Relay object id).",
@@ -168,16 +183,7 @@ class Commit(Node):
         lambda held: held.record["id"],
         description="The billing API's id of the commit (shared across seats).",
     )
-    # Details from "List balances", fetched only when selected (gateway/schema/details.py).
-    name = details.name_field()
-    description = details.description_field()
-    product = details.product_field()
     type = details.commit_type_field()
-    priority = details.priority_field()
-    access_schedule = details.access_schedule_field()
-    custom_fields = details.custom_fields_field()
-    allocation = details.allocation_field()
-    subscription_id = details.subscription_id_field()
 
     @classmethod
     def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
@@ -185,13 +191,7 @@ class Commit(Node):
 
 
 @strawberry.type(description="A credit as seen from one seat, with this seat's balance.")
-class Credit(Node):
-    balance: float = reads(lambda held: held.record["balance"], description=_BALANCE)
-    start_date: DateTime = reads(lambda held: held.record["start_date"], description=_START_DATE)
-    end_date: DateTime | None = reads(
-        lambda held: held.record.get("end_date"), description=_END_DATE
-    )
-    ledger_entries: list[LedgerEntry] = reads(Held.ledger_entries, description=_LEDGER)
+class Credit(_Held, Node):
     id: strawberry.ID = reads(
         lambda held: held.global_id("Credit"),
         description="Opaque, globally unique id of this credit on this seat (Relay object id).",
@@ -200,15 +200,6 @@ class Credit(Node):
         lambda held: held.record["id"],
         description="The billing API's id of the credit (shared across seats).",
     )
-    # Details from "List balances", fetched only when selected (gateway/schema/details.py).
-    name = details.name_field()
-    description = details.description_field()
-    product = details.product_field()
-    priority = details.priority_field()
-    access_schedule = details.access_schedule_field()
-    custom_fields = details.custom_fields_field()
-    allocation = details.allocation_field()
-    subscription_id = details.subscription_id_field()
 
     @classmethod
     def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
