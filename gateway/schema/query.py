@@ -29,7 +29,10 @@ UPSTREAM_PAGE_COST = 10
 _CONNECTION_COST = [
     Cost(weight=UPSTREAM_PAGE_COST),
     ListSize(
-        slicing_arguments=["first"], sized_fields=["edges"], require_one_slicing_argument=False
+        assumed_size=None,
+        slicing_arguments=["first"],
+        sized_fields=["edges"],
+        require_one_slicing_argument=False,
     ),
 ]
 
@@ -142,7 +145,10 @@ class Query:
             "of one contract cost one upstream call together."
         ),
         authenticated=True,
-        directives=[Cost(weight=UPSTREAM_PAGE_COST), ListSize(assumed_size=100)],
+        directives=[
+            Cost(weight=UPSTREAM_PAGE_COST),
+            ListSize(assumed_size=100, slicing_arguments=None, sized_fields=None),
+        ],
     )
     async def nodes(
         self,
