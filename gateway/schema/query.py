@@ -147,7 +147,7 @@ class Query:
         authenticated=True,
         directives=[
             Cost(weight=UPSTREAM_PAGE_COST),
-            ListSize(assumed_size=100, slicing_arguments=None, sized_fields=None),
+            ListSize(assumed_size=100),  # type: ignore[call-arg]
         ],
     )
     async def nodes(
