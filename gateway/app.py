@@ -39,7 +39,10 @@ from gateway.compression import ResponseCompression
 from gateway.config import Settings
 from gateway.details_loaders import CreditTypeCache
 from gateway.guard import RequestGuard
+from gateway.keyvalue import InProcessStore, KeyValueStore, RedisStore
+from gateway.loaders import PageCache
 from gateway.observability import REQUEST_ID_HEADER, AccessLog, Metrics
+from gateway.persisted import PersistedDocuments, load_trusted_documents
 from gateway.schema import RequestContext, build_schema, shape_error
 from gateway.schema.access import ANONYMOUS, UNRESTRICTED
 from gateway.state import request_state
@@ -139,6 +142,21 @@ def create_app(
     if retry_sleep is not None:
         policy = replace(policy, sleep=retry_sleep)
     limits = settings.query_limits()
+    schema = build_schema(limits, fast_path=settings.fast_path, max_batch=settings.max_batch)
+    trusted = (
+        load_trusted_documents(settings.trusted_documents, schema._schema, schema.documents)
+        if settings.trusted_documents is not None
+        else None
+    )
+    stores = _stores(settings, metrics)
+    apq_store, page_store = stores
+    persisted = PersistedDocuments(
+        apq_store,
+        trusted,
+        trusted_only=settings.trusted_documents_only,
+        max_query_bytes=settings.max_query_bytes,
+    )
+    page_cache = PageCache(page_store, settings.cache_ttl, metrics) if settings.cache_ttl else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -158,6 +176,8 @@ def create_app(
             yield
         finally:
             await transport.aclose()
+            for store in stores:
+                await store.aclose()
             if authenticator is not None:
                 await authenticator.aclose()
 
@@ -179,6 +199,8 @@ def create_app(
             observer=metrics,
             caller=caller,
             credit_types=credit_types,
+            page_cache=page_cache,
+            refresh=_no_cache(scope),
         )
         state = request_state(scope)
         state.context = context
@@ -192,7 +214,6 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    schema = build_schema(limits, fast_path=settings.fast_path)
     default_query = demo_query() if upstream.embedded else None
 
     def graphiql_page() -> HTMLResponse:
@@ -207,6 +228,8 @@ def create_app(
         context_factory=make_context,
         on_result=lambda request, result: _record(request.scope, result),
         graphiql_page=graphiql_page if settings.graphiql else None,
+        persisted=persisted,
+        cache_ttl=settings.cache_ttl,
     )
     # Routed as a plain ASGI endpoint: Strawberry's view does its own parsing, so FastAPI's
     # dependency injection would only add cost. Every method reaches the view, so that a 405
@@ -224,15 +247,21 @@ def create_app(
     async def readyz(request: Request) -> JSONResponse:
         """Ready when the billing API answers (checked at most every 5 s, by one probe at a
         time: concurrent requests share its answer)."""
+        # Redis is a cache: unreachable, the gateway still answers (degraded), and is ready.
+        cache = "degraded" if not all([await store.ping() for store in stores]) else "ok"
         if upstream.embedded:
-            return JSONResponse({"status": "ready", "embeddedUpstream": True})
+            return JSONResponse({"status": "ready", "embeddedUpstream": True, "cache": cache})
         state = request.app.state
         if state.ready_at is None or time.monotonic() - state.ready_at > _READY_CACHE_SECONDS:
             if state.ready_probe is None:
                 state.ready_probe = asyncio.ensure_future(_probe_billing(state))
             # Shielded: a prober whose client leaves must not cancel the others' answer.
             await asyncio.shield(state.ready_probe)
-        body = {"status": "ready" if state.ready else "unavailable", "embeddedUpstream": False}
+        body = {
+            "status": "ready" if state.ready else "unavailable",
+            "embeddedUpstream": False,
+            "cache": cache,
+        }
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
@@ -290,6 +319,51 @@ async def _probe_billing(state: Any) -> None:
         state.ready_at = time.monotonic()
     finally:
         state.ready_probe = None
+
+
+def _stores(settings: Settings, metrics: Metrics) -> tuple[KeyValueStore, KeyValueStore]:
+    """The APQ store and the page cache's store: in Redis when GATEWAY_REDIS_URL is set (shared
+    by every replica), else in this process (bounded)."""
+    if settings.redis_url is not None:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(
+            settings.redis_url.get_secret_value(),
+            socket_timeout=settings.redis_timeout,
+            socket_connect_timeout=settings.redis_timeout,
+            retry_on_timeout=False,
+        )
+        common: dict[str, Any] = {
+            "timeout": settings.redis_timeout,
+            "max_value_bytes": settings.max_body_bytes * 4,
+            "observer": metrics,
+        }
+        return (
+            RedisStore("redis-apq", client, prefix="gateway:apq:", **common),
+            RedisStore("redis-pages", client, prefix="gateway:page:", **common),
+        )
+    return (
+        InProcessStore(
+            "memory-apq",
+            max_entries=settings.persisted_queries_max_entries,
+            max_bytes=settings.persisted_queries_max_bytes,
+            observer=metrics,
+        ),
+        InProcessStore(
+            "memory-pages",
+            max_entries=settings.cache_max_entries,
+            max_bytes=settings.cache_max_bytes,
+            observer=metrics,
+        ),
+    )
+
+
+def _no_cache(scope: Scope) -> bool:
+    """The caller sent ``Cache-Control: no-cache`` (or ``Pragma: no-cache``): fresh pages."""
+    for name, value in scope["headers"]:
+        if name in (b"cache-control", b"pragma") and b"no-cache" in value.lower():
+            return True
+    return False
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -50,6 +50,22 @@ def _serve(host: str, port: int, workers: int) -> int:
     except ValidationError as error:
         _refuse_configuration(error)
         return 2
+    if settings.trusted_documents is not None:
+        # Checked before the workers start, so that a bad manifest is one clear line.
+        from gateway.persisted import TrustedDocumentsError, load_trusted_documents
+        from gateway.schema import build_schema
+
+        try:
+            load_trusted_documents(
+                settings.trusted_documents, build_schema(settings.query_limits())._schema
+            )
+        except TrustedDocumentsError as error:
+            print(
+                f"gateway: refusing to start: GATEWAY_TRUSTED_DOCUMENTS: {error}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 2
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     if settings.embedded:
         _announce_standin(host, port)

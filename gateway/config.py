@@ -6,6 +6,7 @@ Every default lives here: the settings build the values the rest of the gateway 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -115,6 +116,45 @@ class Settings(BaseSettings):
         default=False,
         description="Serve a configured billing token without caller authentication.",
     )
+    trusted_documents: Path | None = Field(
+        default=None,
+        description="A persisted document manifest (Apollo's or GraphQL Code Generator's).",
+    )
+    trusted_documents_only: bool = Field(
+        default=False,
+        description="Refuse every document that is not in GATEWAY_TRUSTED_DOCUMENTS.",
+    )
+    persisted_queries_max_entries: int = Field(
+        default=1_000, ge=1, description="APQ documents kept in process."
+    )
+    persisted_queries_max_bytes: int = Field(
+        default=5_000_000, ge=1_000, description="Bytes of APQ documents kept in process."
+    )
+    cache_ttl: float = Field(
+        default=0,
+        ge=0,
+        le=86_400,
+        description="Seconds an upstream page is kept per credential; 0 switches the cache off.",
+    )
+    cache_max_bytes: int = Field(
+        default=64_000_000, ge=10_000, description="Bytes of upstream pages kept in process."
+    )
+    cache_max_entries: int = Field(
+        default=10_000, ge=1, description="Upstream pages kept in process."
+    )
+    max_batch: int = Field(
+        default=10, ge=1, le=100, description="Operations one batched request may hold."
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis for the APQ store and the page cache, shared by every replica.",
+    )
+    redis_timeout: float = Field(
+        default=0.25,
+        gt=0,
+        le=5,
+        description="Seconds a Redis operation may take before it is skipped (a miss).",
+    )
     log_level: str = Field(default="info")
     log_format: Literal["json", "text"] = Field(default="json")
     shutdown_timeout: int = Field(
@@ -145,6 +185,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _callers_are_authenticated(self) -> Settings:
         """Refuse the configurations that would give away the billing token's reach."""
+        if self.trusted_documents_only and self.trusted_documents is None:
+            raise ValueError(
+                "GATEWAY_TRUSTED_DOCUMENTS_ONLY needs GATEWAY_TRUSTED_DOCUMENTS (the manifest "
+                "naming the documents allowed)"
+            )
         if self.jwks_url and self.jwt_secret:
             raise ValueError("set GATEWAY_JWKS_URL or GATEWAY_JWT_SECRET, not both")
         if self.jwks_url and not (self.jwt_issuer and self.jwt_audience):

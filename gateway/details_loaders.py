@@ -45,6 +45,7 @@ from gateway.upstream import (
     CreditTypesPage,
     UpstreamRejected,
 )
+from gateway.upstream.client import CUSTOMER_BALANCES_PATH
 
 PER_ID_MAX = 10
 BALANCES_PAGE_LIMIT = 25  # the endpoint's maximum
@@ -55,6 +56,8 @@ CREDIT_TYPES_MAX_CREDENTIALS = 256
 _T = TypeVar("_T")
 # Runs one upstream call, counted against the request's budget (Loaders owns the count).
 Counted = Callable[[Callable[[], Awaitable[_T]]], Awaitable[_T]]
+# The same through the request's page cache, keyed by the endpoint's path and the body.
+Cached = Callable[[str, Any, Callable[[], Awaitable[_T]]], Awaitable[_T]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +85,17 @@ class CommitDetails:
     for an id the billing API does not know, an Exception for a customer whose calls failed.
     One per request (it remembers how far each customer's list was paged)."""
 
-    def __init__(self, client: BillingClient, token: str, counted: Counted[Any]) -> None:
+    def __init__(
+        self,
+        client: BillingClient,
+        token: str,
+        counted: Counted[Any],
+        cached: Cached[Any] | None = None,
+    ) -> None:
         self._client = client
         self._token = token
         self._counted = counted
+        self._cached = cached
         self._scans: dict[str, _Scan] = {}
 
     async def load(self, keys: list[DetailKey]) -> tuple[list[Any], dict[DetailKey, BalanceItem]]:
@@ -179,8 +189,11 @@ class CommitDetails:
     async def _page(self, body: dict[str, Any]) -> BalancesPage | None:
         """One page, or ``None`` for a 404 (what the API may answer for an unknown id)."""
         try:
-            page: BalancesPage = await self._counted(
-                partial(self._client.list_customer_balances, body, token=self._token)
+            call = partial(self._client.list_customer_balances, body, token=self._token)
+            page: BalancesPage = await (
+                self._cached(CUSTOMER_BALANCES_PATH, body, call)
+                if self._cached is not None
+                else self._counted(call)
             )
         except UpstreamRejected as error:
             if error.status == 404:

@@ -19,11 +19,14 @@ must never outlive the request):
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
+import orjson
 from aiodataloader import DataLoader
 
 from gateway.details_loaders import (
@@ -32,7 +35,9 @@ from gateway.details_loaders import (
     DetailKey,
     list_credit_types,
 )
+from gateway.keyvalue import KeyValueStore
 from gateway.upstream import BalanceItem, BillingClient, CreditType, SeatBalance, SeatBalancePage
+from gateway.upstream.client import SEAT_BALANCES_PATH
 from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest
 
 __all__ = [
@@ -40,6 +45,7 @@ __all__ = [
     "BatchObserver",
     "Listing",
     "Loaders",
+    "PageCache",
     "PageRequest",
     "SeatRequest",
     "UpstreamBudgetExceeded",
@@ -76,6 +82,59 @@ class BatchObserver(Protocol):
     def batch(self, loader: str, size: int) -> None: ...
 
 
+class CacheObserver(Protocol):
+    """Told whether each page cache lookup was a hit or a miss."""
+
+    def cache_lookup(self, store: str, hit: bool) -> None: ...
+
+
+class PageCache:
+    """Upstream pages kept ``ttl`` seconds, keyed by a hash of the credential and the exact
+    upstream request, so that nothing one credential fetched is ever read with another.
+
+    Read only by the loaders, which run after the authorization check of the field asking
+    (gateway/schema/access.py). Each entry carries its expiry (wall clock, so that replicas
+    sharing Redis agree on it) for the answer's ``Cache-Control: max-age``."""
+
+    def __init__(
+        self, store: KeyValueStore, ttl: float, observer: CacheObserver | None = None
+    ) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._observer = observer
+
+    @staticmethod
+    def key(token: str, path: str, body: object) -> str:
+        digest = hashlib.sha256()
+        for part in (
+            token.encode(),
+            path.encode(),
+            orjson.dumps(body, option=orjson.OPT_SORT_KEYS),
+        ):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        return digest.hexdigest()
+
+    async def get(self, key: str) -> tuple[Any, float] | None:
+        """The page and the seconds it has left, or ``None``."""
+        raw = await self.store.get(key)
+        left = None
+        if raw is not None:
+            try:
+                expires_at, page = orjson.loads(raw)
+                left = float(expires_at) - time.time()
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                left = None
+        if self._observer is not None:
+            self._observer.cache_lookup(self.store.name, left is not None and left > 0)
+        if left is None or left <= 0:
+            return None
+        return page, left
+
+    async def put(self, key: str, page: object) -> None:
+        await self.store.set(key, orjson.dumps([time.time() + self.ttl, page]), self.ttl)
+
+
 class Loaders:
     """The dataloaders of one GraphQL request, calling upstream with one caller's token.
 
@@ -91,8 +150,13 @@ class Loaders:
         max_calls: int,
         observer: BatchObserver | None = None,
         credit_types: CreditTypeCache | None = None,
+        cache: PageCache | None = None,
+        refresh: bool = False,
     ) -> None:
         self._client = client
+        self._cache = cache
+        self._refresh = refresh  # the caller sent `Cache-Control: no-cache`
+        self.fresh_for: float | None = None  # seconds the pages used so far stay fresh
         self._observer = observer
         self._token = token
         self._max_calls = max_calls
@@ -100,7 +164,7 @@ class Loaders:
         self._in_flight: set[asyncio.Task[Any]] = set()
         self.pages: DataLoader[PageRequest, SeatBalancePage] = DataLoader(self._load_pages)
         self.seats: DataLoader[SeatRequest, SeatBalance | None] = DataLoader(self._load_seats)
-        self._details = CommitDetails(client, token, self._counted)
+        self._details = CommitDetails(client, token, self._counted, self._cached)
         self.details: DataLoader[DetailKey, BalanceItem | None] = DataLoader(self._load_details)
         self._credit_type_cache = credit_types
         self._credit_types: asyncio.Future[dict[str, CreditType]] | None = None
@@ -144,9 +208,32 @@ class Loaders:
         task.add_done_callback(self._in_flight.discard)
         return await task
 
+    async def _cached(self, path: str, body: object, call: Callable[[], Awaitable[_T]]) -> _T:
+        """An upstream call through the page cache (when on): a fresh page is answered
+        without a call; a missing one (or every one, for a caller refreshing) is fetched and
+        kept. Only successful answers are kept."""
+        if self._cache is None:
+            return await self._counted(call)
+        key = self._cache.key(self._token, path, body)
+        if not self._refresh:
+            cached = await self._cache.get(key)
+            if cached is not None:
+                self._fresh(cached[1])
+                return cached[0]  # type: ignore[no-any-return]
+        fetched = await self._counted(call)
+        await self._cache.put(key, fetched)
+        self._fresh(self._cache.ttl)
+        return fetched
+
+    def _fresh(self, left: float) -> None:
+        self.fresh_for = left if self.fresh_for is None else min(self.fresh_for, left)
+
     async def _fetch(self, request: PageRequest) -> SeatBalancePage:
-        return await self._counted(
-            lambda: self._client.list_seat_balances(request.body(), token=self._token)
+        body = request.body()
+        return await self._cached(
+            SEAT_BALANCES_PATH,
+            body,
+            lambda: self._client.list_seat_balances(body, token=self._token),
         )
 
     async def _load_details(self, keys: list[DetailKey]) -> list[Any]:

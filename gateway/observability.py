@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.state import new_request_state, request_state
@@ -99,8 +99,43 @@ class Metrics:
             ["http", "executor"],
             registry=r,
         )
+        self.cache_lookups = Counter(
+            "gateway_cache_lookups",
+            "Page cache lookups by store (memory, redis) and result (hit, miss).",
+            ["store", "result"],
+            registry=r,
+        )
+        self.cache_evictions = Counter(
+            "gateway_cache_evictions",
+            "Entries a bounded in-process store dropped to stay within its bounds.",
+            ["store"],
+            registry=r,
+        )
+        self.cache_bytes = Gauge(
+            "gateway_cache_bytes", "Bytes held by an in-process store.", ["store"], registry=r
+        )
+        self.cache_failures = Counter(
+            "gateway_cache_failures",
+            "Redis operations that failed or timed out (answered as a miss), by store and "
+            "operation.",
+            ["store", "operation"],
+            registry=r,
+        )
         # Operation names with a label of their own, least recently seen first.
         self._operation_names: OrderedDict[str, None] = OrderedDict()
+
+    # CacheObserver, StoreObserver
+    def cache_lookup(self, store: str, hit: bool) -> None:
+        self.cache_lookups.labels(store, "hit" if hit else "miss").inc()
+
+    def evicted(self, store: str, count: int) -> None:
+        self.cache_evictions.labels(store).inc(count)
+
+    def held(self, store: str, size: int) -> None:
+        self.cache_bytes.labels(store).set(size)
+
+    def failed(self, store: str, operation: str) -> None:
+        self.cache_failures.labels(store, operation).inc()
 
     # UpstreamObserver
     def attempt(self, outcome: str, seconds: float) -> None:

@@ -28,6 +28,7 @@ class RequestState:
     caller: Any = None  # the authenticated caller (gateway.schema.access.Caller), if any
     context: Any = None  # the GraphQL request context (gateway.schema.RequestContext)
     media_type: str | None = None  # the negotiated response media type
+    answered_errors: bool = False  # some result (or a refusal) of this request has errors
 
 
 def new_request_state(scope: Scope) -> RequestState:

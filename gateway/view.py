@@ -20,12 +20,24 @@ hook of the view:
   ``application/graphql-response+json`` a request error (nothing executed) has no ``data``;
 * ``create_response``: the negotiated content type, and ``400`` for a request error under
   ``application/graphql-response+json`` (the GraphQL-over-HTTP specification's status codes);
-* ``encode_json``/``decode_json``: orjson; ``render_graphql_ide``: the gateway's own GraphiQL.
+* ``encode_json``/``decode_json``: orjson; ``render_graphql_ide``: the gateway's own GraphiQL;
+* ``parse_http_body``/``execute_single``: persisted documents (APQ, trusted documents, see
+  :mod:`gateway.persisted`) resolve to query text before Strawberry executes anything, and a
+  refusal (``PERSISTED_QUERY_NOT_FOUND``...) is a request error in the negotiated media type;
+* ``execute_operation``: each operation of a batch gets its own request context sharing the
+  request's loaders (identical upstream requests across the batch are made once, and the
+  upstream-call budget is the batch's);
+* ``run``: ``Cache-Control`` on every answer: ``private`` (with ``max-age`` of the time the
+  pages it used have left when the page cache is on) on an answer without errors,
+  ``no-store`` on any answer with an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
@@ -38,7 +50,9 @@ from strawberry.http.types import QueryParams
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
+from gateway.persisted import PersistedDocuments
 from gateway.schema import RequestContext
+from gateway.schema.errors import refused_for_credentials
 from gateway.state import request_state
 
 ContextFactory = Callable[[Request], RequestContext]
@@ -46,6 +60,18 @@ ResultObserver = Callable[[Request, ExecutionResult], None]
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
+# The `documentId` of each operation of the request being parsed (the GraphQL-over-HTTP
+# persisted documents proposal), which Strawberry's GraphQLRequestData has no field for.
+_DOCUMENT_IDS: ContextVar[list[Any] | None] = ContextVar("document_ids", default=None)
+
+
+@dataclass
+class PersistedRequestData(GraphQLRequestData):
+    """A request whose persisted document was resolved: the refusal to answer instead of
+    executing, or the APQ hash to store the query under once it ran."""
+
+    refusal: Any = None
+    register: str | None = None
 
 
 class GraphQLView(GraphQL[dict[str, Any], None]):
@@ -56,6 +82,8 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         context_factory: ContextFactory,
         on_result: ResultObserver,
         graphiql_page: Callable[[], HTMLResponse] | None,
+        persisted: PersistedDocuments,
+        cache_ttl: float = 0,
     ) -> None:
         super().__init__(
             schema,
@@ -65,9 +93,67 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         self._context_factory = context_factory
         self._on_result = on_result
         self._graphiql_page = graphiql_page
+        self._persisted = persisted
+        self._cache_ttl = cache_ttl
 
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
-        return {"request": request, "response": response, "gateway": self._context_factory(request)}
+        context = self._context_factory(request)  # also the request state's context
+        return {"request": request, "response": response, "gateway": context}
+
+    async def execute_operation(
+        self,
+        request: Any,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Any,
+        root_value: Any,
+        sub_response: Any,
+    ) -> Any:
+        if isinstance(request_data, list) and isinstance(context, dict):
+            # Strawberry runs a batch's operations concurrently with one context; each needs
+            # its own per-operation state (name, executor), over the request's shared loaders.
+            shared = context["gateway"]
+            return await asyncio.gather(
+                *(
+                    self.execute_single(
+                        request=request,
+                        request_adapter=request_adapter,
+                        sub_response=sub_response,
+                        context={**context, "gateway": shared.for_operation()},
+                        root_value=root_value,
+                        request_data=data,
+                    )
+                    for data in request_data
+                )
+            )
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+    async def execute_single(
+        self,
+        request: Any,
+        request_adapter: Any,
+        sub_response: Any,
+        context: Any,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        if isinstance(request_data, PersistedRequestData) and request_data.refusal is not None:
+            # Nothing runs: a request error, as a parse failure would be.
+            return ExecutionResult(data=None, errors=[request_data.refusal])
+        result = await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+        if (
+            isinstance(request_data, PersistedRequestData)
+            and request_data.register is not None
+            and request_data.query is not None
+            and not _request_error(result)
+            and not any(refused_for_credentials(error) for error in result.errors or ())
+        ):
+            await self._persisted.register(request_data.register, request_data.query)
+        return result
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         media_type = negotiate(request.headers.get("accept"))
@@ -88,6 +174,11 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
             response = bad_request(refusal.reason, refusal.status_code, media_type, code=code)
             if refusal.status_code == 405:
                 response.headers["Allow"] = "GET, POST"
+            request_state(request.scope).answered_errors = True
+        if response.headers.get("content-type", "").startswith(
+            ("application/json", GRAPHQL_RESPONSE_JSON)
+        ):
+            response.headers["Cache-Control"] = self._cache_control(request.scope)
         # The same URL answers JSON, graphql-response+json or the IDE's HTML by Accept: a cache
         # in front must not hand one client's answer to another.
         response.headers.append("Vary", "Accept")
@@ -103,6 +194,8 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
                 "The request body must be a JSON object such as "
                 '{"query": "...", "variables": {...}, "operationName": "..."}.',
             )
+        items = parsed if isinstance(parsed, list) else [parsed]
+        _DOCUMENT_IDS.set([item.get("documentId") for item in items])
         return parsed
 
     def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
@@ -119,18 +212,35 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
                     400, f"The GraphQL operation's `{name}` must be a JSON object or null."
                 )
             parsed[name] = value
+        _DOCUMENT_IDS.set([parsed.pop("documentId", None)])
         return parsed
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        _DOCUMENT_IDS.set(None)
         parsed = await super().parse_http_body(request)
-        for item in parsed if isinstance(parsed, list) else (parsed,):
+        items = parsed if isinstance(parsed, list) else [parsed]
+        for item in items:
             if not (item.operation_name is None or isinstance(item.operation_name, str)):
                 raise HTTPException(
                     400, "The GraphQL operation's `operationName` must be a string or null."
                 )
-        return parsed
+        document_ids = _DOCUMENT_IDS.get() or [None] * len(items)
+        resolved = [
+            await self._resolve(item, document_id)
+            for item, document_id in zip(items, document_ids, strict=True)
+        ]
+        return resolved if isinstance(parsed, list) else resolved[0]
+
+    async def _resolve(self, item: GraphQLRequestData, document_id: Any) -> GraphQLRequestData:
+        """The operation with its persisted document's text, or with the refusal to answer."""
+        resolution = await self._persisted.resolve(item.query, item.extensions, document_id)
+        values = {f.name: getattr(item, f.name) for f in fields(GraphQLRequestData)}
+        values["query"] = resolution.query if resolution.refusal is None else item.query
+        return PersistedRequestData(
+            **values, refusal=resolution.refusal, register=resolution.register
+        )
 
     async def get_sub_response(self, request: Any) -> Response:
         sub_response = await super().get_sub_response(request)
@@ -139,6 +249,8 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         self._on_result(request, result)
+        if result.errors:
+            request_state(request.scope).answered_errors = True
         response = await super().process_result(request, result)
         if request_state(request.scope).media_type == GRAPHQL_RESPONSE_JSON and _request_error(
             result
@@ -165,6 +277,20 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         ):
             response.status_code = 400
         return response
+
+    def _cache_control(self, scope: Any) -> str:
+        """What a cache between the gateway and the caller may do with this answer: never keep
+        one with an error (a refusal, an upstream failure, a partial answer); an answer with
+        data is one caller's (``private``), fresh as long as the pages it used."""
+        state = request_state(scope)
+        if state.answered_errors:
+            return "no-store"
+        if self._cache_ttl <= 0:
+            return "private"
+        context = state.context
+        left = context.fresh_for if isinstance(context, RequestContext) else None
+        seconds = self._cache_ttl if left is None else left
+        return f"private, max-age={max(0, int(seconds))}"
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)

@@ -53,7 +53,7 @@ def test_the_embedded_standin_works_without_any_credentials() -> None:
         assert len(data["seatBalances"]["nodes"]) == 2
         assert gateway.calls[0].authorization == f"Bearer {DEMO_TOKEN}"
         ready = gateway.http.get(f"{gateway.url}/readyz").json()
-        assert ready == {"status": "ready", "embeddedUpstream": True}
+        assert ready == {"status": "ready", "embeddedUpstream": True, "cache": "ok"}
 
 
 def test_tokens_never_reach_the_logs(gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:

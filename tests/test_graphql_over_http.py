@@ -325,11 +325,11 @@ def test_a_get_parameter_of_the_wrong_type_is_a_400_under_both(
 def test_refusals_keep_their_status_and_take_the_negotiated_type(
     gateway: Gateway, media_type: str
 ) -> None:
-    """A body that is not JSON and a batch (batching is off) are 400 under both media types,
-    answered as GraphQL errors in the negotiated media type."""
+    """A body that is not JSON and a batch of more than GATEWAY_MAX_BATCH operations are 400
+    under both media types, answered as one GraphQL error in the negotiated media type."""
     headers = {"content-type": "application/json", "accept": media_type}
     not_json = gateway.http.post(f"{gateway.url}/graphql", content=b'{"query', headers=headers)
-    batch = post(gateway, [{"query": "{ __typename }"}], media_type)
+    batch = post(gateway, [{"query": "{ __typename }"}] * 11, media_type)
     for response in (not_json, batch):
         assert response.status_code == 400
         assert response.headers["content-type"] == media_type

@@ -28,7 +28,7 @@ def test_healthz_and_readyz_against_a_live_billing_api(gateway: Gateway) -> None
     ready = gateway.http.get(f"{gateway.url}/readyz")
     assert (ready.status_code, ready.json()) == (
         200,
-        {"status": "ready", "embeddedUpstream": False},
+        {"status": "ready", "embeddedUpstream": False, "cache": "ok"},
     )
 
 

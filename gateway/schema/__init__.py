@@ -10,6 +10,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.schema.context import OperationInfo, RequestContext
+from gateway.schema.cost import CostEstimate
 from gateway.schema.documents import CachedDocuments, DocumentStore
 from gateway.schema.errors import ValidationErrorCodes, shape_error
 from gateway.schema.execution import GatewayExecutor, ProjectingExecutor
@@ -44,8 +45,12 @@ class GatewaySchema(strawberry.federation.Schema):
         are logged once, with their errorId, by :func:`shape_error`."""
 
 
-def build_schema(limits: QueryLimits, *, fast_path: bool = True) -> GatewaySchema:
-    """The schema, with ``limits`` on what one operation may ask."""
+def build_schema(
+    limits: QueryLimits, *, fast_path: bool = True, max_batch: int = 10
+) -> GatewaySchema:
+    """The schema, with ``limits`` on what one operation may ask and ``max_batch`` operations
+    per batched request."""
+    budget = limits.max_upstream_calls
     documents = DocumentStore(max_entries=256, max_bytes=4_000_000)
     schema = GatewaySchema(
         query=Query,
@@ -56,8 +61,11 @@ def build_schema(limits: QueryLimits, *, fast_path: bool = True) -> GatewaySchem
             ValidationErrorCodes,
             lambda: CachedDocuments(documents),
             *limits.extensions(),
+            lambda: CostEstimate(budget),
         ],
-        config=StrawberryConfig(scalar_map={DateTime: DATE_TIME}),
+        config=StrawberryConfig(
+            scalar_map={DateTime: DATE_TIME}, batching_config={"max_operations": max_batch}
+        ),
         # The compiled projection plugs in as graphql-core's executor class; without it,
         # graphql-core completes every field (the reference, GATEWAY_FAST_PATH=false).
         execution_context_class=ProjectingExecutor if fast_path else GatewayExecutor,

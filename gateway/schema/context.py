@@ -13,7 +13,7 @@ from opentelemetry import trace
 from strawberry.extensions import SchemaExtension
 
 from gateway.details_loaders import CreditTypeCache
-from gateway.loaders import BatchObserver, Loaders
+from gateway.loaders import BatchObserver, Loaders, PageCache
 from gateway.schema.access import UNRESTRICTED, Caller
 from gateway.schema.errors import OPERATION_RESOLUTION_FAILURE, UNAUTHENTICATED, GatewayError
 from gateway.upstream import BillingClient
@@ -34,11 +34,37 @@ class RequestContext:
     fast_path: bool = False  # the projection completed objects (gateway.schema.execution)
     executor: Any = field(default=None, repr=False)  # the GatewayExecutor of this operation
     credit_types: CreditTypeCache | None = None  # the process's, shared across requests
+    page_cache: PageCache | None = None  # the process's (or Redis's), keyed by credential
+    refresh: bool = False  # the caller sent `Cache-Control: no-cache`: fetch anew, then keep
     _loaders: Loaders | None = field(default=None, repr=False)
+    # The request whose loaders an operation of a batch shares (see :meth:`for_operation`).
+    _request: RequestContext | None = field(default=None, repr=False)
+
+    def for_operation(self) -> RequestContext:
+        """A context for one operation of a batch: its own name and executor, the request's
+        loaders (one upstream call per distinct page across the batch, one budget)."""
+        return RequestContext(
+            client=self.client,
+            token=self.token,
+            max_upstream_calls=self.max_upstream_calls,
+            observer=self.observer,
+            caller=self.caller,
+            credit_types=self.credit_types,
+            page_cache=self.page_cache,
+            refresh=self.refresh,
+            _request=self,
+        )
 
     @property
     def upstream_calls(self) -> int:
+        if self._request is not None:
+            return self._request.upstream_calls
         return self._loaders.upstream_calls if self._loaders else 0
+
+    @property
+    def fresh_for(self) -> float | None:
+        """Seconds the cached pages this request used stay fresh (``None``: it used none)."""
+        return self._loaders.fresh_for if self._loaders else None
 
     def close(self) -> None:
         """The request is over: stop upstream calls nobody will read."""
@@ -48,6 +74,8 @@ class RequestContext:
     @property
     def loaders(self) -> Loaders:
         """The request's loaders; refuses before any upstream call when there is no token."""
+        if self._request is not None:
+            return self._request.loaders
         if self._loaders is None:
             if not self.token:
                 raise GatewayError(
@@ -60,6 +88,8 @@ class RequestContext:
                 max_calls=self.max_upstream_calls,
                 observer=self.observer,
                 credit_types=self.credit_types,
+                cache=self.page_cache,
+                refresh=self.refresh,
             )
         return self._loaders
 

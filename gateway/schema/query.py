@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import strawberry
+from strawberry.federation.schema_directives import Cost, ListSize
 
 from gateway.schema.arguments import (
     After,
@@ -20,6 +21,20 @@ from gateway.schema.arguments import (
 from gateway.schema.connection import SeatConnection, seat_connection
 from gateway.schema.nodes import parse_node_id, parse_node_ids, resolve_node, resolve_nodes
 from gateway.schema.types import Node
+
+# For a router's demand control (Apollo's @cost/@listSize, Federation 2.9): a field that calls
+# the billing API weighs one upstream page more than a field read from a page; `first` sizes a
+# connection's edges, and `nodes` is sized by its ids (at most the seat-id budget, 100 assumed).
+UPSTREAM_PAGE_COST = 10
+_CONNECTION_COST = [
+    Cost(weight=UPSTREAM_PAGE_COST),
+    # Strawberry leaves unset arguments out of the SDL; its stubs mark them required.
+    ListSize(  # type: ignore[call-arg]
+        slicing_arguments=["first"],
+        sized_fields=["edges"],
+        require_one_slicing_argument=False,
+    ),
+]
 
 _SEAT_BALANCES = (
     "The seats of a contract with their balances, commits, credits and ledger entries, as a "
@@ -48,7 +63,9 @@ class Contract:
         # Checked when seatBalances runs, where a bad id becomes a BAD_USER_INPUT.
         return cls(id=key.get("id"), customer_id=key.get("customerId"))  # type: ignore[arg-type]
 
-    @strawberry.federation.field(description=_SEAT_BALANCES, authenticated=True)
+    @strawberry.federation.field(
+        description=_SEAT_BALANCES, authenticated=True, directives=_CONNECTION_COST
+    )
     async def seat_balances(
         self,
         info: strawberry.Info,
@@ -76,7 +93,9 @@ class Contract:
 
 @strawberry.type(description="Seat balances of Metronome seat-based contracts.")
 class Query:
-    @strawberry.federation.field(description=_SEAT_BALANCES, authenticated=True)
+    @strawberry.federation.field(
+        description=_SEAT_BALANCES, authenticated=True, directives=_CONNECTION_COST
+    )
     async def seat_balances(
         self,
         info: strawberry.Info,
@@ -110,6 +129,7 @@ class Query:
     @strawberry.federation.field(
         description="Any Seat, Commit or Credit by its `id` (Relay); `null` once it is gone.",
         authenticated=True,
+        directives=[Cost(weight=UPSTREAM_PAGE_COST)],
     )
     async def node(
         self,
@@ -125,6 +145,10 @@ class Query:
             "of one contract cost one upstream call together."
         ),
         authenticated=True,
+        directives=[
+            Cost(weight=UPSTREAM_PAGE_COST),
+            ListSize(assumed_size=100),  # type: ignore[call-arg]
+        ],
     )
     async def nodes(
         self,

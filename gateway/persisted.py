@@ -1,0 +1,206 @@
+"""Persisted documents: Apollo's automatic persisted queries (APQ) and a safelist of trusted
+documents, resolved to query text before Strawberry executes anything.
+
+A request names its document in one of three ways:
+
+* ``query``: free-form text (refused with ``PERSISTED_QUERY_NOT_IN_LIST`` when only trusted
+  documents are allowed, unless the text is one of them);
+* ``extensions.persistedQuery = {"version": 1, "sha256Hash": "<hex>"}``: Apollo's protocol. A
+  trusted document with that hash (bare or ``sha256:``-prefixed in the manifest) answers; else
+  the APQ store; else ``PERSISTED_QUERY_NOT_FOUND``, to which the client answers by sending
+  the hash again with ``query``, which is stored once its operation ran without a credential
+  refusal (nothing is learned from a refused request);
+* ``documentId``: the GraphQL-over-HTTP persisted documents proposal, a manifest key as written
+  (``sha256:<hex>`` or a bare hash matching each other).
+
+The resolved text goes through the one pipeline (limits, validation, the document store, every
+extension); a document from the manifest was parsed and validated at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSchema, parse, validate
+
+from gateway.keyvalue import KeyValueStore
+from gateway.schema.documents import DocumentStore
+
+PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+PERSISTED_QUERY_NOT_IN_LIST = "PERSISTED_QUERY_NOT_IN_LIST"
+PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
+PERSISTED_QUERY_INVALID = "PERSISTED_QUERY_INVALID"
+APOLLO_MANIFEST_FORMAT = "apollo-persisted-query-manifest"
+# A registered APQ document lives this long in Redis (in process, the store's bounds decide).
+APQ_TTL_SECONDS = 7 * 24 * 3600
+
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class TrustedDocumentsError(Exception):
+    """The manifest cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The query text to run, or the refusal to answer instead; ``register`` is the hash to
+    store the text under once the operation ran (a new APQ registration)."""
+
+    query: str | None = None
+    refusal: GraphQLError | None = None
+    register: str | None = None
+
+
+class PersistedDocuments:
+    """The APQ store (bounded, in process or Redis) and the trusted documents (immutable)."""
+
+    def __init__(
+        self,
+        store: KeyValueStore,
+        trusted: dict[str, str] | None = None,
+        *,
+        trusted_only: bool = False,
+        max_query_bytes: int,
+    ) -> None:
+        self._store = store
+        self._trusted = trusted or {}
+        self._trusted_texts = frozenset(self._trusted.values())
+        self.trusted_only = trusted_only
+        self._max_query_bytes = max_query_bytes
+
+    async def resolve(
+        self, query: Any, extensions: dict[str, Any] | None, document_id: Any
+    ) -> Resolution:
+        persisted = (extensions or {}).get("persistedQuery")
+        if document_id is not None:
+            if not isinstance(document_id, str):
+                return _refuse("`documentId` must be a string.", PERSISTED_QUERY_INVALID)
+            text = self._trusted_text(document_id)
+            if text is None:
+                return _refuse("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
+            return Resolution(query=text)
+        if persisted is None:
+            if self.trusted_only and isinstance(query, str) and query not in self._trusted_texts:
+                return _refuse(
+                    "Only trusted documents are allowed here; send a `documentId` or a "
+                    "persisted query hash from the client's manifest.",
+                    PERSISTED_QUERY_NOT_IN_LIST,
+                )
+            return Resolution(query=query)
+        if not (
+            isinstance(persisted, dict)
+            and persisted.get("version") == 1
+            and isinstance(persisted.get("sha256Hash"), str)
+            and _HEX_SHA256.fullmatch(persisted["sha256Hash"])
+        ):
+            return _refuse(
+                '`extensions.persistedQuery` must be {"version": 1, "sha256Hash": '
+                '"<64 lower-case hex digits>"}.',
+                PERSISTED_QUERY_INVALID,
+            )
+        digest: str = persisted["sha256Hash"]
+        if isinstance(query, str) and sha256_hex(query) != digest:
+            return _refuse(
+                "The persisted query's sha256Hash does not match its query.",
+                PERSISTED_QUERY_HASH_MISMATCH,
+            )
+        text = self._trusted_text(digest)
+        if text is not None:
+            return Resolution(query=text)
+        if self.trusted_only:
+            return _refuse(
+                "This persisted query is not one of the trusted documents.",
+                PERSISTED_QUERY_NOT_IN_LIST,
+            )
+        if isinstance(query, str):
+            if len(query.encode()) > self._max_query_bytes:
+                return Resolution(query=query)  # the size limit refuses it; nothing stored
+            return Resolution(query=query, register=digest)
+        stored = await self._store.get(digest)
+        if stored is None:
+            return _refuse("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
+        return Resolution(query=stored.decode())
+
+    async def register(self, digest: str, query: str) -> None:
+        await self._store.set(digest, query.encode(), APQ_TTL_SECONDS)
+
+    def _trusted_text(self, document_id: str) -> str | None:
+        text = self._trusted.get(document_id)
+        if text is None and document_id.startswith("sha256:"):
+            text = self._trusted.get(document_id.removeprefix("sha256:"))
+        if text is None and _HEX_SHA256.fullmatch(document_id):
+            text = self._trusted.get(f"sha256:{document_id}")
+        return text
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _refuse(message: str, code: str) -> Resolution:
+    return Resolution(refusal=GraphQLError(message, extensions={"code": code}))
+
+
+def load_trusted_documents(
+    path: Path, schema: GraphQLSchema, documents: DocumentStore | None = None
+) -> dict[str, str]:
+    """The manifest's documents by id, each parsed and validated against ``schema`` (and, when
+    given, learned by the document store so that its first request parses nothing).
+
+    Both formats clients produce: Apollo's persisted query manifest and GraphQL Code
+    Generator's client preset ``persisted-documents.json`` (``{"<id>": "<document>"}``)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise TrustedDocumentsError(f"{path}: cannot be read ({error.strerror})") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise TrustedDocumentsError(f"{path}: not JSON ({error})") from None
+    if isinstance(raw, dict) and "format" in raw:
+        if raw.get("format") != APOLLO_MANIFEST_FORMAT or raw.get("version") != 1:
+            raise TrustedDocumentsError(
+                f"{path}: unknown manifest format {raw.get('format')!r} version "
+                f"{raw.get('version')!r} (expected {APOLLO_MANIFEST_FORMAT!r} version 1)"
+            )
+        operations = raw.get("operations")
+        if not isinstance(operations, list):
+            raise TrustedDocumentsError(f"{path}: `operations` must be a list")
+        manifest: dict[str, str] = {}
+        for index, operation in enumerate(operations):
+            if not (
+                isinstance(operation, dict)
+                and isinstance(operation.get("id"), str)
+                and isinstance(operation.get("body"), str)
+            ):
+                raise TrustedDocumentsError(
+                    f"{path}: operations[{index}] needs a string `id` and `body`"
+                )
+            manifest[operation["id"]] = operation["body"]
+    elif isinstance(raw, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        manifest = dict(raw)
+    else:
+        raise TrustedDocumentsError(
+            f"{path}: expected Apollo's persisted query manifest or an object of "
+            '{"<document id>": "<document>"}'
+        )
+    for document_id, body in manifest.items():
+        try:
+            document = parse(body)
+        except GraphQLError as error:
+            raise TrustedDocumentsError(
+                f"{path}: document {document_id!r} does not parse: {error.message}"
+            ) from None
+        errors = validate(schema, document)
+        if errors:
+            raise TrustedDocumentsError(
+                f"{path}: document {document_id!r} does not validate: {errors[0].message}"
+            )
+        if documents is not None:
+            documents.learn(body, document, [])
+    return manifest

@@ -1,0 +1,273 @@
+"""Persisted documents (APQ and trusted documents), the page cache and Cache-Control, batching
+and the cost estimate, over real HTTP with the stand-in as upstream."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.config import Settings
+from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, OTHER_TOKEN
+from tests.support import ROOT, Gateway, running_gateway
+
+QUERY = f"""query Seats {{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}",
+  contractId: "{DEMO_CONTRACT_ID}", first: 2) {{ edges {{ node {{ seatId }} }} }} }}"""
+OTHER = f"""query Other {{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}",
+  contractId: "{DEMO_CONTRACT_ID}", first: 3) {{ edges {{ node {{ seatId }} }} }} }}"""
+AUTH = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+JSON = "application/json"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def apq(query_hash: str) -> dict[str, object]:
+    return {"persistedQuery": {"version": 1, "sha256Hash": query_hash}}
+
+
+def post(gateway: Gateway, body: object, accept: str = JSON, **headers: str) -> httpx.Response:
+    return gateway.http.post(
+        f"{gateway.url}/graphql", json=body, headers={**AUTH, "accept": accept, **headers}
+    )
+
+
+def codes(response: httpx.Response) -> list[str]:
+    return [error["extensions"]["code"] for error in response.json().get("errors", [])]
+
+
+@pytest.fixture
+def fresh(settings: Settings) -> Iterator[Gateway]:
+    with running_gateway(settings) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def cached(settings: Settings) -> Iterator[Gateway]:
+    with running_gateway(settings.model_copy(update={"cache_ttl": 60.0})) as gateway:
+        yield gateway
+
+
+# 1. Automatic persisted queries
+
+
+def test_an_unknown_hash_is_persisted_query_not_found_without_an_upstream_call(
+    fresh: Gateway,
+) -> None:
+    """A hash the gateway never saw answers PersistedQueryNotFound (200 under application/json,
+    as Apollo Client expects; 400 under graphql-response+json), and calls nothing upstream."""
+    for accept, status in ((JSON, 200), (GRAPHQL_RESPONSE, 400)):
+        response = post(fresh, {"extensions": apq(sha(QUERY))}, accept)
+        assert response.status_code == status
+        assert codes(response) == ["PERSISTED_QUERY_NOT_FOUND"]
+        assert response.json()["errors"][0]["message"] == "PersistedQueryNotFound"
+        assert response.headers["cache-control"] == "no-store"
+    assert fresh.calls == []
+
+
+def test_a_registered_hash_answers_alone_over_post_and_get(fresh: Gateway) -> None:
+    """Hash and query register the document; then the hash alone answers, over POST and over
+    GET with `extensions` and `variables` in the query string (useGETForHashedQueries)."""
+    registered = post(fresh, {"query": QUERY, "extensions": apq(sha(QUERY))})
+    assert registered.json()["data"]["seatBalances"]["edges"]
+    again = post(fresh, {"extensions": apq(sha(QUERY))})
+    assert again.json()["data"] == registered.json()["data"]
+    get = fresh.http.get(
+        f"{fresh.url}/graphql",
+        params={"extensions": json.dumps(apq(sha(QUERY))), "variables": "{}"},
+        headers={**AUTH, "accept": JSON},
+    )
+    assert get.status_code == 200
+    assert get.json()["data"] == registered.json()["data"]
+
+
+def test_a_hash_that_does_not_match_the_query_is_refused_and_not_stored(fresh: Gateway) -> None:
+    """A hash sent with another document's text is refused before anything runs, and that
+    hash stays unknown."""
+    wrong = post(fresh, {"query": OTHER, "extensions": apq(sha(QUERY))})
+    assert codes(wrong) == ["PERSISTED_QUERY_HASH_MISMATCH"]
+    assert codes(post(fresh, {"extensions": apq(sha(QUERY))})) == ["PERSISTED_QUERY_NOT_FOUND"]
+    assert fresh.calls == []
+
+
+def test_a_registration_refused_for_credentials_is_not_learned(fresh: Gateway) -> None:
+    """A registration whose operation the billing API refuses (bad token) stores nothing."""
+    refused = fresh.http.post(
+        f"{fresh.url}/graphql",
+        json={"query": QUERY, "extensions": apq(sha(QUERY))},
+        headers={"Authorization": "Bearer wrong-token"},
+    )
+    assert "UNAUTHENTICATED" in codes(refused)
+    assert codes(post(fresh, {"extensions": apq(sha(QUERY))})) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+# 2. Trusted documents
+
+
+def manifests(tmp_path: Path) -> tuple[Path, Path]:
+    apollo = tmp_path / "apollo.json"
+    apollo.write_text(
+        json.dumps(
+            {
+                "format": "apollo-persisted-query-manifest",
+                "version": 1,
+                "operations": [{"id": sha(QUERY), "name": "Seats", "type": "query", "body": QUERY}],
+            }
+        )
+    )
+    codegen = tmp_path / "persisted-documents.json"
+    codegen.write_text(json.dumps({f"sha256:{sha(QUERY)}": QUERY}))
+    return apollo, codegen
+
+
+@pytest.mark.parametrize("which", ["apollo", "codegen"])
+def test_trusted_documents_answer_by_id_and_hash_and_refuse_anything_else(
+    settings: Settings, tmp_path: Path, which: str
+) -> None:
+    """With GATEWAY_TRUSTED_DOCUMENTS_ONLY, a manifest's document answers by `documentId`
+    (as written, or with/without `sha256:`) and by APQ hash; free-form text and unknown
+    hashes are PERSISTED_QUERY_NOT_IN_LIST before any upstream call."""
+    apollo, codegen = manifests(tmp_path)
+    manifest = apollo if which == "apollo" else codegen
+    configured = settings.model_copy(
+        update={"trusted_documents": manifest, "trusted_documents_only": True}
+    )
+    with running_gateway(configured) as gateway:
+        for document_id in (sha(QUERY), f"sha256:{sha(QUERY)}"):
+            answer = post(gateway, {"documentId": document_id})
+            assert answer.json()["data"]["seatBalances"]["edges"], answer.text
+        assert post(gateway, {"extensions": apq(sha(QUERY))}).json()["data"]
+        calls = len(gateway.calls)
+        assert codes(post(gateway, {"query": OTHER})) == ["PERSISTED_QUERY_NOT_IN_LIST"]
+        registration = {"query": OTHER, "extensions": apq(sha(OTHER))}
+        assert codes(post(gateway, registration)) == ["PERSISTED_QUERY_NOT_IN_LIST"]
+        refused = post(gateway, {"query": OTHER}, GRAPHQL_RESPONSE)
+        assert refused.status_code == 400
+        assert len(gateway.calls) == calls
+
+
+def test_a_malformed_manifest_stops_start_up_naming_the_file(tmp_path: Path) -> None:
+    """`gateway serve` with a manifest whose document does not validate exits 2 with one line
+    naming the file and the document."""
+    manifest = tmp_path / "broken.json"
+    manifest.write_text(json.dumps({"sha256:abc": "{ noSuchField }"}))
+    environment = {"GATEWAY_TRUSTED_DOCUMENTS": str(manifest), "PATH": "/usr/bin:/bin"}
+    finished = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 2
+    assert str(manifest) in finished.stderr
+    assert "'sha256:abc' does not validate" in finished.stderr
+
+
+# 3. The page cache and Cache-Control
+
+
+def test_the_cache_answers_the_same_token_and_never_another(cached: Gateway) -> None:
+    """Within the TTL the same query with the same token makes no upstream call; another
+    token makes its own; `Cache-Control: no-cache` fetches anew."""
+    first = post(cached, {"query": QUERY})
+    assert len(cached.calls) == 1
+    again = post(cached, {"query": QUERY})
+    assert again.json() == first.json()
+    assert len(cached.calls) == 1
+    other = cached.http.post(
+        f"{cached.url}/graphql",
+        json={"query": QUERY},
+        headers={"Authorization": f"Bearer {OTHER_TOKEN}"},
+    )
+    assert other.status_code == 200
+    assert len(cached.calls) == 2
+    assert cached.calls[1].authorization == f"Bearer {OTHER_TOKEN}"
+    post(cached, {"query": QUERY}, **{"cache-control": "no-cache"})
+    assert len(cached.calls) == 3
+    metrics = cached.http.get(f"{cached.url}/metrics").text
+    assert 'gateway_cache_lookups_total{result="hit",store="memory-pages"} 1.0' in metrics
+    assert 'gateway_cache_bytes{store="memory-pages"}' in metrics
+
+
+def test_answers_say_what_a_cache_may_do_with_them(cached: Gateway, fresh: Gateway) -> None:
+    """Data answers are `private` (with `max-age` the pages have left when the cache is on),
+    error answers `no-store`."""
+    assert post(fresh, {"query": QUERY}).headers["cache-control"] == "private"
+    control = post(cached, {"query": QUERY}).headers["cache-control"]
+    assert control.startswith("private, max-age=")
+    assert 55 <= int(control.rsplit("=", 1)[1]) <= 60
+    failed = post(cached, {"query": "{ nope }"})
+    assert failed.headers["cache-control"] == "no-store"
+
+
+def test_the_cache_serves_entities_too(cached: Gateway) -> None:
+    """`node` answers come from the cache too: the second identical refetch calls nothing."""
+    seat_id = post(cached, {"query": QUERY.replace("seatId", "id")}).json()
+    node_id = seat_id["data"]["seatBalances"]["edges"][0]["node"]["id"]
+    query = "query($id: ID!) { node(id: $id) { id } }"
+    post(cached, {"query": query, "variables": {"id": node_id}})
+    calls = len(cached.calls)
+    assert post(cached, {"query": query, "variables": {"id": node_id}}).json()["data"]["node"]
+    assert len(cached.calls) == calls
+
+
+# 4. Batching
+
+
+def test_a_batch_answers_in_order_and_shares_identical_upstream_calls(fresh: Gateway) -> None:
+    """A list of operations answers a list of results in order; two operations asking for the
+    same page make one upstream call between them."""
+    batch = [{"query": QUERY}, {"query": "{ __typename }"}, {"query": QUERY}]
+    response = post(fresh, batch)
+    results = response.json()
+    assert isinstance(results, list) and len(results) == 3
+    assert results[1] == {"data": {"__typename": "Query"}}
+    assert results[0] == results[2]
+    assert results[0]["data"]["seatBalances"]["edges"]
+    assert len(fresh.calls) == 1
+    assert response.headers["cache-control"] == "private"
+
+
+def test_a_batch_over_the_limit_is_one_error(fresh: Gateway) -> None:
+    """More than GATEWAY_MAX_BATCH operations: one error answer (not a list), nothing run."""
+    response = post(fresh, [{"query": QUERY}] * 11)
+    assert response.status_code == 400
+    assert codes(response) == ["BAD_REQUEST"]
+    assert fresh.calls == []
+
+
+def test_the_upstream_budget_applies_to_the_batch(settings: Settings) -> None:
+    """Two operations of one call each, with a budget of one call: the second is refused."""
+    with running_gateway(settings.model_copy(update={"max_upstream_calls": 1})) as gateway:
+        results = post(gateway, [{"query": QUERY}, {"query": OTHER}]).json()
+        refused = [r for r in results if r.get("errors")]
+        assert len(refused) == 1
+        assert refused[0]["errors"][0]["extensions"]["code"] == "MAX_UPSTREAM_CALLS_LIMIT"
+        assert len(gateway.calls) == 1
+
+
+# 5. Cost
+
+
+def test_the_cost_estimate_is_returned_when_asked(fresh: Gateway) -> None:
+    """`X-Gateway-Cost: true` adds extensions.cost; without the header there is none."""
+    twice = (
+        f"{{ a: {QUERY.split('{', 1)[1].strip()[:-1]} b: {QUERY.split('{', 1)[1].strip()[:-1]} }}"
+    )
+    asked = post(fresh, {"query": twice}, **{"x-gateway-cost": "true"}).json()
+    assert asked["extensions"]["cost"] == {
+        "estimatedUpstreamPages": 2,
+        "maxUpstreamCalls": 20,
+        "upstreamCalls": 1,
+    }
+    assert "extensions" not in post(fresh, {"query": QUERY}).json()
