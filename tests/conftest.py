@@ -43,7 +43,9 @@ def gateway(module_gateway: Gateway) -> Gateway:
 # uvicorn on 127.0.0.1 in a thread): `pytest -m "not process"`, seconds after every change. The
 # process tier starts other programs (`gateway serve`, Node's Apollo gateway and composers,
 # chromium); CI runs both.
-PROCESS_TIER = frozenset({"test_serve", "test_readme", "test_federation", "test_browser"})
+PROCESS_TIER = frozenset(
+    {"test_serve", "test_readme", "test_federation", "test_browser", "test_redis"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

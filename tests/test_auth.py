@@ -490,6 +490,7 @@ def test_the_stand_in_and_declared_anonymous_configurations_still_start() -> Non
     ).allow_anonymous
 
 
+@pytest.mark.process  # starts another program
 def test_gateway_serve_refuses_to_start_with_a_billing_token_and_no_authentication() -> None:
     """`gateway serve` with METRONOME_BEARER_TOKEN and no caller authentication exits
     non-zero, saying what to set, without printing the token."""

@@ -389,6 +389,7 @@ def node() -> str:
     return executable
 
 
+@pytest.mark.process  # starts another program
 def test_graphql_http_audit_passes_without_warnings(gateway: Gateway, node: str) -> None:
     """graphql-http's server audit finds no error, no warning and no notice (README:
     "GraphQL over HTTP")."""

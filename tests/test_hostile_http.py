@@ -155,6 +155,7 @@ def test_many_slow_clients_are_all_cut_off_and_health_still_answers(impatient: G
     assert statuses == [408] * 100
 
 
+@pytest.mark.process  # starts another program
 def test_gateway_serve_bounds_the_time_for_headers() -> None:
     """`gateway serve` runs the protocol with the header deadline, read from its setting."""
     with gateway_process(env={"GATEWAY_REQUEST_HEADER_TIMEOUT": "0.5"}) as (_, url, _output):
@@ -167,6 +168,7 @@ def test_gateway_serve_bounds_the_time_for_headers() -> None:
 # --- 8. Headers forwarded upstream ---------------------------------------------------------
 
 
+@pytest.mark.process  # starts another program
 def test_with_tracing_off_no_caller_trace_header_or_baggage_reaches_the_billing_api() -> None:
     """`gateway serve` without OTEL_EXPORTER_OTLP_ENDPOINT sends the billing API the token
     and content type, and none of the caller's traceparent, tracestate or baggage."""
@@ -346,6 +348,7 @@ def test_a_wildcard_or_null_cors_origin_is_refused_naming_the_setting(origins: s
         Settings(cors_origins=origins)
 
 
+@pytest.mark.process  # starts another program
 def test_gateway_serve_refuses_to_start_with_a_wildcard_cors_origin() -> None:
     """`gateway serve` with GATEWAY_CORS_ORIGINS=* exits at once with a message naming it."""
     environment = {

@@ -95,6 +95,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.process  # starts another program
 def test_memory_stays_flat_under_many_shapes_of_one_document_without_a_token() -> None:
     """3,000 requests of one 20-variable document, each with other @include values and no
     token, leave the resident memory of a fresh gateway process within a few MB."""

@@ -154,6 +154,7 @@ def test_trusted_documents_answer_by_id_and_hash_and_refuse_anything_else(
         assert len(gateway.calls) == calls
 
 
+@pytest.mark.process  # starts another program
 def test_a_malformed_manifest_stops_start_up_naming_the_file(tmp_path: Path) -> None:
     """`gateway serve` with a manifest whose document does not validate exits 2 with one line
     naming the file and the document."""
