@@ -33,6 +33,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.guard import CLIENT_GONE, ASGIApp, Message, Receive, Scope, Send
+from gateway.upstream.tracing import tracing_on
 
 ACCESS = "gateway.access"  # scope key: what the GraphQL layer learnt about the request
 REQUEST_ID_HEADER = "x-request-id"
@@ -185,11 +186,14 @@ class AccessLog:
             await send(message)
 
         started = time.perf_counter()
-        token = otel_context.attach(_TRACE_CONTEXT.extract(headers))
+        # The caller's trace context matters only to spans, and to the traceparent sent
+        # upstream, both of which exist only when tracing is on.
+        token = otel_context.attach(_TRACE_CONTEXT.extract(headers)) if tracing_on() else None
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
             seconds = time.perf_counter() - started
             if scope.get(CLIENT_GONE):
                 status = CLIENT_CLOSED_REQUEST
