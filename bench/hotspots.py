@@ -112,7 +112,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "Strawberry view, request context (view.py, app.py)",
-        ("gateway/view.py", "gateway/app.py", "cross_web/"),
+        ("gateway/view.py", "gateway/app.py", "cross_web/", "email/"),
     ),
     (
         "access log, metrics, tracing",
@@ -140,6 +140,8 @@ GENERIC = (
     "weakref.py",
     "inspect.py",
     "copy.py",
+    "typing_extensions.py",
+    "_weakrefset.py",
 )
 
 
