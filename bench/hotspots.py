@@ -71,6 +71,113 @@ def by_package(raw: Path) -> tuple[int, list[tuple[str, int]]]:
     return total, own.most_common()
 
 
+# Where a sample's time goes, by layer: the innermost frame that is not generic (asyncio,
+# contextlib, typing...) decides, so that e.g. a dataloader's task bookkeeping counts as the
+# loaders'. The first matching rule wins; a stack of generic frames only is the event loop.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("upstream page validation (pydantic-core)", ("pydantic/", "pydantic_core/")),
+    (
+        "upstream call (gateway client, httpx, httpx-aiohttp, aiohttp)",
+        (
+            *("gateway/upstream/", "httpx/", "httpx_aiohttp/", "aiohttp/", "multidict/"),
+            *("yarl/", "netrc.py", "urllib/", "concurrent/"),
+        ),
+    ),
+    (
+        "loaders (gateway, aiodataloader)",
+        ("gateway/loaders.py", "gateway/details_loaders.py", "aiodataloader"),
+    ),
+    (
+        "projection executor (execution.py, fields.py, types, connection)",
+        (
+            "gateway/schema/execution.py",
+            "gateway/schema/fields.py",
+            "gateway/schema/types.py",
+            "gateway/schema/connection.py",
+            "gateway/schema/ids.py",
+        ),
+    ),
+    ("parse (graphql-core)", ("graphql/language/",)),
+    ("validation (graphql-core)", ("graphql/validation/",)),
+    ("graphql-core execution (field collection, completion)", ("graphql/",)),
+    (
+        "Strawberry schema pipeline and the gateway's extensions (limits, documents, errors)",
+        (
+            "strawberry/schema/",
+            "strawberry/extensions/",
+            "strawberry/types/",
+            "strawberry/",
+            "gateway/schema/",
+        ),
+    ),
+    (
+        "Strawberry view, request context (view.py, app.py)",
+        ("gateway/view.py", "gateway/app.py", "cross_web/", "email/"),
+    ),
+    (
+        "access log, metrics, tracing",
+        ("gateway/observability.py", "logging/", "prometheus_client/", "opentelemetry/", "json/"),
+    ),
+    ("compression layer", ("gateway/compression.py",)),
+    (
+        "request guard, auth, Starlette/FastAPI routing",
+        ("gateway/guard.py", "gateway/auth.py", "starlette/", "fastapi/"),
+    ),
+    ("event loop (uvloop, asyncio) and native code", ("uvicorn/server.py", "uvicorn/main.py")),
+    ("uvicorn (HTTP protocol)", ("uvicorn/",)),
+    ("access log, metrics, tracing", ("trace/", "context/", "_decorator.py", "uuid.py")),
+]
+GENERIC = (
+    "asyncio/",
+    "contextlib.py",
+    "typing.py",
+    "abc.py",
+    "functools.py",
+    "enum.py",
+    "dataclasses.py",
+    "<",
+    "contextvars",
+    "weakref.py",
+    "inspect.py",
+    "copy.py",
+    "typing_extensions.py",
+    "_weakrefset.py",
+)
+
+
+# A thread pool's worker waiting for work: py-spy samples it, but it uses no CPU.
+IDLE_WORKER = "_worker (concurrent/futures/thread.py:"
+
+
+def by_layer(raw: Path) -> tuple[int, list[tuple[str, int]]]:
+    """Samples per layer (``LAYERS``), decided by each stack's innermost non-generic frame;
+    idle thread-pool workers are left out (of the total too)."""
+    counts: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = [_short(frame) for frame in stack.split(";")]
+        if frames[-1].startswith(IDLE_WORKER):
+            continue
+        total += int(count_text)
+        counts[_layer(frames)] += int(count_text)
+    return total, counts.most_common()
+
+
+def _layer(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        where = frame.rpartition("(")[2]
+        if where.startswith(GENERIC):
+            continue
+        for name, prefixes in LAYERS:
+            if where.startswith(prefixes):
+                return name
+        return f"other ({_package(frame)})"
+    return "event loop (uvloop, asyncio) and native code"
+
+
 def _package(frame: str) -> str:
     """``fn (pkg/mod.py:12)`` -> ``pkg``; frames without a file (``<string>``) -> ``<generated>``."""
     where = frame.rpartition("(")[2].rstrip(")")
@@ -86,6 +193,9 @@ def _short(frame: str) -> str:
         if marker in frame:
             head, _, rest = frame.partition("(")
             return f"{head}({rest.split(marker, 1)[1]}"
+    if "/gateway/" in frame:  # the gateway's modules from another checkout (--gateway-cmd)
+        head, _, rest = frame.partition("(")
+        return f"{head}(gateway/{rest.rsplit('/gateway/', 1)[1]}"
     return frame
 
 
@@ -107,23 +217,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateway-cmd", help="as in bench/run.py")
     args = parser.parse_args(argv)
     try:
-        raw, total, rows, rps = sample_under_load(args)
+        raw, total, rows, rps, cpu_us = sample_under_load(args)
     except bench.BenchError as error:
         print(f"hotspots: FAILED: {error}", file=sys.stderr)
         return 1
-    print(f"\n{total} samples of the gateway under shape {args.shape} ({rps:.0f} req/s):\n")
+    print(
+        f"\n{total} samples of the gateway under shape {args.shape} ({rps:.0f} req/s, "
+        f"{cpu_us:.0f} us of CPU per request):\n"
+    )
     print(table(total, rows))
     print("\nOwn time by package:\n")
     print("| package | own % |\n|---|--:|")
     for package, samples in by_package(raw)[1]:
         print(f"| `{package}` | {100 * samples / total:.1f} |")
+    if cpu_us:
+        print(
+            f"\nWhere the {cpu_us:.0f} us of CPU per request go (by layer; CPU per request "
+            "measured over the sampled load, from /proc):\n"
+        )
+    print("| layer | share % | us per request |\n|---|--:|--:|")
+    busy, layers = by_layer(raw)
+    for layer, samples in layers:
+        share = samples / busy
+        print(f"| {layer} | {100 * share:.1f} | {share * cpu_us:.0f} |")
     print(f"\nraw stacks: {raw.relative_to(bench.REPO)}")
     return 0
 
 
 def sample_under_load(
     args: argparse.Namespace,
-) -> tuple[Path, int, list[tuple[str, int, int]], float]:
+) -> tuple[Path, int, list[tuple[str, int, int]], float, float]:
     shape = bench.SHAPES[args.shape]
     target_cpu, upstream_cpu = 0, 1
     with contextlib.ExitStack() as stack:
@@ -151,17 +274,20 @@ def sample_under_load(
         loaded: dict[str, float] = {}
         loader = threading.Thread(
             target=lambda: loaded.update(
-                rps=bench.run_wrk(gateway, shape, layout, args.seconds + 3, work)["requests"]
-                / (args.seconds + 3)
+                requests=bench.run_wrk(gateway, shape, layout, args.seconds + 3, work)["requests"]
             )
         )
+        cpu_before = bench.cpu_seconds(gateway.pid)
         loader.start()
         record(gateway.pid, args.seconds, raw)
         loader.join()
+        cpu_s = bench.cpu_seconds(gateway.pid) - cpu_before
+        requests = loaded.get("requests", 0.0)
     total, rows = hot_spots(raw, args.top)
     if total == 0:
         raise bench.BenchError("py-spy recorded no sample")
-    return raw, total, rows, loaded.get("rps", 0.0)
+    rps = requests / (args.seconds + 3)
+    return raw, total, rows, rps, 1e6 * cpu_s / requests if requests else 0.0
 
 
 if __name__ == "__main__":

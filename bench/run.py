@@ -9,9 +9,12 @@ What it sets up (2 cores assumed; see BENCHMARKS.md):
 
 * the billing API stand-in (``python -m gateway.standin``) as its own HTTP server pinned to
   core 1, or the billing API at ``METRONOME_BASE_URL`` when that is set;
-* one target at a time on core 0: the gateway (``gateway serve``, one uvicorn worker), then
-  GraphQL Mesh (``mesh-compose`` over ``bench/openapi.yaml``, served by ``hive-gateway`` with one
-  process); "direct" is the stand-in itself, called with the REST body a target would send;
+* one target at a time on core 0: the floor (``bench/floor.py``: raw ASGI on uvicorn, one
+  aiohttp POST, keys renamed, orjson), the gateway (``gateway serve``, one uvicorn worker),
+  GraphQL Mesh's own server (``mesh start``, ``@graphql-mesh/cli`` over ``bench/openapi.yaml``,
+  ``bench/mesh-cli``), then GraphQL Mesh v1 (``mesh-compose`` over the same document, served by
+  ``hive-gateway`` with one process, ``bench/mesh``); "direct" is the stand-in itself, called
+  with the REST body a target would send;
 * ``wrk`` (one thread, 8 connections) on the core the target does not use.
 
 What it measures, for each target and each shape (A, B, C: ``bench/queries/``,
@@ -60,6 +63,7 @@ import httpx
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 MESH_DIR = BENCH / "mesh"
+MESH_CLI_DIR = BENCH / "mesh-cli"
 RESULTS_DIR = BENCH / "results"
 WRK_SCRIPT = BENCH / "wrk" / "post.lua"
 
@@ -68,7 +72,9 @@ DEMO_CUSTOMER_ID = "66826d59-42c6-47ad-a3dc-07b0b602e610"
 DEMO_CONTRACT_ID = "4ac528e4-73f3-42ba-9772-e5303e69e9fe"
 DEMO_TOKEN = "demo-token"  # noqa: S105 - the stand-in's published demo token
 
-TARGET_NAMES = ("direct", "gateway", "mesh")
+TARGET_NAMES = ("direct", "floor", "gateway", "mesh-cli", "mesh")
+# What the gateway's CPU per request and added latency are compared with, in the summary table.
+PEERS = {"floor": "the floor", "mesh-cli": "mesh start", "mesh": "Hive Gateway (Mesh v1)"}
 STARTUP_TIMEOUT_S = 60.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NOISY_CORES = 0.1  # other programs' CPU (in cores) during a measurement that makes it noisy
@@ -134,6 +140,12 @@ def mesh_body(shape: Shape, customer_id: str, contract_id: str) -> bytes:
     query = (MESH_DIR / "queries" / f"{shape.name}.graphql").read_text()
     variables = {"input": shape.rest_body(customer_id, contract_id)}
     return json.dumps({"query": query, "variables": variables}).encode()
+
+
+def floor_body(shape: Shape, customer_id: str, contract_id: str) -> bytes:
+    """The floor reads no GraphQL: like Mesh's caller, it is handed the REST body in ``input``."""
+    variables = {"input": shape.rest_body(customer_id, contract_id)}
+    return json.dumps({"query": f"# shape {shape.name}", "variables": variables}).encode()
 
 
 def direct_seats(answer: JSON) -> list[str]:
@@ -613,21 +625,43 @@ def measure_target(
 # --- the peers -------------------------------------------------------------------------------
 
 
-def mesh_installed() -> bool:
-    return (MESH_DIR / "node_modules" / ".bin" / "hive-gateway").exists()
+# Each Node peer: its npm project (with a committed lockfile) and the program that shows it is in.
+NODE_PEERS = {"mesh": (MESH_DIR, "hive-gateway"), "mesh-cli": (MESH_CLI_DIR, "mesh")}
 
 
-def install_mesh() -> None:
-    if mesh_installed():
+def mesh_installed(name: str = "mesh") -> bool:
+    directory, program = NODE_PEERS[name]
+    return (directory / "node_modules" / ".bin" / program).exists()
+
+
+def install_mesh(name: str = "mesh") -> None:
+    if mesh_installed(name):
         return
+    directory = NODE_PEERS[name][0]
     if shutil.which("npm") is None:
-        raise BenchError("Mesh is a target but npm is not installed (Node 20+ with npm)")
-    print("  installing Mesh: npm ci in bench/mesh", flush=True)
+        raise BenchError(f"{name} is a target but npm is not installed (Node 20+ with npm)")
+    print(f"  installing {name}: npm ci in {directory.relative_to(REPO)}", flush=True)
     subprocess.run(
         ["npm", "ci", "--no-audit", "--no-fund"],  # noqa: S607
-        cwd=MESH_DIR,
+        cwd=directory,
         check=True,
     )
+
+
+def build_mesh_cli(upstream: str, logs: Path) -> None:
+    """``mesh build`` in bench/mesh-cli, pointed at ``upstream`` (baked into ``.mesh/``)."""
+    env = {**os.environ, "METRONOME_BASE_URL": upstream}
+    with (logs / "mesh-build.log").open("wb") as log:
+        finished = subprocess.run(  # noqa: S603
+            [str(MESH_CLI_DIR / "node_modules" / ".bin" / "mesh"), "build"],
+            cwd=MESH_CLI_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if finished.returncode != 0:
+        raise BenchError(f"mesh build failed:\n{tail(logs / 'mesh-build.log')}")
 
 
 def compose_mesh(upstream: str, out_dir: Path, logs: Path) -> Path:
@@ -670,7 +704,7 @@ def ratio(value: float | None, base: float | None) -> str:
 
 LOAD_HEADER = [
     "| shape | target | seats | req/s | p50 ms | p99 ms | CPU ms/req | upstream CPU ms/req "
-    "| RSS MiB | req/s vs Mesh | CPU/req vs Mesh | req/s vs direct | CPU/req vs direct "
+    "| RSS MiB | req/s vs mesh start | CPU/req vs mesh start | req/s vs direct | CPU/req vs direct "
     "| other CPU |",
     "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ]
@@ -727,7 +761,8 @@ def markdown_tables(measurements: list[Measurement]) -> str:
     by_key = {(m.target, m.shape): m for m in measurements}
     load_rows, sequential_rows = list(LOAD_HEADER), list(SEQUENTIAL_HEADER)
     for shape in sorted({m.shape for m in measurements}):
-        mesh, direct = by_key.get(("mesh", shape)), by_key.get(("direct", shape))
+        mesh = by_key.get(("mesh-cli", shape))
+        direct = by_key.get(("direct", shape))
         for name in TARGET_NAMES:
             m = by_key.get((name, shape))
             if m is not None:
@@ -742,8 +777,44 @@ def markdown_tables(measurements: list[Measurement]) -> str:
             "Single requests, one after another (1 connection):",
             "",
             *sequential_rows,
+            "",
+            "The gateway against each (CPU per request: below 1x is less; added latency over the "
+            "direct call's median, ms):",
+            "",
+            *summary_rows(by_key),
         ]
     )
+
+
+def added_ms(m: Measurement | None, direct: Measurement | None) -> str:
+    if m is None or direct is None:
+        return "-"
+    return f"{m.sequential['median_ms'] - direct.sequential['median_ms']:.2f}"
+
+
+def summary_rows(by_key: dict[tuple[str, str], Measurement]) -> list[str]:
+    peers = [name for name in PEERS if any(key[0] == name for key in by_key)]
+    rows = [
+        "| shape | gateway CPU ms/req | "
+        + " | ".join(f"vs {PEERS[name]}" for name in peers)
+        + " | gateway added ms | "
+        + " | ".join(f"{PEERS[name]} added ms" for name in peers)
+        + " |",
+        "|---|--:|" + "--:|" * (2 * len(peers) + 1),
+    ]
+    for shape in sorted({key[1] for key in by_key}):
+        gateway, direct = by_key.get(("gateway", shape)), by_key.get(("direct", shape))
+        if gateway is None:
+            continue
+        cpu = gateway.load["cpu_ms_per_request"]
+        cells = [shape, f"{cpu:.3f}"]
+        for name in peers:
+            peer = by_key.get((name, shape))
+            cells.append(ratio(cpu, peer.load["cpu_ms_per_request"] if peer else None))
+        cells.append(added_ms(gateway, direct))
+        cells += [added_ms(by_key.get((name, shape)), direct) for name in peers]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
 def versions() -> JSON:
@@ -753,10 +824,18 @@ def versions() -> JSON:
             found[package] = importlib.metadata.version(package)
     found["node"] = _output(["node", "--version"])
     found["wrk"] = _output(["wrk", "-v"]).splitlines()[0] if shutil.which("wrk") else None
-    for package in ("@graphql-hive/gateway", "@graphql-mesh/compose-cli", "@omnigraph/openapi"):
-        manifest = MESH_DIR / "node_modules" / package / "package.json"
-        if manifest.exists():
-            found[package] = json.loads(manifest.read_text())["version"]
+    for directory, packages in (
+        (MESH_DIR, ("@graphql-hive/gateway", "@graphql-mesh/compose-cli", "@omnigraph/openapi")),
+        (MESH_CLI_DIR, ("@graphql-mesh/cli", "@graphql-mesh/openapi", "@omnigraph/openapi")),
+    ):
+        for package in packages:
+            manifest = directory / "node_modules" / package / "package.json"
+            if manifest.exists():
+                key = package if directory == MESH_DIR else f"mesh-cli {package}"
+                found[key] = json.loads(manifest.read_text())["version"]
+    for package in ("aiohttp", "httpx-aiohttp", "orjson", "msgspec", "pydantic-core"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[package] = importlib.metadata.version(package)
     found["git_commit"] = _output(["git", "-C", str(REPO), "rev-parse", "HEAD"])
     found["gateway_dirty"] = bool(
         _output(["git", "-C", str(REPO), "status", "--porcelain", "--", "gateway"])
@@ -811,7 +890,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench/run.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--targets", default="direct,gateway,mesh", help="subset of %(default)s")
+    parser.add_argument("--targets", default=",".join(TARGET_NAMES), help="subset of %(default)s")
     parser.add_argument("--shapes", default="A,B,C", help="subset of %(default)s")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per run")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before each")
@@ -836,6 +915,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "default: .venv/bin/gateway serve --host 127.0.0.1 --port {port} [--workers 1]",
     )
     parser.add_argument("--target-cpu", type=int, default=0, help="core of the target")
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="pin nothing: the target, the stand-in and wrk share every core (for --workers 2)",
+    )
     parser.add_argument("--upstream-cpu", type=int, default=1, help="core of the stand-in")
     parser.add_argument("--token", default=os.environ.get("BENCH_TOKEN", DEMO_TOKEN))
     parser.add_argument("--customer-id", default=DEMO_CUSTOMER_ID)
@@ -848,9 +932,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if os.environ.get("METRONOME_BASE_URL") and "direct" in args.targets:
         print("METRONOME_BASE_URL is set: no direct target (it loads only our own stand-in)")
         args.targets = [name for name in args.targets if name != "direct"]
-    if args.smoke and "mesh" in args.targets and not mesh_installed():
-        print("smoke: Mesh is not installed (npm ci in bench/mesh), leaving it out")
-        args.targets = [name for name in args.targets if name != "mesh"]
+    for name, (directory, _program) in NODE_PEERS.items():
+        if args.smoke and name in args.targets and not mesh_installed(name):
+            print(f"smoke: {name} is not installed (npm ci in {directory.name}), leaving it out")
+            args.targets = [target for target in args.targets if target != name]
     return args
 
 
@@ -864,6 +949,9 @@ def _choose(text: str, known: tuple[str, ...], what: str) -> list[str]:
 
 def cores(args: argparse.Namespace) -> tuple[int | None, int | None]:
     available = os.sched_getaffinity(0)
+    if args.spread:
+        print("  --spread: nothing is pinned", flush=True)
+        return None, None
     if len(available) < 2 or shutil.which("taskset") is None:
         print("  fewer than 2 cores or no taskset: nothing is pinned", flush=True)
         return None, None
@@ -875,8 +963,9 @@ def cores(args: argparse.Namespace) -> tuple[int | None, int | None]:
 def run(args: argparse.Namespace) -> JSON:
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed: apt-get install -y wrk")
-    if "mesh" in args.targets:
-        install_mesh()
+    for name in NODE_PEERS:
+        if name in args.targets:
+            install_mesh(name)
     target_cpu, upstream_cpu = cores(args)
     plan = Plan(
         [SHAPES[name] for name in args.shapes],
@@ -991,6 +1080,23 @@ def start_target(
         command = pinned(gateway_command(args.gateway_cmd, port), layout.target_cpu)
         process = stack.enter_context(started(name, command, cwd=REPO, env=env, logs=work))
         make_body, read_seats = gateway_body, gateway_seats
+    elif name == "floor":
+        command = pinned(
+            [
+                *[sys.executable, str(BENCH / "floor.py"), "--host", "127.0.0.1"],
+                *["--port", str(port), "--upstream", upstream],
+            ],
+            layout.target_cpu,
+        )
+        process = stack.enter_context(started(name, command, cwd=REPO, env=env, logs=work))
+        make_body, read_seats = floor_body, gateway_seats
+    elif name == "mesh-cli":
+        build_mesh_cli(upstream, work)
+        mesh = str(MESH_CLI_DIR / "node_modules" / ".bin" / "mesh")
+        command = pinned([mesh, "start", "--port", str(port)], layout.target_cpu)
+        env["NODE_ENV"] = "production"
+        process = stack.enter_context(started(name, command, cwd=MESH_CLI_DIR, env=env, logs=work))
+        make_body, read_seats = mesh_body, mesh_seats
     else:
         supergraph = compose_mesh(upstream, work, work)
         hive = str(MESH_DIR / "node_modules" / ".bin" / "hive-gateway")

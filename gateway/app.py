@@ -161,7 +161,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         transport = upstream.transport or billing_transport(
-            max_connections=settings.upstream_concurrency
+            upstream.base_url, max_connections=settings.upstream_concurrency
         )
         try:
             app.state.billing = BillingClient(

@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.state import new_request_state, request_state
+from gateway.upstream.tracing import tracing_on
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -219,11 +220,14 @@ class AccessLog:
             await send(message)
 
         started = time.perf_counter()
-        token = otel_context.attach(_TRACE_CONTEXT.extract(headers))
+        # The caller's trace context matters only to spans, and to the traceparent sent
+        # upstream, both of which exist only when tracing is on.
+        token = otel_context.attach(_TRACE_CONTEXT.extract(headers)) if tracing_on() else None
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
             seconds = time.perf_counter() - started
             if request_state(scope).client_gone:
                 status = CLIENT_CLOSED_REQUEST

@@ -179,7 +179,9 @@ def running_gateway(
 ) -> Iterator[Gateway]:
     """A gateway on a real port whose upstream calls are recorded (and sent on to ``inner``)."""
     # The production transport unless a test brings its own (faults, a held upstream).
-    recorder = RecordingTransport(inner or billing_transport(max_connections=32))
+    recorder = RecordingTransport(
+        inner or billing_transport(settings.metronome_base_url or "", max_connections=32)
+    )
     app = create_app(settings, transport=recorder, retry_sleep=retry_sleep)
     with serve(app) as url, httpx.Client(timeout=30) as http:
         yield Gateway(url=url, upstream=recorder, http=http)

@@ -146,7 +146,7 @@ async def test_connection_refused_by_a_real_closed_port() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     sleep = SleepRecorder()
-    transport = billing_transport(max_connections=4)
+    transport = billing_transport(f"http://127.0.0.1:{port}", max_connections=4)
     with pytest.raises(UpstreamUnavailable) as failure:
         await BillingClient(
             transport, f"http://127.0.0.1:{port}", replace(DEFAULT_POLICY, sleep=sleep)
@@ -267,7 +267,7 @@ async def test_a_billing_api_that_hangs_up_is_unavailable_not_a_timeout() -> Non
     server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     sleep = SleepRecorder()
-    transport = billing_transport(max_connections=4)
+    transport = billing_transport(f"http://127.0.0.1:{port}", max_connections=4)
     try:
         with pytest.raises(UpstreamUnavailable):
             await BillingClient(

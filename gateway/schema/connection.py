@@ -22,6 +22,7 @@ from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError, bad_input
 from gateway.schema.ids import Position, decode_cursor, encode_cursor, listing_fingerprint
 from gateway.schema.selection import selected_names
 from gateway.schema.types import Seat
+from gateway.upstream.tracing import child_span
 from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest
 
 _tracer = trace.get_tracer("gateway.schema")
@@ -190,9 +191,9 @@ async def connection_for(
             )
     include_commits = "commits" in selected or "credits" in selected
     loaders = context.loaders
-    with _tracer.start_as_current_span(f"resolve {field_name}") as span:
-        span.set_attribute("gateway.first", first)
-        span.set_attribute("gateway.include_commits", include_commits)
+    with child_span(_tracer, f"resolve {field_name}") as current:
+        current.set_attribute("gateway.first", first)
+        current.set_attribute("gateway.include_commits", include_commits)
         return await load_slice(
             loaders,
             SliceRequest(

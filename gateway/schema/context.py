@@ -17,6 +17,7 @@ from gateway.loaders import BatchObserver, Loaders, PageCache
 from gateway.schema.access import UNRESTRICTED, Caller
 from gateway.schema.errors import OPERATION_RESOLUTION_FAILURE, UNAUTHENTICATED, GatewayError
 from gateway.upstream import BillingClient
+from gateway.upstream.tracing import span
 
 _tracer = trace.get_tracer("gateway.schema")
 
@@ -133,7 +134,7 @@ class OperationInfo(SchemaExtension):
 
 
 def operation_span() -> AbstractContextManager[trace.Span]:
-    return _tracer.start_as_current_span("graphql.operation")
+    return span(_tracer, "graphql.operation")
 
 
 def describe_operation(

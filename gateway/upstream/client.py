@@ -40,6 +40,7 @@ from gateway.upstream.errors import (
     UpstreamUnavailable,
 )
 from gateway.upstream.models import SEAT_BALANCE_PAGE, SeatBalancePage
+from gateway.upstream.tracing import child_span
 
 SEAT_BALANCES_PATH = "/v1/contracts/seatBalances/list"
 CUSTOMER_BALANCES_PATH = "/v1/contracts/customerBalances/list"
@@ -249,11 +250,9 @@ class BillingClient:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise UpstreamTimeout("The billing API did not answer within the deadline.")
-        with _tracer.start_as_current_span(
-            f"{call.method} {call.path}", kind=trace.SpanKind.CLIENT
-        ) as span:
+        with child_span(_tracer, f"{call.method} {call.path}", trace.SpanKind.CLIENT) as current:
             headers = [(b"Authorization", f"Bearer {token}".encode())]
-            headers += _trace_headers()
+            headers += _trace_headers(current)
             started = time.perf_counter()
             outcome = "connection_error"
             try:
@@ -261,7 +260,7 @@ class BillingClient:
                     async with self._slots:
                         response = await self._send(call.method, call.url, call.content, headers)
                 outcome = str(response.status_code)
-                span.set_attribute("http.response.status_code", response.status_code)
+                current.set_attribute("http.response.status_code", response.status_code)
             except (TimeoutError, httpx.TransportError) as error:
                 if not _timed_out(error):
                     raise _Retryable(
@@ -274,7 +273,7 @@ class BillingClient:
             finally:
                 self._observer.attempt(outcome, time.perf_counter() - started)
                 if outcome != "200":
-                    span.set_status(trace.StatusCode.ERROR, outcome)
+                    current.set_status(trace.StatusCode.ERROR, outcome)
             return _read(response, call.answer)
 
     def _announce_retry(self, attempt: int, failure: BaseException | None, wait: float) -> None:
@@ -320,14 +319,12 @@ def _timed_out(error: BaseException) -> bool:
     return cause is None or isinstance(cause, TimeoutError)
 
 
-def _trace_headers() -> list[tuple[bytes, bytes]]:
-    """The ``traceparent`` of the current span (this attempt's) when tracing is on, so that the
-    billing API's trace joins ours; nothing when it is off (the current span would then be the
-    caller's, passed on verbatim). Never the caller's ``tracestate`` or ``baggage``: only what
+def _trace_headers(current: trace.Span) -> list[tuple[bytes, bytes]]:
+    """The ``traceparent`` of this attempt's span when there is one (tracing on and the operation
+    recorded), so that the billing API's trace joins ours; nothing otherwise (never the caller's
+    own, passed on verbatim). Never the caller's ``tracestate`` or ``baggage``: only what
     the gateway decides goes upstream."""
-    if isinstance(
-        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
-    ):
+    if not current.get_span_context().is_valid:
         return []
     carrier: dict[str, str] = {}
     _TRACE_CONTEXT.inject(carrier)

@@ -10,22 +10,28 @@ What this module decides, and why:
 
 * **No cookie jar.** One session serves every caller; a cookie the billing API sets for one
   account must never ride along on another account's call (``aiohttp.DummyCookieJar``).
-* **The environment is honoured**: ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (aiohttp's
-  ``trust_env``) and ``SSL_CERT_FILE``/``SSL_CERT_DIR`` (httpx's SSL context), as an operator
-  of any HTTP client expects.
+* **The environment is honoured**: ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``
+  (the standard library's reading of them, as aiohttp's ``trust_env`` does) and
+  ``SSL_CERT_FILE``/``SSL_CERT_DIR`` (httpx's SSL context), as an operator of any HTTP client
+  expects. The proxy is decided once, for the billing API's URL, when the transport is built:
+  with ``trust_env`` aiohttp reads the proxy variables and ``~/.netrc`` again in a worker
+  thread on every request, which cost about a tenth of a request's CPU (BENCHMARKS.md).
 * **No timeouts here**: the client bounds each attempt and the whole call (one place).
 """
 
 from __future__ import annotations
+
+import urllib.request
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 
-def billing_transport(*, max_connections: int) -> httpx.AsyncBaseTransport:
-    """A keep-alive pool of at most ``max_connections`` to the billing API, opened on first use
-    inside the event loop that uses it and closed by ``aclose()``."""
+def billing_transport(base_url: str, *, max_connections: int) -> httpx.AsyncBaseTransport:
+    """A keep-alive pool of at most ``max_connections`` to the billing API at ``base_url``
+    (through the environment's proxy for it, if any), opened on first use inside the event
+    loop that uses it and closed by ``aclose()``."""
     ssl_context = httpx.create_ssl_context(trust_env=True)
 
     def session() -> aiohttp.ClientSession:
@@ -34,7 +40,18 @@ def billing_transport(*, max_connections: int) -> httpx.AsyncBaseTransport:
                 limit=max_connections, ssl=ssl_context, ttl_dns_cache=300
             ),
             cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=True,
+            trust_env=False,  # the proxy is passed in, decided once (see the docstring)
         )
 
-    return AiohttpTransport(client=session)
+    return AiohttpTransport(client=session, proxy=proxy_from_environment(base_url))
+
+
+def proxy_from_environment(url: str) -> httpx.Proxy | None:
+    """The proxy the environment names for ``url`` (``<scheme>_PROXY``, else ``ALL_PROXY``),
+    unless ``NO_PROXY`` exempts its host; credentials in the proxy URL are kept."""
+    proxies = urllib.request.getproxies()
+    target = httpx.URL(url)
+    proxy = proxies.get(target.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(target.host):
+        return None
+    return httpx.Proxy(proxy)
