@@ -29,8 +29,13 @@ from typing import Any
 
 from graphql import (
     FieldNode,
+    GraphQLBoolean,
+    GraphQLFloat,
+    GraphQLID,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLString,
     Undefined,
     get_named_type,
     is_abstract_type,
@@ -176,53 +181,87 @@ class ProjectingExecutor(GatewayExecutor):
         return project
 
     def _compile_value(self, type_: GraphQLOutputType, group: FieldDetailsList) -> Complete | None:
-        if is_non_null_type(type_):
-            inner = self._compile_value(type_.of_type, group)
-            if inner is None:
-                return None
+        """How a value of ``type_`` is completed; ``None`` for what only graphql-core does.
 
-            def non_null(value: Any) -> Any:
-                completed = inner(value)
-                if completed is None:
-                    raise _Decline
-                return completed
-
-            return non_null
-        if is_list_type(type_):
-            item = self._compile_value(type_.of_type, group)
+        A non-null wrapper is folded into what it wraps (one call per value, not two): a null
+        there is graphql-core's to report."""
+        required = is_non_null_type(type_)
+        inner: Any = type_.of_type if required else type_  # type: ignore[union-attr]
+        if is_leaf_type(inner):
+            return _leaf(inner, required=required)
+        if is_list_type(inner):
+            item = self._compile_value(inner.of_type, group)
             if item is None:
                 return None
 
             def items(value: Any) -> Any:
                 if value is None:
+                    if required:
+                        raise _Decline
                     return None
                 if not isinstance(value, list | tuple):
                     raise _Decline
                 return [item(element) for element in value]
 
             return items
-        if is_leaf_type(type_):
-            coerce = type_.coerce_output_value
-
-            def leaf(value: Any) -> Any:
-                if value is None:
-                    return None
-                coerced = coerce(value)
-                if coerced is None or coerced is Undefined:
-                    raise _Decline
-                return coerced
-
-            return leaf
-        if is_object_type(type_):
-            project = self._projection(type_, group)
+        if is_object_type(inner):
+            project = self._projection(inner, group)
             if project is None:
                 return None
 
             def obj(value: Any) -> Any:
-                return None if value is None else project(value)
+                if value is None:
+                    if required:
+                        raise _Decline
+                    return None
+                return project(value)
 
             return obj
         return None  # interfaces and unions: graphql-core resolves the runtime type
+
+
+# graphql-core's own output coercion of its specified scalars returns these very values
+# unchanged (a str for String and ID, a bool for Boolean, a finite float for Float): a value of
+# exactly that type is its own output, as graphql-jit inlines the built-in serializers. Any
+# other value goes through the scalar's coerce_output_value.
+_UNCHANGED: dict[GraphQLScalarType, type] = {
+    GraphQLString: str,
+    GraphQLID: str,
+    GraphQLBoolean: bool,
+    GraphQLFloat: float,
+}
+
+
+def _leaf(type_: Any, *, required: bool) -> Complete:
+    """Completes a scalar or enum value by the type's own output coercion."""
+    coerce = type_.coerce_output_value
+    unchanged = _UNCHANGED.get(type_)
+
+    def coerced(value: Any) -> Any:
+        if value is None:
+            if required:
+                raise _Decline
+            return None
+        output = coerce(value)
+        if output is None or output is Undefined:
+            raise _Decline
+        return output
+
+    if unchanged is float:
+
+        def leaf(value: Any) -> Any:
+            # A finite float (x - x is 0.0 only for finite x) is its own output.
+            return value if type(value) is float and value - value == 0.0 else coerced(value)
+
+    elif unchanged is not None:
+
+        def leaf(value: Any) -> Any:
+            return value if type(value) is unchanged else coerced(value)
+
+    else:
+        leaf = coerced
+
+    return leaf
 
 
 def _identity(value: Any) -> Any:

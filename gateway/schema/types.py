@@ -75,11 +75,14 @@ class LedgerEntryType(Enum):
     )
 
 
-_LEDGER_TYPES = {member.value: member for member in LedgerEntryType}
+_LEDGER_TYPES = frozenset(member.value for member in LedgerEntryType)
 
 
-def _ledger_type(entry: dict[str, Any]) -> LedgerEntryType:
-    return _LEDGER_TYPES.get(entry["type"], LedgerEntryType.UNKNOWN)
+def _ledger_type(entry: dict[str, Any]) -> str:
+    """The enum's value (graphql-core maps values to names with one lookup; Strawberry's
+    output coercion of a member scans every member, a third of a ledger page's CPU)."""
+    wire: str = entry["type"]
+    return wire if wire in _LEDGER_TYPES else "UNKNOWN"  # LedgerEntryType.UNKNOWN's value
 
 
 @strawberry.type(description="One movement of a commit's or credit's balance.")
