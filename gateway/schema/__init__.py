@@ -13,7 +13,7 @@ from gateway.schema.context import OperationInfo, RequestContext
 from gateway.schema.cost import CostEstimate
 from gateway.schema.documents import CachedDocuments, DocumentStore
 from gateway.schema.errors import ValidationErrorCodes, shape_error
-from gateway.schema.execution import GatewayExecutor, ProjectingExecutor
+from gateway.schema.execution import GatewayExecutor, PlanCache, ProjectingExecutor
 from gateway.schema.limits import QueryLimits
 from gateway.schema.query import Contract, Query
 from gateway.schema.scalars import DATE_TIME, DateTime
@@ -68,7 +68,11 @@ def build_schema(
         ),
         # The compiled projection plugs in as graphql-core's executor class; without it,
         # graphql-core completes every field (the reference, GATEWAY_FAST_PATH=false).
-        execution_context_class=ProjectingExecutor if fast_path else GatewayExecutor,
+        execution_context_class=(
+            type("SchemaProjectingExecutor", (ProjectingExecutor,), {"plans": PlanCache(512)})
+            if fast_path
+            else GatewayExecutor
+        ),
     )
     schema.documents = documents
     return schema

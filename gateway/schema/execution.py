@@ -18,17 +18,21 @@ null in a non-null field, a value a scalar refuses, a reader that raises), is le
 graphql-core, which completes that object again field by field and reports the error where it
 belongs; readers only read, so reading twice changes nothing.
 
-Projections live as long as the execution, beside graphql-core's own memo of collected fields,
-so nothing grows across requests and no variable value can multiply them.
+Projections live beside graphql-core's own memo of collected fields for the execution; those of
+operations whose ``@skip``/``@include`` take no variable are also kept across requests in a
+bounded :class:`PlanCache` (the selection, and so the projection, is then the same for every
+request of that document), so no variable value can multiply them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from graphql import (
     FieldNode,
+    FragmentDefinitionNode,
     GraphQLBoolean,
     GraphQLFloat,
     GraphQLID,
@@ -36,7 +40,9 @@ from graphql import (
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLString,
+    OperationDefinitionNode,
     Undefined,
+    VariableNode,
     get_named_type,
     is_abstract_type,
     is_leaf_type,
@@ -102,9 +108,73 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
         return frozenset(names)
 
 
+class PlanCache:
+    """Projections shared across requests, for operations whose selections do not depend on
+    variables: keyed by the operation, the type and the field nodes. The operation is held
+    beside each entry (so its ``id`` cannot be reused by another document while the entry
+    lives) and checked on every hit. Bounded in entries, least recently used first out."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._plans: OrderedDict[Hashable, tuple[OperationDefinitionNode, Any]] = OrderedDict()
+        self._variable_free: OrderedDict[int, tuple[OperationDefinitionNode, bool]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def get(self, key: Hashable, operation: OperationDefinitionNode) -> Any:
+        entry = self._plans.get(key)
+        if entry is None or entry[0] is not operation:
+            return _UNKNOWN
+        self._plans.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: Hashable, operation: OperationDefinitionNode, plan: Any) -> None:
+        self._plans[key] = (operation, plan)
+        self._bound(self._plans)
+
+    def variable_free(
+        self,
+        operation: OperationDefinitionNode,
+        fragments: dict[str, FragmentDefinitionNode],
+    ) -> bool:
+        """Whether no @skip/@include of the operation (or its fragments) takes a variable."""
+        entry = self._variable_free.get(id(operation))
+        if entry is not None and entry[0] is operation:
+            return entry[1]
+        free = not any(
+            isinstance(argument.value, VariableNode)
+            for node in _directive_holders(operation, fragments)
+            for directive in node.directives or ()
+            for argument in directive.arguments or ()
+        )
+        self._variable_free[id(operation)] = (operation, free)
+        self._bound(self._variable_free)
+        return free
+
+    def _bound(self, entries: OrderedDict[Any, Any]) -> None:
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
+
+def _directive_holders(
+    operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]
+) -> Iterator[Any]:
+    """Every selection of the operation and of the document's fragments (each once)."""
+    pending: list[Any] = [operation.selection_set, *(f.selection_set for f in fragments.values())]
+    while pending:
+        selection_set = pending.pop()
+        for selection in selection_set.selections:
+            yield selection
+            if getattr(selection, "selection_set", None) is not None:
+                pending.append(selection.selection_set)
+
+
 class ProjectingExecutor(GatewayExecutor):
     """graphql-core's executor, completing objects whose selection it can project in one
     pass (see the module's docstring)."""
+
+    plans: PlanCache  # set on the schema's own subclass (gateway.schema.build_schema)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -145,10 +215,27 @@ class ProjectingExecutor(GatewayExecutor):
         cached = self._projections.get(key)
         if cached is not None:
             return cached[1]
+        shared = self._shared_key(type_, field_details_list)
+        if shared is not None:
+            known = self.plans.get(shared, self.operation)
+            if known is not _UNKNOWN:
+                self._projections[key] = (field_details_list, known)
+                return known  # type: ignore[no-any-return]
         self._projections[key] = (field_details_list, None)  # recursion guard
         project = self._compile_object(type_, field_details_list)
         self._projections[key] = (field_details_list, project)
+        if shared is not None:
+            self.plans.put(shared, self.operation, project)
         return project
+
+    def _shared_key(
+        self, type_: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> tuple[int, str, tuple[int, ...]] | None:
+        """The key a projection is shared under across requests: only when no @skip/@include of
+        the operation depends on a variable, so that no variable value can multiply plans."""
+        if not self.plans.variable_free(self.operation, self.fragment_definitions):
+            return None
+        return (id(self.operation), type_.name, tuple(id(f.node) for f in field_details_list))
 
     def _compile_object(
         self, type_: GraphQLObjectType, field_details_list: FieldDetailsList
