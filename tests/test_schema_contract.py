@@ -85,3 +85,25 @@ def test_the_promised_names_are_there() -> None:
     enum = build_schema(DEFAULT_LIMITS)._schema.type_map["LedgerEntryType"]
     assert isinstance(enum, GraphQLEnumType)
     assert len(set(enum.values) - {"UNKNOWN"}) == 16
+
+
+def test_every_list_tells_a_routers_demand_control_its_size() -> None:
+    """Every list field of the SDL carries @listSize (an assumed size, or the connection's
+    `first` sizing its edges and nodes), and every field that calls the billing API @cost."""
+    from graphql import is_list_type, is_non_null_type
+
+    schema = build_schema(DEFAULT_LIMITS)
+    sdl = print_sdl(schema)
+    graphql_schema = schema._schema
+    for type_name in ("Seat", "Commit", "Credit"):
+        for name, field in graphql_schema.get_type(type_name).fields.items():  # type: ignore[union-attr]
+            inner = field.type.of_type if is_non_null_type(field.type) else field.type
+            if is_list_type(inner):
+                line = next(
+                    line for line in sdl.splitlines() if line.strip().startswith(f"{name}:")
+                )
+                assert "@listSize(assumedSize:" in line, (type_name, name, line)
+    for line in sdl.splitlines():
+        if line.strip().startswith(("): SeatConnection", "): Node", "): [Node]")):
+            assert "@cost(weight:" in line, line
+    assert 'sizedFields: ["edges", "nodes"]' in sdl

@@ -20,6 +20,7 @@ import strawberry
 
 from gateway.details_loaders import DetailKey
 from gateway.schema.context import request_context
+from gateway.schema.fields import assumed_size
 from gateway.schema.scalars import DateTime
 from gateway.upstream import BalanceItem
 
@@ -194,12 +195,15 @@ def access_schedule_field() -> Any:
     return strawberry.field(
         resolver=_access_schedule,
         description=f"When which amount is available (the whole commit, all seats); {_FAILS}.",
+        directives=[assumed_size(12)],
     )
 
 
 def custom_fields_field() -> Any:
     return strawberry.field(
-        resolver=_custom_fields, description=f"Custom fields set on it; {_FAILS}."
+        resolver=_custom_fields,
+        description=f"Custom fields set on it; {_FAILS}.",
+        directives=[assumed_size(10)],
     )
 
 

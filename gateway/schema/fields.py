@@ -11,25 +11,31 @@ edit, and a field the projection does not know falls back by construction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
 import strawberry
 from graphql import GraphQLField
+from strawberry.federation.schema_directives import ListSize
 
 READS = "gateway.reads"
 
 Reader = Callable[[Any], Any]
 
 
-def reads(read: Reader, *, description: str) -> Any:
+def reads(read: Reader, *, description: str, directives: Sequence[object] = ()) -> Any:
     """A field whose value is ``read(source)``, whichever executor asks."""
 
     def resolver(root: Any) -> Any:
         return read(root)
 
-    return strawberry.field(resolver=resolver, description=description, metadata={READS: read})
+    return strawberry.field(
+        resolver=resolver,
+        description=description,
+        metadata={READS: read},
+        directives=list(directives),
+    )
 
 
 def reader_of(field: GraphQLField) -> Reader | None:
@@ -45,3 +51,10 @@ def reader_of(field: GraphQLField) -> Reader | None:
     if definition.base_resolver is None:
         return attrgetter(definition.python_name)
     return None
+
+
+def assumed_size(size: int) -> ListSize:
+    """How long a router's demand control may assume a list is (Apollo's @listSize), for a
+    list no argument sizes: a seat holds a few credit types, rarely more than ten commits or
+    credits (a page holds at most about 100 of them), a ledger tens of entries."""
+    return ListSize(assumed_size=size, require_one_slicing_argument=False)  # type: ignore[call-arg]

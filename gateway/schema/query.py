@@ -31,7 +31,7 @@ _CONNECTION_COST = [
     # Strawberry leaves unset arguments out of the SDL; its stubs mark them required.
     ListSize(  # type: ignore[call-arg]
         slicing_arguments=["first"],
-        sized_fields=["edges"],
+        sized_fields=["edges", "nodes"],
         require_one_slicing_argument=False,
     ),
 ]
@@ -147,7 +147,7 @@ class Query:
         authenticated=True,
         directives=[
             Cost(weight=UPSTREAM_PAGE_COST),
-            ListSize(assumed_size=100),  # type: ignore[call-arg]
+            ListSize(assumed_size=100, require_one_slicing_argument=False),  # type: ignore[call-arg]
         ],
     )
     async def nodes(

@@ -28,7 +28,7 @@ from gateway.schema.access import check_customer
 from gateway.schema.arguments import uuid_argument
 from gateway.schema.context import request_context
 from gateway.schema.errors import GatewayError
-from gateway.schema.fields import reads
+from gateway.schema.fields import assumed_size, reads
 from gateway.schema.ids import global_id
 from gateway.schema.scalars import DateTime
 from gateway.schema.selection import selected_names
@@ -164,7 +164,9 @@ class _Held:
     end_date: DateTime | None = reads(
         lambda held: held.record.get("end_date"), description=_END_DATE
     )
-    ledger_entries: list[LedgerEntry] = reads(Held.ledger_entries, description=_LEDGER)
+    ledger_entries: list[LedgerEntry] = reads(
+        Held.ledger_entries, description=_LEDGER, directives=[assumed_size(50)]
+    )
     # Details from "List balances", fetched only when selected (gateway/schema/details.py).
     name = details.name_field()
     description = details.description_field()
@@ -261,14 +263,17 @@ class Seat(Node):
     balances: list[CreditTypeBalance] = reads(
         lambda seat: seat._record["balances"],
         description="One balance per credit type the seat holds.",
+        directives=[assumed_size(5)],
     )
     commits: list[Commit] = reads(
         lambda seat: seat.held(HeldCommit, "commits"),
         description="The seat's prepaid commits, within the listing's date filters.",
+        directives=[assumed_size(10)],
     )
     credits: list[Credit] = reads(
         lambda seat: seat.held(HeldCredit, "credits"),
         description="The seat's credits, within the listing's date filters.",
+        directives=[assumed_size(10)],
     )
 
     def held(self, kind: type[Held], where: str) -> list[Held]:
