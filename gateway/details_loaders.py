@@ -46,6 +46,7 @@ from gateway.upstream import (
     UpstreamRejected,
 )
 from gateway.upstream.client import CUSTOMER_BALANCES_PATH
+from gateway.upstream.wire import PageTokens
 
 PER_ID_MAX = 10
 BALANCES_PAGE_LIMIT = 25  # the endpoint's maximum
@@ -76,6 +77,7 @@ class _Scan:
     def __init__(self) -> None:
         self.seen: dict[str, BalanceItem] = {}
         self.next_page: str | None = None
+        self.tokens = PageTokens()
         self.done = False  # the whole list has been seen
         self.lock = asyncio.Lock()  # one page at a time
 
@@ -181,8 +183,9 @@ class CommitDetails:
                     scan.done = True
                     break
                 scan.seen.update((item["id"], item) for item in page["data"])
-                scan.next_page = page.get("next_page")
+                next_page = page.get("next_page")
                 # Only a null or empty next_page ends the list: a page may be empty.
+                scan.next_page = scan.tokens.follow(next_page) if next_page else None
                 scan.done = not scan.next_page
         return dict(scan.seen)
 
@@ -204,12 +207,13 @@ class CommitDetails:
     async def _pages(self, body: dict[str, Any]) -> AsyncGenerator[list[BalanceItem], None]:
         """The pages of one listing, until a null or empty ``next_page`` (``data`` may be
         empty while it is set); a 404 is an empty listing."""
+        tokens = PageTokens()
         while (page := await self._page(body)) is not None:
             yield page["data"]
             next_page = page.get("next_page")
             if not next_page:
                 return
-            body = {**body, "next_page": next_page}
+            body = {**body, "next_page": tokens.follow(next_page)}
 
 
 async def list_credit_types(
@@ -219,6 +223,7 @@ async def list_credit_types(
     without an id or a name (every field is optional on the wire) cannot be shown: skipped."""
     types: dict[str, CreditType] = {}
     next_page: str | None = None
+    tokens = PageTokens()
     while True:
         page: CreditTypesPage = await counted(
             partial(
@@ -235,6 +240,7 @@ async def list_credit_types(
         next_page = page.get("next_page")
         if not next_page:
             return types
+        tokens.follow(next_page)
 
 
 class CreditTypeCache:

@@ -38,7 +38,7 @@ from gateway.details_loaders import (
 from gateway.keyvalue import KeyValueStore
 from gateway.upstream import BalanceItem, BillingClient, CreditType, SeatBalance, SeatBalancePage
 from gateway.upstream.client import SEAT_BALANCES_PATH
-from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest
+from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest, PageTokens
 
 __all__ = [
     "MAX_SEATS_PER_PAGE",
@@ -297,6 +297,7 @@ class Loaders:
             limit=min(MAX_SEATS_PER_PAGE, len(wanted)),
         )
         seats: dict[str, SeatBalance] = {}
+        tokens = PageTokens()
         while True:
             page = await self.pages.load(request)
             for seat in page["data"]:
@@ -304,7 +305,7 @@ class Loaders:
             next_page = page["pagination"].get("next_page")
             if not next_page:
                 return seats
-            request = replace(request, cursor=next_page)
+            request = replace(request, cursor=tokens.follow(next_page))
 
 
 def _group_of(request: SeatRequest) -> _Group:

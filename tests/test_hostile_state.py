@@ -239,3 +239,20 @@ def test_a_remembered_document_runs_again_with_its_own_errors(gateway: Gateway) 
         assert payload["data"]["ok"]["nodes"] and payload["data"]["bad"] is None
         assert [e["path"] for e in payload["errors"]] == [["bad"]]
         assert len(gateway.calls) == 1
+
+
+def test_a_page_token_handed_out_twice_is_a_bad_response_not_a_hang(settings: Settings) -> None:
+    """A billing API whose every page says `next_page: "SAME"`: a seat looked up by key is
+    UPSTREAM_BAD_RESPONSE after the second page, not an endless loop on the event loop."""
+    from gateway.schema.ids import global_id
+
+    seat = {"seat_id": "a@example.com", "balances": []}
+    page = {"data": [seat], "pagination": {"seats_included": 1, "next_page": "SAME"}}
+    endless = httpx.MockTransport(lambda request: httpx.Response(200, json=page))
+    seat_id = global_id("Seat", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "b@example.com")
+    with running_gateway(settings, endless) as gateway:
+        gateway.http.timeout = httpx.Timeout(5.0)
+        payload = gateway.post(f'{{ node(id: "{seat_id}") {{ id }} }}').json()
+        assert payload["data"] == {"node": None}
+        assert [e["extensions"]["code"] for e in payload["errors"]] == ["UPSTREAM_BAD_RESPONSE"]
+        assert len(gateway.calls) == 2

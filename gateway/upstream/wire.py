@@ -8,8 +8,10 @@ loaders key their caches by them, so two fields asking for the same page share o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from gateway.upstream.errors import UpstreamBadResponse
 
 # The billing API's own bound on `limit` (seats per page).
 MAX_SEATS_PER_PAGE = 100
@@ -67,3 +69,18 @@ class PageRequest:
         if self.cursor is not None:
             body["cursor"] = self.cursor
         return body
+
+
+@dataclass
+class PageTokens:
+    """The page tokens one listing has followed. A token the billing API hands out twice would
+    page for ever (a dataloader or the page cache answers the repeat without yielding, so not
+    even the call budget would stop it): the answer breaks the contract."""
+
+    _followed: set[str] = field(default_factory=set)
+
+    def follow(self, token: str) -> str:
+        if token in self._followed:
+            raise UpstreamBadResponse("The billing API returned the same page token twice.")
+        self._followed.add(token)
+        return token
