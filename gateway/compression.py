@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import posixpath
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import unquote
 
 import brotli
 import zstandard
@@ -47,7 +49,8 @@ __all__ = [
 ]
 
 WHOLE_BODY_BYTES = 2 * 1024 * 1024  # a streamed body up to this is compressed whole
-ASSET_CACHE_BYTES = 8 * 1024 * 1024  # compressed GraphiQL assets kept (all codings: ~2 MiB)
+# Compressed GraphiQL assets kept: a fixed set of files (7, in 3 codings: about 8 MiB).
+ASSET_CACHE_BYTES = 16 * 1024 * 1024
 _THREAD_BYTES = 256 * 1024  # longer bodies are compressed off the event loop
 
 _COMPRESSIBLE = frozenset(
@@ -200,6 +203,8 @@ class ResponseCompression:
         self.assets_prefix = assets_path.rstrip("/") + "/" if assets_path else None
         self.codings = codings
         self.compressed_assets = _AssetCache(ASSET_CACHE_BYTES)
+        # Assets being compressed: concurrent first requests wait for one compression.
+        self.compressing: dict[tuple[str, str, bytes], asyncio.Future[bytes]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -217,7 +222,10 @@ class ResponseCompression:
             scope = {**scope, "extensions": extensions}
         path: str = scope.get("path", "")
         asset = self.assets_prefix is not None and path.startswith(self.assets_prefix)
-        await self.app(scope, receive, _Responder(self, send, coding, path if asset else None))
+        # The file, however the caller spelled its path (StaticFiles normalises it too), so
+        # that spellings cannot multiply the cache's entries.
+        name = posixpath.normpath(unquote(path)) if asset else None
+        await self.app(scope, receive, _Responder(self, send, coding, name))
 
 
 class _Responder:
@@ -261,7 +269,9 @@ class _Responder:
             return
         self.chunks.append(body)
         self.size += len(body)
-        if more and self.size <= WHOLE_BODY_BYTES:
+        # An asset (one of the gateway's own files) is always compressed whole, once, and kept;
+        # only answers longer than WHOLE_BODY_BYTES are compressed as they stream.
+        if more and (self.size <= WHOLE_BODY_BYTES or self.asset is not None):
             return
         whole = b"".join(self.chunks)
         self.chunks = []
@@ -282,18 +292,30 @@ class _Responder:
         if self.asset is not None:
             etag = _header(headers, b"etag")
             key = (self.asset, coding.name, etag) if etag else None
-        compressed = self.owner.compressed_assets.get(key) if key else None
-        if compressed is None:
-            level = coding.asset_level if self.asset is not None else coding.answer_level
-            if len(body) > _THREAD_BYTES:
-                compressed = await asyncio.to_thread(coding.compress, body, level)
-            else:
-                compressed = coding.compress(body, level)
-            if key:
-                self.owner.compressed_assets.put(key, compressed)
+        if key is None:
+            compressed = await _compress(coding, body, coding.answer_level)
+        else:
+            compressed = self.owner.compressed_assets.get(key) or await self._compress_asset(
+                key, body
+            )
         self.start["headers"] = _encoded(headers, coding.name, len(compressed))
         await self.send(self.start)
         await self.send({"type": "http.response.body", "body": compressed})
+
+    async def _compress_asset(self, key: tuple[str, str, bytes], body: bytes) -> bytes:
+        """The asset compressed once: concurrent first requests share one compression."""
+        assert self.coding is not None
+        pending = self.owner.compressing.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = asyncio.ensure_future(_compress(self.coding, body, self.coding.asset_level))
+        self.owner.compressing[key] = pending
+        try:
+            compressed = await asyncio.shield(pending)
+        finally:
+            self.owner.compressing.pop(key, None)
+        self.owner.compressed_assets.put(key, compressed)
+        return compressed
 
     async def _start_streaming(self, first: bytes) -> None:
         assert self.coding is not None and self.start is not None
@@ -310,6 +332,12 @@ class _Responder:
             out += self.stream.finish()
         if out or not more:
             await self.send({"type": "http.response.body", "body": out, "more_body": more})
+
+
+async def _compress(coding: Coding, body: bytes, level: int) -> bytes:
+    if len(body) > _THREAD_BYTES:
+        return await asyncio.to_thread(coding.compress, body, level)
+    return coding.compress(body, level)
 
 
 def _compressible(status: int, headers: Iterable[tuple[bytes, bytes]]) -> bool:

@@ -12,6 +12,7 @@ import http.client
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import brotli
@@ -323,3 +324,38 @@ def test_event_streams_and_encoded_bodies_pass_untouched(streams: str) -> None:
     encoded = exchange(streams, "GET", "/encoded", accept_encoding="br, zstd, gzip")
     assert encoded.coding == "gzip"
     assert gzip.decompress(encoded.raw).startswith(b"line 0 of")  # gzip members, once
+
+
+async def test_a_large_asset_is_compressed_once_whatever_its_path_spelling(tmp_path: Path) -> None:
+    """Concurrent first requests and differently spelled paths of one asset larger than
+    WHOLE_BODY_BYTES cost one compression, kept; the bytes round-trip."""
+    import asyncio as _asyncio
+    import gzip as _gzip
+
+    import httpx
+    from starlette.staticfiles import StaticFiles
+
+    from gateway.compression import CODINGS, WHOLE_BODY_BYTES, Coding, ResponseCompression
+
+    compressions: list[int] = []
+
+    def counted(data: bytes, level: int) -> bytes:
+        compressions.append(len(data))
+        return _gzip.compress(data, compresslevel=level)
+
+    coding = Coding("gzip", counted, CODINGS[-1].stream, answer_level=1, asset_level=6)
+    content = b"x = 1;\n" * (WHOLE_BODY_BYTES // 7 + 100_000)  # longer than a whole body
+    (tmp_path / "big.js").write_bytes(content)
+    app = ResponseCompression(StaticFiles(directory=tmp_path), assets_path="/", codings=(coding,))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://gateway"
+    ) as client:
+        paths = ["/big.js"] * 4 + ["/./big.js", "/a/../big.js", "/%2E/big.js"]
+        answers = await _asyncio.gather(
+            *(client.get(path, headers={"Accept-Encoding": "gzip"}) for path in paths)
+        )
+    for answer in answers:
+        assert answer.status_code == 200
+        assert answer.headers["content-encoding"] == "gzip"
+        assert answer.content == content  # httpx decodes gzip
+    assert compressions == [len(content)]
