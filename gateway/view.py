@@ -182,6 +182,9 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         # The same URL answers JSON, graphql-response+json or the IDE's HTML by Accept: a cache
         # in front must not hand one client's answer to another.
         response.headers.append("Vary", "Accept")
+        # The answer is one caller's: a browser's own cache must not hand it to the next user
+        # of the same profile (RFC 9111 keeps only shared caches from reusing it).
+        response.headers.append("Vary", "Authorization")
         return response
 
     def parse_json(self, data: str | bytes) -> Any:
@@ -221,11 +224,21 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         _DOCUMENT_IDS.set(None)
         parsed = await super().parse_http_body(request)
         items = parsed if isinstance(parsed, list) else [parsed]
+        if not items:
+            raise HTTPException(400, "A batch holds at least one operation.")
         for item in items:
-            if not (item.operation_name is None or isinstance(item.operation_name, str)):
-                raise HTTPException(
-                    400, "The GraphQL operation's `operationName` must be a string or null."
-                )
+            # Strawberry checks these types for a single operation only; a batch's items too.
+            for name, value, kinds in (
+                ("query", item.query, (str,)),
+                ("variables", item.variables, (dict,)),
+                ("extensions", item.extensions, (dict,)),
+                ("operationName", item.operation_name, (str,)),
+            ):
+                if not (value is None or isinstance(value, kinds)):
+                    expected = "a string" if kinds == (str,) else "an object"
+                    raise HTTPException(
+                        400, f"The GraphQL operation's `{name}` must be {expected} or null."
+                    )
         document_ids = _DOCUMENT_IDS.get() or [None] * len(items)
         resolved = [
             await self._resolve(item, document_id)

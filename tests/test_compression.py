@@ -251,7 +251,7 @@ def test_vary_merges_with_the_cors_vary(settings: Settings) -> None:
     with running_gateway(settings.model_copy(update={"cors_origins": [origin]})) as gateway:
         answer = post(gateway, LEDGERS, "gzip", headers={"Origin": origin})
         assert answer.coding == "gzip"
-        assert sorted(answer.vary) == ["accept", "accept-encoding", "origin"]
+        assert sorted(answer.vary) == ["accept", "accept-encoding", "authorization", "origin"]
         assert answer.headers["access-control-allow-origin"] == origin
 
 

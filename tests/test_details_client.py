@@ -93,6 +93,23 @@ async def test_detail_errors_map_to_ours(response: httpx.Response, error: type[E
         ({**ITEM, "subscription_config": {"allocation": "SHARED"}}, True),
         ({"type": "PREPAID"}, False),  # no id: nothing to join it to
         ({**ITEM, "priority": "high"}, False),
+        ({**ITEM, "priority": float("nan")}, False),  # numbers the schema cannot show
+        (
+            {
+                **ITEM,
+                "access_schedule": {
+                    "schedule_items": [
+                        {
+                            "id": "s",
+                            "amount": float("inf"),
+                            "starting_at": "2026-05-01T00:00:00Z",
+                            "ending_before": "2026-06-01T00:00:00Z",
+                        }
+                    ]
+                },
+            },
+            False,
+        ),
         (
             {
                 **ITEM,
@@ -108,7 +125,8 @@ async def test_detail_errors_map_to_ours(response: httpx.Response, error: type[E
 )
 async def test_items_are_read_tolerantly_but_not_blindly(item: Any, accepted: bool) -> None:
     """Unknown fields and types, nulls and new allocations are accepted; an item without id, a
-    non-numeric priority or a schedule date that is not RFC 3339 breaks the contract."""
+    non-numeric or non-finite number or a schedule date that is not RFC 3339 breaks the
+    contract."""
     body = {"data": [item], "next_page": None}
     client = scripted(lambda request: httpx.Response(200, json=body), SleepRecorder())
     if accepted:

@@ -405,3 +405,42 @@ def test_graphql_http_audit_passes_without_warnings(gateway: Gateway, node: str)
     assert report["failures"] == [], json.dumps(report["failures"], indent=2)
     assert report["counts"] == {"ok": report["total"], "notice": 0, "warn": 0, "error": 0}
     assert report["total"] >= 61  # graphql-http 1.23.1 runs 61 audits
+
+
+@pytest.mark.parametrize(
+    "batch, parameter",
+    [
+        ([{"query": "{ __typename }", "extensions": "x"}], "extensions"),
+        ([{"query": 5}], "query"),
+        ([{"query": "{ __typename }", "variables": "x"}], "variables"),
+        (
+            [{"query": "{ __typename }"}, {"query": "{ __typename }", "operationName": 1}],
+            "operationName",
+        ),
+        ([], "batch"),
+    ],
+    ids=["extensions-string", "query-number", "variables-string", "operationName-number", "empty"],
+)
+def test_a_batch_item_of_the_wrong_shape_is_a_400(
+    gateway: Gateway, batch: list[Any], parameter: str
+) -> None:
+    """Every operation of a batch is held to the single operation's rules: a parameter of the
+    wrong type (or an empty batch) is a 400 BAD_REQUEST naming it, not a 500."""
+    response = gateway.http.post(f"{gateway.url}/graphql", json=batch)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert parameter in error["message"]
+    assert gateway.calls == []
+
+
+def test_every_answer_varies_on_authorization(gateway: Gateway) -> None:
+    """An answer is one caller's: GET and POST answers say Vary: Authorization, so that a
+    browser's own cache never hands one user's data to the next user of the profile."""
+    query = "{ __typename }"
+    for response in (
+        gateway.http.get(f"{gateway.url}/graphql", params={"query": query}),
+        gateway.http.post(f"{gateway.url}/graphql", json={"query": query}),
+    ):
+        values = ",".join(response.headers.get_list("vary"))
+        assert "authorization" in {value.strip().lower() for value in values.split(",")}

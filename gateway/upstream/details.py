@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NotRequired
 
-from pydantic import TypeAdapter
+from pydantic import FiniteFloat, TypeAdapter
 from typing_extensions import TypedDict
 
 from gateway.upstream.models import Timestamp
@@ -25,7 +25,7 @@ class Product(TypedDict):
 
 class ScheduleItem(TypedDict):
     id: str
-    amount: float
+    amount: FiniteFloat
     starting_at: Timestamp
     ending_before: Timestamp
 
@@ -53,7 +53,7 @@ class BalanceItem(TypedDict):
     product: NotRequired[Product | None]  # required by the contract; absent is shown as null
     name: NotRequired[str | None]
     description: NotRequired[str | None]
-    priority: NotRequired[float | None]
+    priority: NotRequired[FiniteFloat | None]
     access_schedule: NotRequired[AccessSchedule | None]
     custom_fields: NotRequired[dict[str, str] | None]
     subscription_config: NotRequired[SubscriptionConfig | None]
