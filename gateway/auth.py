@@ -78,10 +78,15 @@ class KeySet:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
+        self._refresh: asyncio.Future[None] | None = None
 
     async def key(self, kid: str) -> PyJWK:
-        """The key named ``kid``; fetches the set when it is stale or lacks ``kid``."""
-        if kid in self._keys and not self._stale():
+        """The key named ``kid``; fetches the set when it lacks ``kid``. A known key of a stale
+        set is used at once while one background fetch refreshes the set, so that no request
+        waits on the identity provider for a key the gateway has."""
+        if kid in self._keys:
+            if self._stale() and self._refresh is None and self._may_fetch():
+                self._refresh = asyncio.ensure_future(self._refresh_in_background())
             return self._keys[kid]
         async with self._lock:  # one fetch at a time; waiters see its result
             if kid in self._keys and not self._stale():
@@ -100,6 +105,16 @@ class KeySet:
                 "The token was signed with a key this gateway does not know."
             )
         return key
+
+    async def _refresh_in_background(self) -> None:
+        try:
+            async with self._lock:
+                if self._stale() and self._may_fetch():
+                    await self._fetch()
+        except AuthenticationFailed:
+            pass  # logged by _fetch; the keys in hand stay in use
+        finally:
+            self._refresh = None
 
     def _stale(self) -> bool:
         return self._fetched_at is None or self.clock() - self._fetched_at > self.max_age
@@ -136,6 +151,8 @@ class KeySet:
         self._fetched_at = self.clock()
 
     async def aclose(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
         if self._http is not None:
             await self._http.aclose()
 

@@ -514,3 +514,37 @@ def test_gateway_serve_refuses_to_start_with_a_billing_token_and_no_authenticati
     assert "GATEWAY_ALLOW_ANONYMOUS" in finished.stderr
     assert "GATEWAY_JWKS_URL" in finished.stderr
     assert secret not in finished.stdout + finished.stderr
+
+
+async def test_a_stale_key_set_refreshes_in_the_background_while_known_keys_still_verify(
+    key_server: KeyServer,
+) -> None:
+    """Once the key set is older than its max age and the identity provider hangs, a known
+    kid is still answered at once (one refresh runs in the background), never after the
+    provider's timeout."""
+    now = [1000.0]
+    hanging = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await hanging.wait()
+        return httpx.Response(200, json={"keys": [KEY.jwk()]})
+
+    real = KeySet(key_server.url, refetch_interval=10, clock=lambda: now[0])
+    assert (await real.key("key-1")).key_id == "key-1"
+    keys = KeySet(
+        key_server.url,
+        refetch_interval=10,
+        clock=lambda: now[0],
+        transport=httpx.MockTransport(hang),
+    )
+    keys._keys, keys._fetched_at = real._keys, now[0]  # a set fetched earlier
+    await real.aclose()
+    now[0] += 3600  # long past the max age
+    try:
+        for _ in range(5):
+            key = await asyncio.wait_for(keys.key("key-1"), timeout=0.5)
+            assert key.key_id == "key-1"
+        assert keys.fetches == 1  # one background refresh, still waiting on the provider
+    finally:
+        hanging.set()
+        await keys.aclose()

@@ -10,8 +10,9 @@ Bounds: at most ``max_entries`` documents and ``max_bytes`` of query text (the p
 document's size is proportional to its text; each text is itself at most
 ``GATEWAY_MAX_QUERY_BYTES``); the least recently used go first. A document is learned only
 once its operation has run without a credential refusal (``UNAUTHENTICATED``, ``FORBIDDEN``),
-so a caller without a valid token cannot fill the store, and only documents that passed the
-limits reach it. Strawberry's own ``ParserCache``/``ValidationCache`` are bounded in entries
+so a request refused for its credentials teaches it nothing, and only documents that passed the
+limits reach it. (A document that reads nothing, ``{ __typename }``, is not refused: such
+documents are learned within the same bounds, and can only push others out.) Strawberry's own ``ParserCache``/``ValidationCache`` are bounded in entries
 only and learn from every request, which is why they are not used.
 """
 
