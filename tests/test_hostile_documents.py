@@ -365,7 +365,8 @@ def test_seat_ids_are_counted_through_fragments_and_entities(gateway: Gateway) -
     )
     errors = gateway.errors(entities, {"r": representations, "ids": ["x"] * 300})
     assert [e["extensions"]["code"] for e in errors] == ["MAX_SEAT_IDS_LIMIT"]
-    assert "1200 seat ids" in errors[0]["message"]
+    # 300 ids under each of 4 representations, and each representation counts one of its own.
+    assert "1204 seat ids" in errors[0]["message"]
     assert gateway.calls == []
 
 
@@ -408,3 +409,26 @@ def test_the_cursor_after_a_full_last_page_still_resumes(gateway: Gateway) -> No
     last = gateway.query(query, {"after": info["endCursor"]})["seatBalances"]["pageInfo"]
     assert last == {"hasNextPage": False, "endCursor": None}
     assert len(gateway.calls) == 1
+
+
+def test_entity_representations_count_against_the_seat_id_budget(gateway: Gateway) -> None:
+    """Each Seat representation of _entities sends its seat id upstream: 1,001 of them are
+    refused with MAX_SEAT_IDS_LIMIT before any upstream call, and a seat id longer than a
+    seat id can be is refused too."""
+    query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Seat { seatId } } }"
+
+    def representation(seat_id: str) -> dict[str, str]:
+        return {
+            "__typename": "Seat",
+            "customerId": DEMO_CUSTOMER_ID,
+            "contractId": DEMO_CONTRACT_ID,
+            "seatId": seat_id,
+        }
+
+    many = [representation(f"seat-{n}@example.com") for n in range(1_001)]
+    errors = gateway.errors(query, {"r": many})
+    assert [e["extensions"]["code"] for e in errors] == ["MAX_SEAT_IDS_LIMIT"]
+    assert gateway.calls == []
+    errors = gateway.errors(query, {"r": [representation("x" * 600)]})
+    assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert gateway.calls == []

@@ -277,3 +277,23 @@ async def test_a_billing_api_that_hangs_up_is_unavailable_not_a_timeout() -> Non
         await transport.aclose()
         server.close()
     assert len(sleep.waits) == 2
+
+
+async def test_an_answer_that_does_not_decode_is_a_bad_response_not_retried() -> None:
+    """A body whose Content-Encoding lies (gzip that is not gzip) is UpstreamBadResponse at
+    once, never an internal error, and not retried."""
+    attempts = 0
+
+    def corrupt(request: httpx.Request) -> httpx.Response:
+        nonlocal attempts
+        attempts += 1
+        return httpx.Response(
+            200,
+            content=b"not gzip at all",
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+
+    sleep = SleepRecorder()
+    with pytest.raises(UpstreamBadResponse):
+        await client(corrupt, sleep).list_seat_balances(BODY, token="t")
+    assert attempts == 1 and sleep.waits == []

@@ -76,6 +76,9 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
         self._request = context_of(self.context_value)
         if self._request is not None:
             self._request.executor = self
+        # Per execution, like graphql-core's own memo: the field nodes are the document's, so
+        # every entity of an _entities list shares one walk.
+        self._names_below: dict[tuple[Any, tuple[int, ...]], frozenset[str]] = {}
 
     def names_below(
         self, return_type: GraphQLOutputType, field_nodes: list[FieldNode]
@@ -85,6 +88,10 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
         ``@skip``/``@include`` with this request's variables), memoised per execution like
         completion itself. Its cost is linear in the operation's merged shape, which the
         limits have bounded before execution starts."""
+        key = (return_type, tuple(id(node) for node in field_nodes))
+        known = self._names_below.get(key)
+        if known is not None:
+            return known
         names: set[str] = set()
 
         def walk(type_: GraphQLOutputType, group: FieldDetailsList) -> None:
@@ -105,7 +112,8 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
                         walk(field.type, child)
 
         walk(return_type, [FieldDetails(node, None) for node in field_nodes])
-        return frozenset(names)
+        self._names_below[key] = found = frozenset(names)
+        return found
 
 
 class PlanCache:
@@ -224,7 +232,7 @@ class ProjectingExecutor(GatewayExecutor):
         self._projections[key] = (field_details_list, None)  # recursion guard
         project = self._compile_object(type_, field_details_list)
         self._projections[key] = (field_details_list, project)
-        if shared is not None:
+        if shared is not None and project is not None:  # what cannot be projected: per request
             self.plans.put(shared, self.operation, project)
         return project
 

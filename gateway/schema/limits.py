@@ -289,7 +289,10 @@ class _SeatIdCounter:
                 name = selection.name.value
                 inner = self.count(selection.selection_set, visiting)
                 if name == "_entities":
-                    inner *= self.items(_argument(selection, "representations"))
+                    # Each representation sends its own seat id (a Contract's counts too: the
+                    # count errs on the side of refusing), and runs the selection below.
+                    total += self.items(_argument(selection, "representations")) * (1 + inner)
+                    continue
                 total += self.items(_argument(selection, _SEAT_ID_ARGUMENTS.get(name))) + inner
             elif isinstance(selection, InlineFragmentNode):
                 total += self.count(selection.selection_set, visiting)

@@ -261,6 +261,11 @@ class BillingClient:
                         response = await self._send(call.method, call.url, call.content, headers)
                 outcome = str(response.status_code)
                 current.set_attribute("http.response.status_code", response.status_code)
+            except httpx.DecodingError:
+                outcome = "bad_response"
+                raise UpstreamBadResponse(
+                    "The billing API's answer could not be decoded (its content encoding)."
+                ) from None
             except (TimeoutError, httpx.TransportError) as error:
                 if not _timed_out(error):
                     raise _Retryable(
@@ -269,6 +274,13 @@ class BillingClient:
                 outcome = "timeout"
                 raise _Retryable(
                     UpstreamTimeout("The billing API did not answer in time.")
+                ) from None
+            except Exception as error:
+                # httpx-aiohttp leaves some of aiohttp's protocol errors untranslated (a
+                # malformed status line or length): the API gave no proper answer.
+                logger.warning("billing API attempt failed: %s", type(error).__name__)
+                raise _Retryable(
+                    UpstreamUnavailable("The billing API gave no proper answer.")
                 ) from None
             finally:
                 self._observer.attempt(outcome, time.perf_counter() - started)
