@@ -297,3 +297,28 @@ async def test_an_answer_that_does_not_decode_is_a_bad_response_not_retried() ->
     with pytest.raises(UpstreamBadResponse):
         await client(corrupt, sleep).list_seat_balances(BODY, token="t")
     assert attempts == 1 and sleep.waits == []
+
+
+async def test_a_malformed_answer_is_unavailable_not_an_internal_error() -> None:
+    """An answer whose status line is not HTTP (aiohttp's error, which httpx-aiohttp leaves
+    untranslated) is UPSTREAM_UNAVAILABLE, retried, through the production transport."""
+
+    async def garbled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 2OO OK\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbled, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    sleep = SleepRecorder()
+    transport = billing_transport(url, max_connections=4)
+    try:
+        with pytest.raises(UpstreamUnavailable):
+            await BillingClient(
+                transport, url, replace(DEFAULT_POLICY, sleep=sleep)
+            ).list_seat_balances(BODY, token="t")
+    finally:
+        await transport.aclose()
+        server.close()
+    assert len(sleep.waits) == 2

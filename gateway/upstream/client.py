@@ -275,13 +275,6 @@ class BillingClient:
                 raise _Retryable(
                     UpstreamTimeout("The billing API did not answer in time.")
                 ) from None
-            except Exception as error:
-                # httpx-aiohttp leaves some of aiohttp's protocol errors untranslated (a
-                # malformed status line or length): the API gave no proper answer.
-                logger.warning("billing API attempt failed: %s", type(error).__name__)
-                raise _Retryable(
-                    UpstreamUnavailable("The billing API gave no proper answer.")
-                ) from None
             finally:
                 self._observer.attempt(outcome, time.perf_counter() - started)
                 if outcome != "200":

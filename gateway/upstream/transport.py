@@ -43,7 +43,19 @@ def billing_transport(base_url: str, *, max_connections: int) -> httpx.AsyncBase
             trust_env=False,  # the proxy is passed in, decided once (see the docstring)
         )
 
-    return AiohttpTransport(client=session, proxy=proxy_from_environment(base_url))
+    return _Transport(client=session, proxy=proxy_from_environment(base_url))
+
+
+class _Transport(AiohttpTransport):
+    """httpx-aiohttp's transport, with the aiohttp errors its exception map leaves out (an
+    answer with a malformed status line or headers) raised as httpx's protocol error, so the
+    client sees only httpx's exceptions."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except aiohttp.ClientError as error:
+            raise httpx.RemoteProtocolError(type(error).__name__, request=request) from error
 
 
 def proxy_from_environment(url: str) -> httpx.Proxy | None:
