@@ -197,8 +197,8 @@ class CallerAuthenticator:
         secret: str | None = None,
         issuer: str | None = None,
         audience: str | None = None,
-        leeway: float = 30.0,
-        customer_claim: str = "metronome_customer_ids",
+        leeway: float,
+        customer_claim: str,
         admin_scope: str | None = None,
     ) -> None:
         if (keys is None) == (secret is None):

@@ -12,35 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import (
-    DocumentNode,
-    GraphQLSchema,
-    OperationDefinitionNode,
-    TypeInfo,
-    ValidationContext,
-)
 from strawberry.extensions import SchemaExtension
 
 from gateway.schema.context import context_of
-from gateway.schema.limits import _shape
+from gateway.schema.limits import upstream_calls_written
 
 COST_HEADER = "x-gateway-cost"
-
-
-def estimated_upstream_pages(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
-) -> int:
-    context = ValidationContext(schema, document, TypeInfo(schema), lambda _error: None)
-    total = 0
-    for operation in document.definitions:
-        if not isinstance(operation, OperationDefinitionNode) or (
-            operation_name is not None
-            and (operation.name is None or operation.name.value != operation_name)
-        ):
-            continue
-        root = schema.get_root_type(operation.operation)
-        total += _shape(operation.selection_set, root, context, {}).upstream_calls
-    return total
 
 
 class CostEstimate(SchemaExtension):
@@ -57,7 +34,7 @@ class CostEstimate(SchemaExtension):
         headers = getattr(request, "headers", None)
         asked = headers is not None and headers.get(COST_HEADER, "").strip().lower() == "true"
         if asked and context.graphql_document is not None:
-            self.estimate = estimated_upstream_pages(
+            self.estimate = upstream_calls_written(
                 context.schema._schema, context.graphql_document, context.operation_name
             )
         yield

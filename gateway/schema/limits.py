@@ -34,12 +34,14 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     ListValueNode,
     NullValueNode,
     ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    TypeInfo,
     ValidationContext,
     ValueNode,
     VariableNode,
@@ -247,6 +249,36 @@ class _SeatIdBudget(SchemaExtension):
 _SEAT_ID_ARGUMENTS = {"seatBalances": "seatIds", "nodes": "ids", "node": "id"}
 
 
+def operations_run(
+    document: DocumentNode, operation_name: str | None
+) -> list[OperationDefinitionNode]:
+    """The operations of a document a request with ``operation_name`` may run (all of them
+    when it names none: the count errs on the side of refusing)."""
+    return [
+        operation
+        for operation in document.definitions
+        if isinstance(operation, OperationDefinitionNode)
+        and (
+            operation_name is None
+            or (operation.name is not None and operation.name.value == operation_name)
+        )
+    ]
+
+
+def upstream_calls_written(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+) -> int:
+    """The fields that call the billing API in the operations a request may run, counted as
+    the upstream-call limit counts them (each fragment once, directives ignored)."""
+    context = ValidationContext(schema, document, TypeInfo(schema), lambda _error: None)
+    return sum(
+        _shape(
+            operation.selection_set, schema.get_root_type(operation.operation), context, {}
+        ).upstream_calls
+        for operation in operations_run(document, operation_name)
+    )
+
+
 def seat_ids_requested(
     document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
 ) -> int:
@@ -257,12 +289,7 @@ def seat_ids_requested(
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     total = 0
-    for operation in document.definitions:
-        if not isinstance(operation, OperationDefinitionNode) or (
-            operation_name is not None
-            and (operation.name is None or operation.name.value != operation_name)
-        ):
-            continue
+    for operation in operations_run(document, operation_name):
         values = {
             d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
         }

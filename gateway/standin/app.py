@@ -320,21 +320,8 @@ def _cursor(body: JSON) -> str | None:
     """The seat id the page starts after, from a ``cursor`` made by ``encode_cursor``."""
     if "cursor" not in body:
         return None
-    token = body["cursor"]
-    invalid = _bad_request("cursor is not a next_page token of this endpoint")
-    if not isinstance(token, str):
-        raise invalid
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
-        decoded = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise invalid from None
-    if not isinstance(decoded, dict) or set(decoded) != {"last_seat_id"}:
-        raise invalid
-    last_seat_id = decoded["last_seat_id"]
-    if not isinstance(last_seat_id, str):
-        raise invalid
-    return last_seat_id
+    # Sent, even as null, it must be a token: only leaving it out starts at the beginning.
+    return _key_token(body["cursor"] or "", "cursor", "last_seat_id", kind="a next_page token")
 
 
 # --- answering ---------------------------------------------------------------------------------
@@ -589,11 +576,12 @@ def _make_token(key: str, value: str) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
-def _key_token(token: object, field: str, key: str) -> str | None:
-    """The value a ``_make_token`` token carries; ``None`` when there is no token."""
+def _key_token(token: object, field: str, key: str, *, kind: str = "a token") -> str | None:
+    """The value a token of this endpoint carries under ``key``; ``None`` when there is no
+    token, a 400 naming ``field`` when it is not one."""
     if token is None:
         return None
-    invalid = _bad_request(f"{field} is not a token of this endpoint")
+    invalid = _bad_request(f"{field} is not {kind} of this endpoint")
     if not isinstance(token, str):
         raise invalid
     try:
