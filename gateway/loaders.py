@@ -24,6 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -163,11 +164,22 @@ class Loaders:
         self._calls = 0
         self._in_flight: set[asyncio.Task[Any]] = set()
         self.pages: DataLoader[PageRequest, SeatBalancePage] = DataLoader(self._load_pages)
-        self.seats: DataLoader[SeatRequest, SeatBalance | None] = DataLoader(self._load_seats)
-        self._details = CommitDetails(client, token, self._counted, self._cached)
-        self.details: DataLoader[DetailKey, BalanceItem | None] = DataLoader(self._load_details)
         self._credit_type_cache = credit_types
         self._credit_types: asyncio.Future[dict[str, CreditType]] | None = None
+
+    # The loaders most operations never use are made on first use (a request that lists
+    # seats, the common case, builds one DataLoader, not three).
+    @cached_property
+    def seats(self) -> DataLoader[SeatRequest, SeatBalance | None]:
+        return DataLoader(self._load_seats)
+
+    @cached_property
+    def details(self) -> DataLoader[DetailKey, BalanceItem | None]:
+        return DataLoader(self._load_details)
+
+    @cached_property
+    def _details(self) -> CommitDetails:
+        return CommitDetails(self._client, self._token, self._counted, self._cached)
 
     async def page(self, request: PageRequest) -> SeatBalancePage:
         """One page, shared with every other load of the same request in this operation."""

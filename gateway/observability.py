@@ -266,7 +266,15 @@ def _log_access(
         line["upstreamCalls"] = access.get("upstreamCalls", 0)
         line["errorCodes"] = access["errorCodes"]
         line["route"] = "/".join(access["route"])
-    access_logger.info(orjson.dumps(line).decode())
+    access_logger.info(AccessLine(line))
+
+
+class AccessLine(dict[str, Any]):
+    """An access log line: its text is its JSON, made only when a handler formats it, and the
+    JSON formatter merges its fields without parsing that text back."""
+
+    def __str__(self) -> str:
+        return orjson.dumps(self).decode()
 
 
 class JsonFormatter(logging.Formatter):
@@ -279,15 +287,18 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
         }
-        message = record.getMessage()
-        try:
-            parsed = json.loads(message) if message.startswith("{") else None
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            payload.update(parsed)
+        if isinstance(record.msg, AccessLine):
+            payload.update(record.msg)
         else:
-            payload["message"] = message
+            message = record.getMessage()
+            try:
+                parsed = json.loads(message) if message.startswith("{") else None
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                payload.update(parsed)
+            else:
+                payload["message"] = message
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(payload, default=str).decode()

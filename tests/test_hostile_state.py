@@ -149,13 +149,13 @@ def test_the_document_store_is_bounded_in_entries_and_in_bytes() -> None:
     store = DocumentStore(max_entries=3, max_bytes=100)
     texts = [f"{{ a{i}: __typename }}" for i in range(5)]
     for text in texts:
-        store.learn(text, parse(text), [])
+        store.learn(text, parse(text), [], measured=True)
     assert len(store) == 3 and store.get(texts[0]) is None and store.get(texts[4]) is not None
     big = "{ " + "a: __typename " * 10 + "}"
-    store.learn(big, parse(big), [])
+    store.learn(big, parse(big), [], measured=True)
     assert store.bytes <= 100 and len(store) <= 3
     huge = "{ " + "b: __typename " * 20 + "}"
-    store.learn(huge, parse(huge), [])
+    store.learn(huge, parse(huge), [], measured=True)
     assert store.get(huge) is None
 
 

@@ -9,12 +9,12 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from gateway.schema.context import OperationInfo, RequestContext
-from gateway.schema.cost import CostEstimate
-from gateway.schema.documents import CachedDocuments, DocumentStore
-from gateway.schema.errors import ValidationErrorCodes, shape_error
+from gateway.schema.context import RequestContext
+from gateway.schema.documents import DocumentStore
+from gateway.schema.errors import shape_error
 from gateway.schema.execution import GatewayExecutor, PlanCache, ProjectingExecutor
 from gateway.schema.limits import QueryLimits
+from gateway.schema.pipeline import GatewayPipeline, PipelineSettings
 from gateway.schema.query import Contract, Query
 from gateway.schema.scalars import DATE_TIME, DateTime
 
@@ -50,19 +50,14 @@ def build_schema(
 ) -> GatewaySchema:
     """The schema, with ``limits`` on what one operation may ask and ``max_batch`` operations
     per batched request."""
-    budget = limits.max_upstream_calls
     documents = DocumentStore(max_entries=256, max_bytes=4_000_000)
+    pipeline = PipelineSettings(limits, documents, limits.validation_rules())
     schema = GatewaySchema(
         query=Query,
         types=[Contract],  # reachable only through _entities
         federation_version=FEDERATION_VERSION,
-        extensions=[
-            OperationInfo,
-            ValidationErrorCodes,
-            lambda: CachedDocuments(documents),
-            *limits.extensions(),
-            lambda: CostEstimate(budget),
-        ],
+        # One extension for every step the gateway adds (gateway.schema.pipeline).
+        extensions=[lambda: GatewayPipeline(pipeline)],
         config=StrawberryConfig(
             scalar_map={DateTime: DATE_TIME}, batching_config={"max_operations": max_batch}
         ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError, OperationDefinitionNode
 from opentelemetry import trace
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from gateway.details_loaders import CreditTypeCache
 from gateway.loaders import BatchObserver, Loaders, PageCache
@@ -31,7 +30,7 @@ class RequestContext:
     max_upstream_calls: int  # the operation's budget (GATEWAY_MAX_UPSTREAM_CALLS)
     observer: BatchObserver | None = None
     caller: Caller = UNRESTRICTED  # who asks (gateway.schema.access checks it)
-    operation_name: str | None = None  # filled in by OperationInfo, read by the access log
+    operation_name: str | None = None  # filled in by the pipeline, read by the access log
     fast_path: bool = False  # the projection completed objects (gateway.schema.execution)
     executor: Any = field(default=None, repr=False)  # the GatewayExecutor of this operation
     credit_types: CreditTypeCache | None = None  # the process's, shared across requests
@@ -101,36 +100,28 @@ def request_context(info: strawberry.Info) -> RequestContext:
     return context
 
 
-class OperationInfo(SchemaExtension):
-    """Records the operation's name on the request context and traces the operation; a
-    document of several operations must say which one to run."""
+def check_operation_chosen(context: ExecutionContext) -> None:
+    """A parsed document of several operations must say which one to run (the GraphQL over
+    HTTP specification: a request error, not the first operation)."""
+    document = context.graphql_document
+    # Strawberry's `operation_name` falls back to the first operation's name; only the name
+    # the request gave counts here (a test pins this against Strawberry upgrades).
+    if document is None or context._provided_operation_name is not None:
+        return
+    operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+    if operations > 1:
+        raise GraphQLError(
+            f"The document holds {operations} operations; say which one to run with "
+            "'operationName'.",
+            extensions={"code": OPERATION_RESOLUTION_FAILURE},
+        )
 
-    def on_parse(self) -> Iterator[None]:
-        yield
-        context = self.execution_context
-        document = context.graphql_document
-        # Strawberry's `operation_name` falls back to the first operation's name; only the
-        # name the request gave counts here (a test pins this against Strawberry upgrades).
-        if document is None or context._provided_operation_name is not None:
-            return
-        operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
-        if operations > 1:
-            # The GraphQL-over-HTTP specification: a request error, not the first operation.
-            raise GraphQLError(
-                f"The document holds {operations} operations; say which one to run with "
-                "'operationName'.",
-                extensions={"code": OPERATION_RESOLUTION_FAILURE},
-            )
 
-    def on_operation(self) -> Iterator[None]:
-        with operation_span() as span:
-            yield
-            context = self.execution_context
-            try:
-                kind = context.operation_type.value
-            except RuntimeError:  # no document (it did not parse) or no such operation
-                kind = "query"
-            describe_operation(span, context_of(context.context), context.operation_name, kind)
+def operation_kind(context: ExecutionContext) -> str:
+    try:
+        return context.operation_type.value
+    except RuntimeError:  # no document (it did not parse) or no such operation
+        return "query"
 
 
 def operation_span() -> AbstractContextManager[trace.Span]:

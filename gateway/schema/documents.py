@@ -3,8 +3,9 @@ request refused for its credentials.
 
 Parsing and validating a document costs far more than looking it up (BENCHMARKS.md), and a
 client sends the same few documents again and again. :class:`DocumentStore` keeps, per query
-text, the parsed document and the validation errors, and :class:`CachedDocuments` (a schema
-extension, so it serves every request) answers Strawberry's parse and validate steps from it.
+text, the parsed document and the validation errors, and the gateway's pipeline
+(:mod:`gateway.schema.pipeline`, a schema extension, so it serves every request) answers
+Strawberry's parse and validate steps from it, and skips measuring a known document again.
 
 Bounds: at most ``max_entries`` documents and ``max_bytes`` of query text (the parsed
 document's size is proportional to its text; each text is itself at most
@@ -19,19 +20,20 @@ only and learn from every request, which is why they are not used.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from graphql import DocumentNode, GraphQLError
-from strawberry.extensions import SchemaExtension
-
-from gateway.schema.errors import refused_for_credentials
 
 
 @dataclass(frozen=True, slots=True)
-class _Known:
+class Known:
+    """A document as parsed and validated. ``measured``: it passed the selection and nesting
+    limits (every document the pipeline learns did; the trusted documents the operator lists
+    are learned unmeasured, and are measured on every request as before)."""
+
     document: DocumentNode
     errors: tuple[GraphQLError, ...]
+    measured: bool
 
 
 class DocumentStore:
@@ -40,7 +42,7 @@ class DocumentStore:
     def __init__(self, *, max_entries: int, max_bytes: int) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._known: OrderedDict[str, _Known] = OrderedDict()
+        self._known: OrderedDict[str, Known] = OrderedDict()
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -50,57 +52,25 @@ class DocumentStore:
     def bytes(self) -> int:
         return self._bytes
 
-    def get(self, query: str) -> _Known | None:
+    def get(self, query: str) -> Known | None:
         known = self._known.get(query)
         if known is not None:
             self._known.move_to_end(query)
         return known
 
-    def learn(self, query: str, document: DocumentNode, errors: list[GraphQLError]) -> None:
+    def learn(
+        self,
+        query: str,
+        document: DocumentNode,
+        errors: list[GraphQLError],
+        *,
+        measured: bool,
+    ) -> None:
         size = len(query)
         if query in self._known or size > self.max_bytes:
             return
-        self._known[query] = _Known(document, tuple(errors))
+        self._known[query] = Known(document, tuple(errors), measured)
         self._bytes += size
         while len(self._known) > self.max_entries or self._bytes > self.max_bytes:
             forgotten, _ = self._known.popitem(last=False)
             self._bytes -= len(forgotten)
-
-
-class CachedDocuments(SchemaExtension):
-    """Strawberry's parse and validate steps, answered from the store when it knows the text."""
-
-    def __init__(self, store: DocumentStore) -> None:
-        self.store = store
-        self.known: _Known | None = None
-        self.validation_errors: list[GraphQLError] | None = None  # as validation left them
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        context = self.execution_context
-        query = context.query
-        errors = self.validation_errors
-        if self.known is not None or query is None or context.graphql_document is None:
-            return
-        if errors is None:  # refused before validation (a limit of the parse step)
-            return
-        result = context.result
-        if result is not None and any(refused_for_credentials(e) for e in result.errors or ()):
-            return
-        self.store.learn(query, context.graphql_document, errors)
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        if context.query is not None and context.graphql_document is None:
-            self.known = self.store.get(context.query)
-            if self.known is not None:
-                context.graphql_document = self.known.document
-        yield
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        if self.known is not None:
-            context.pre_execution_errors = list(self.known.errors)
-        yield
-        # A copy: Strawberry adds the execution's errors to this list later.
-        self.validation_errors = list(context.pre_execution_errors or ())

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 from gateway.loaders import UpstreamBudgetExceeded
 from gateway.upstream import (
@@ -153,12 +151,9 @@ def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> Grap
     )
 
 
-class ValidationErrorCodes(SchemaExtension):
-    """Stamps ``GRAPHQL_VALIDATION_FAILED`` on errors of the validation step (only it knows)."""
-
-    def on_validate(self) -> Iterator[None]:
-        yield
-        # The validation cache hands out the same error objects again: stamp, don't copy.
-        for error in self.execution_context.pre_execution_errors or ():
-            if not error.extensions or "code" not in error.extensions:
-                error.extensions = {**(error.extensions or {}), "code": GRAPHQL_VALIDATION_FAILED}
+def stamp_validation_codes(errors: list[GraphQLError]) -> None:
+    """Stamps ``GRAPHQL_VALIDATION_FAILED`` on errors of the validation step (only it knows).
+    The document store hands out the same error objects again: stamp, don't copy."""
+    for error in errors:
+        if not error.extensions or "code" not in error.extensions:
+            error.extensions = {**(error.extensions or {}), "code": GRAPHQL_VALIDATION_FAILED}

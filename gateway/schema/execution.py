@@ -34,6 +34,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     GraphQLBoolean,
+    GraphQLEnumType,
     GraphQLFloat,
     GraphQLID,
     GraphQLObjectType,
@@ -56,6 +57,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.schema.context import context_of
 from gateway.schema.fields import Reader, reader_of
+from gateway.schema.scalars import same_text
 
 Complete = Callable[[Any], Any]
 
@@ -331,6 +333,8 @@ def _leaf(type_: Any, *, required: bool) -> Complete:
     """Completes a scalar or enum value by the type's own output coercion."""
     coerce = type_.coerce_output_value
     unchanged = _UNCHANGED.get(type_)
+    if unchanged is None and getattr(type_, "serialize", None) is same_text:
+        unchanged = str  # the gateway's DateTime: its output is the wire's own text
 
     def coerced(value: Any) -> Any:
         if value is None:
@@ -352,6 +356,16 @@ def _leaf(type_: Any, *, required: bool) -> Complete:
 
         def leaf(value: Any) -> Any:
             return value if type(value) is unchanged else coerced(value)
+
+    elif isinstance(type_, GraphQLEnumType):
+        # graphql-core's own output coercion of an enum value: the name of the value it
+        # equals, one lookup in the type's values (built here once per plan). Anything else
+        # (an enum member, an unknown value) goes through the type's coercion.
+        names = {value.value: name for name, value in type_.values.items()}
+
+        def leaf(value: Any) -> Any:
+            name = names.get(value) if type(value) is str else None
+            return name if name is not None else coerced(value)
 
     else:
         leaf = coerced

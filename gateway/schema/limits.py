@@ -23,7 +23,7 @@ the bound on selections is what bounds the CPU a document can cost before it is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,6 @@ from graphql.validation import (
     MaxIntrospectionDepthRule,
     NoSchemaIntrospectionCustomRule,
 )
-from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
 from gateway.schema.errors import MAX_TOKENS_LIMIT, MAX_UPSTREAM_CALLS_LIMIT
 
@@ -91,54 +90,34 @@ class QueryLimits:
     max_seat_ids: int
     introspection: bool
 
-    def extensions(self) -> list[Any]:
-        """Strawberry extension factories enforcing these bounds."""
+    def validation_rules(self) -> tuple[type[ASTValidationRule], ...]:
+        """The gateway's validation rules for these bounds; they replace graphql-core's own
+        introspection depth rule (same bound, a message and code of ours)."""
         rules: list[type[ASTValidationRule]] = [_operation_rule(self), _IntrospectionDepth]
         if not self.introspection:
             rules.append(_NoIntrospection)
-        size = self.max_query_bytes
-        tokens = self.max_tokens
-        selections = self.max_selections
-        seat_ids = self.max_seat_ids
-        return [
-            lambda: _DocumentSize(size),
-            lambda: MaxTokensLimiter(max_token_count=tokens),
-            lambda: _DocumentShape(selections),
-            lambda: _ValidationRules(rules),
-            lambda: _SeatIdBudget(seat_ids),
-        ]
+        return tuple(rules)
 
 
 def limit_error(message: str, code: str, node: Any = None) -> GraphQLError:
     return GraphQLError(message, node, extensions={"code": code})
 
 
-class _ValidationRules(SchemaExtension):
-    """Adds our rules; ours replaces graphql-core's own introspection depth rule (same bound,
-    a message and code of ours)."""
-
-    def __init__(self, rules: list[type[ASTValidationRule]]) -> None:
-        self.rules = tuple(rules)
-
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context
-        kept = tuple(r for r in context.validation_rules if r is not MaxIntrospectionDepthRule)
-        context.validation_rules = kept + self.rules
-        yield
+def without_graphql_core_depth_rule(
+    rules: tuple[type[ASTValidationRule], ...],
+) -> tuple[type[ASTValidationRule], ...]:
+    """Strawberry's default rules less graphql-core's introspection depth rule (ours replaces
+    it: see :meth:`QueryLimits.validation_rules`)."""
+    return tuple(rule for rule in rules if rule is not MaxIntrospectionDepthRule)
 
 
-class _DocumentSize(SchemaExtension):
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-
-    def on_parse(self) -> Iterator[None]:
-        query = self.execution_context.query or ""
-        if len(query) > self.max_bytes or len(query.encode()) > self.max_bytes:
-            raise limit_error(
-                f"The document is longer than {self.max_bytes} bytes; send a smaller one.",
-                MAX_QUERY_SIZE_LIMIT,
-            )
-        yield
+def check_document_size(query: str, max_bytes: int) -> None:
+    """Refuses a document text longer than ``max_bytes`` (before it is parsed)."""
+    if len(query) > max_bytes or len(query.encode()) > max_bytes:
+        raise limit_error(
+            f"The document is longer than {max_bytes} bytes; send a smaller one.",
+            MAX_QUERY_SIZE_LIMIT,
+        )
 
 
 # Nesting of the document as written (selection sets, lists, input objects). graphql-core's
@@ -148,33 +127,23 @@ class _DocumentSize(SchemaExtension):
 MAX_NESTING = 64
 
 
-class _DocumentShape(SchemaExtension):
-    """Refuses a document with more selections, or deeper nesting, than allowed, once it is
-    parsed and before any validation rule runs (every ``on_parse`` ends before the first
-    ``on_validate`` starts, whatever the order of the extensions)."""
-
-    def __init__(self, max_selections: int) -> None:
-        self.max_selections = max_selections
-
-    def on_parse(self) -> Iterator[None]:
-        yield
-        document = self.execution_context.graphql_document
-        if document is None:
-            return
-        selections, nesting = measure_document(document, self.max_selections, MAX_NESTING)
-        if nesting > MAX_NESTING:
-            raise limit_error(
-                f"The document nests selections, lists or input objects more than "
-                f"{MAX_NESTING} levels deep; send a flatter one.",
-                MAX_DEPTH_LIMIT,
-            )
-        if selections > self.max_selections:
-            raise limit_error(
-                f"The document holds more than {self.max_selections} selections (fields, "
-                "inline fragments and fragment spreads; each fragment counted once, however "
-                "often it is spread). Send a smaller one.",
-                MAX_SELECTIONS_LIMIT,
-            )
+def check_document_shape(document: DocumentNode, max_selections: int) -> None:
+    """Refuses a parsed document with more selections, or deeper nesting, than allowed; run
+    once it is parsed and before any validation rule."""
+    selections, nesting = measure_document(document, max_selections, MAX_NESTING)
+    if nesting > MAX_NESTING:
+        raise limit_error(
+            f"The document nests selections, lists or input objects more than "
+            f"{MAX_NESTING} levels deep; send a flatter one.",
+            MAX_DEPTH_LIMIT,
+        )
+    if selections > max_selections:
+        raise limit_error(
+            f"The document holds more than {max_selections} selections (fields, "
+            "inline fragments and fragment spreads; each fragment counted once, however "
+            "often it is spread). Send a smaller one.",
+            MAX_SELECTIONS_LIMIT,
+        )
 
 
 def measure_document(
@@ -222,26 +191,22 @@ def measure_document(
     return selections, deepest
 
 
-class _SeatIdBudget(SchemaExtension):
+def check_seat_ids(
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any],
+    max_seat_ids: int,
+) -> None:
     """Refuses an operation that would send more seat ids upstream than allowed, before it
     runs: a seat-id filter travels in every call it applies to, so aliases repeating a long
     ``seatIds`` list multiply the bytes sent to the billing API."""
-
-    def __init__(self, max_seat_ids: int) -> None:
-        self.max_seat_ids = max_seat_ids
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is not None:
-            count = seat_ids_requested(document, context.operation_name, context.variables or {})
-            if count > self.max_seat_ids:
-                raise limit_error(
-                    f"The operation would send {count} seat ids to the billing API; at most "
-                    f"{self.max_seat_ids} are allowed. Split it into several operations.",
-                    MAX_SEAT_IDS_LIMIT,
-                )
-        yield
+    count = seat_ids_requested(document, operation_name, variables)
+    if count > max_seat_ids:
+        raise limit_error(
+            f"The operation would send {count} seat ids to the billing API; at most "
+            f"{max_seat_ids} are allowed. Split it into several operations.",
+            MAX_SEAT_IDS_LIMIT,
+        )
 
 
 # The arguments whose every item is a seat id sent upstream, by field name: `seatBalances`

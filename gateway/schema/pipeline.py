@@ -1,0 +1,144 @@
+"""Every step the gateway adds to Strawberry's pipeline, as one schema extension.
+
+Strawberry runs an operation through four stages (operation, parse, validate, execute) and,
+for each stage and each extension, looks the hook up and wraps it in a context manager on every
+request: its fixed cost grows with extensions times hooks. Nine extensions cost about 0.2 ms
+of shape A's CPU per request (BENCHMARKS.md, "One pipeline extension"); one extension whose
+hooks call the gateway's steps in a fixed order costs a fraction of it. The steps themselves
+live with what they check (:mod:`~gateway.schema.limits`, :mod:`~gateway.schema.documents`,
+:mod:`~gateway.schema.errors`, :mod:`~gateway.schema.context`, :mod:`~gateway.schema.cost`).
+
+What each stage does, in order:
+
+- **operation**: the token limit for the parser, the validation rules, the operation's span;
+  afterwards the document is learned by the store (unless the request was refused for its
+  credentials or stopped before validation) and the operation is named for the access log.
+- **parse**: a known document is taken from the store (no parsing); the size limit; once
+  parsed, the selection and nesting limits (skipped for a document the store learned after it
+  passed them) and the choice of operation.
+- **validate**: a known document's validation errors from the store (no validation); every
+  validation error gets its code; the errors as validation left them are kept for learning.
+- **execute**: the seat-id budget (variables applied); the cost estimate when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import GraphQLError
+from graphql.validation import ASTValidationRule
+from strawberry.extensions import SchemaExtension
+
+from gateway.schema.context import (
+    check_operation_chosen,
+    context_of,
+    describe_operation,
+    operation_kind,
+    operation_span,
+)
+from gateway.schema.cost import cost_extensions, estimate_if_asked
+from gateway.schema.documents import DocumentStore, Known
+from gateway.schema.errors import refused_for_credentials, stamp_validation_codes
+from gateway.schema.limits import (
+    QueryLimits,
+    check_document_shape,
+    check_document_size,
+    check_seat_ids,
+    without_graphql_core_depth_rule,
+)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What the pipeline checks against, built once per schema."""
+
+    limits: QueryLimits
+    documents: DocumentStore
+    rules: tuple[type[ASTValidationRule], ...]
+
+
+class GatewayPipeline(SchemaExtension):
+    """The gateway's steps around Strawberry's operation, parse, validate and execute."""
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        self.settings = settings
+        self.known: Known | None = None
+        self.validation_errors: list[GraphQLError] | None = None  # as validation left them
+        self.estimate: int | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.parse_options["max_tokens"] = self.settings.limits.max_tokens
+        context.validation_rules = (
+            without_graphql_core_depth_rule(tuple(context.validation_rules)) + self.settings.rules
+        )
+        with operation_span() as span:
+            yield
+            self._learn()
+            describe_operation(
+                span, context_of(context.context), context.operation_name, operation_kind(context)
+            )
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        query = context.query
+        if query is not None and context.graphql_document is None:
+            self.known = self.settings.documents.get(query)
+            if self.known is not None:
+                context.graphql_document = self.known.document
+        check_document_size(query or "", self.settings.limits.max_query_bytes)
+        yield
+        document = context.graphql_document
+        if document is None:
+            return
+        if self.known is None or not self.known.measured:
+            check_document_shape(document, self.settings.limits.max_selections)
+        check_operation_chosen(context)
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if self.known is not None:
+            context.pre_execution_errors = list(self.known.errors)
+        yield
+        errors = context.pre_execution_errors or []
+        stamp_validation_codes(errors)
+        # A copy: Strawberry adds the execution's errors to this list later.
+        self.validation_errors = list(errors)
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None:
+            check_seat_ids(
+                document,
+                context.operation_name,
+                context.variables or {},
+                self.settings.limits.max_seat_ids,
+            )
+        self.estimate = estimate_if_asked(context)
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        if self.estimate is None:
+            return {}
+        return cost_extensions(
+            self.estimate,
+            self.settings.limits.max_upstream_calls,
+            context_of(self.execution_context.context),
+        )
+
+    def _learn(self) -> None:
+        """The store learns a document that was parsed and validated here (not one it gave),
+        unless the request was refused for its credentials or stopped before validation."""
+        context = self.execution_context
+        query = context.query
+        errors = self.validation_errors
+        document = context.graphql_document
+        if self.known is not None or query is None or document is None or errors is None:
+            return
+        result = context.result
+        if result is not None and any(refused_for_credentials(e) for e in result.errors or ()):
+            return
+        self.settings.documents.learn(query, document, errors, measured=True)
