@@ -7,7 +7,8 @@ billing-API pages, without uvicorn and without a socket.
 
 The pages are the embedded stand-in's own answers, fetched once and replayed by an
 ``httpx.MockTransport``, so the figure is the gateway's work alone (what ``bench/run.py``
-measures under load adds uvicorn's HTTP parsing and the real upstream socket). A development
+measures under load adds uvicorn's HTTP parsing and the real upstream socket). The garbage
+collector is tuned as ``gateway serve`` tunes it (``BENCH_GC_DEFAULTS=1``: CPython's defaults). A development
 aid for quick before/after comparisons; ``bench/run.py`` gives the figures that count.
 """
 
@@ -31,6 +32,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from gateway.app import create_app
+from gateway.cli import tune_garbage_collector
 from gateway.config import Settings
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 
@@ -144,11 +146,8 @@ async def main() -> None:
                 }
             ).encode()
             _, answer = await drive(manager.app, body, 200)  # warm: pages, plans, documents
-            if os.environ.get("BENCH_GC_FREEZE"):
-                gc.collect()
-                gc.freeze()
-                if os.environ.get("BENCH_GC_THRESHOLD"):
-                    gc.set_threshold(*map(int, os.environ["BENCH_GC_THRESHOLD"].split(",")))
+            if not os.environ.get("BENCH_GC_DEFAULTS"):
+                tune_garbage_collector()  # as `gateway serve` does
             if b'"errors"' in answer:
                 sys.exit(f"shape {shape}: {answer[:300]!r}")
             if os.environ.get("BENCH_GC_GARBAGE"):

@@ -113,11 +113,11 @@ def app_from_environment() -> ASGIApp:
     if configure_tracing():
         logging.getLogger("gateway").info("exporting traces over OTLP")
     app = create_app(settings)
-    _tune_garbage_collector()
+    tune_garbage_collector()
     return app
 
 
-def _tune_garbage_collector() -> None:
+def tune_garbage_collector() -> None:
     """Keeps the cycle collector off what lives as long as the process (modules, the schema,
     the app), and lets it run less often: a request allocates thousands of short-lived
     containers that reference counting frees, and with CPython's defaults (700, 10, 10) the

@@ -7,6 +7,7 @@ from typing import Final
 import strawberry
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 from strawberry.types import ExecutionContext
 
 from gateway.schema.context import RequestContext
@@ -45,6 +46,26 @@ class GatewaySchema(strawberry.federation.Schema):
         are logged once, with their errorId, by :func:`shape_error`."""
 
 
+class _SchemaNames(NameConverter):
+    """Strawberry's name converter, remembering what it computed: Strawberry converts each
+    argument's Python name to its GraphQL name again on every resolver call. The names are the
+    schema's own (never a client's), a fixed set; the bound is only a guard."""
+
+    _MAX_NAMES = 4096
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[str, str] = {}
+
+    def apply_naming_config(self, name: str) -> str:
+        known = self._names.get(name)
+        if known is None:
+            known = super().apply_naming_config(name)
+            if len(self._names) < self._MAX_NAMES:
+                self._names[name] = known
+        return known
+
+
 def build_schema(
     limits: QueryLimits, *, fast_path: bool = True, max_batch: int = 10
 ) -> GatewaySchema:
@@ -59,7 +80,9 @@ def build_schema(
         # One extension for every step the gateway adds (gateway.schema.pipeline).
         extensions=[lambda: GatewayPipeline(pipeline)],
         config=StrawberryConfig(
-            scalar_map={DateTime: DATE_TIME}, batching_config={"max_operations": max_batch}
+            scalar_map={DateTime: DATE_TIME},
+            batching_config={"max_operations": max_batch},
+            name_converter=_SchemaNames(),
         ),
         # The compiled projection plugs in as graphql-core's executor class; without it,
         # graphql-core completes every field (the reference, GATEWAY_FAST_PATH=false).

@@ -193,6 +193,21 @@ class ProjectingExecutor(GatewayExecutor):
         # A schema extension that wraps resolvers must see every field: no projection then.
         self._projecting = not (manager and manager.middlewares)
 
+    def names_below(
+        self, return_type: GraphQLOutputType, field_nodes: list[FieldNode]
+    ) -> frozenset[str]:
+        """The look-ahead, shared across requests under the same rule as the projections: only
+        for operations none of whose @skip/@include takes a variable."""
+        if not self.plans.variable_free(self.operation, self.fragment_definitions):
+            return super().names_below(return_type, field_nodes)
+        shared = ("names below", id(self.operation), return_type, tuple(map(id, field_nodes)))
+        known = self.plans.get(shared, self.operation)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[no-any-return]
+        names = super().names_below(return_type, field_nodes)
+        self.plans.put(shared, self.operation, names)
+        return names
+
     def collect_and_execute_subfields(
         self,
         return_type: GraphQLObjectType,
