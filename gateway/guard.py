@@ -93,23 +93,35 @@ class RequestGuard:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 complete = True
 
-        task = asyncio.ensure_future(self.app(scope, replay, tracked_send))
+        # The app runs in this task; the watcher cancels it when the client leaves (one task
+        # per request fewer than running the app in a task of its own).
+        current = asyncio.current_task()
+        assert current is not None
+        running = True
+        cancelled_by_watcher = False
 
         async def watch() -> None:
+            nonlocal cancelled_by_watcher
             while (await receive())["type"] != "http.disconnect":
                 pass
             disconnected.set()
-            if not complete:
-                task.cancel()
+            if running and not complete:
+                cancelled_by_watcher = True
+                current.cancel()
 
         watcher = asyncio.ensure_future(watch())
         try:
-            await task
+            await self.app(scope, replay, tracked_send)
         except asyncio.CancelledError:
-            if not disconnected.is_set():
-                raise  # the server is cancelling us, not the client leaving
+            # Ours to absorb only when the watcher alone cancelled (the server may have too).
+            if not cancelled_by_watcher or current.uncancel() > 0:
+                raise
+            cancelled_by_watcher = False
         finally:
+            running = False
             watcher.cancel()
+            if cancelled_by_watcher:
+                current.uncancel()  # the app absorbed the cancellation itself
             if disconnected.is_set() and not complete:
                 request_state(scope).client_gone = True
             for callback in request_state(scope).on_close:

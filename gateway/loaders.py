@@ -272,6 +272,11 @@ class Loaders:
         if self._observer:
             self._observer.batch("pages", len(requests))
         # aiodataloader already de-duplicates keys; each distinct page is one call.
+        if len(requests) == 1:  # the common case: no task for gather to wrap it in
+            try:
+                return [await self._fetch(requests[0])]
+            except Exception as error:  # a per-key result, as gather would return it
+                return [error]
         pages = await asyncio.gather(*(self._fetch(r) for r in requests), return_exceptions=True)
         return [_per_key(page) for page in pages]
 

@@ -154,6 +154,30 @@ def test_trusted_documents_answer_by_id_and_hash_and_refuse_anything_else(
         assert len(gateway.calls) == calls
 
 
+def test_a_trusted_document_is_held_to_the_selection_limit_on_every_request(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A trusted document is learned without being measured; a gateway whose selection limit
+    it exceeds refuses it with MAX_SELECTIONS_LIMIT each time (the pipeline measures what the
+    store did not), while a document that passed the limits is answered again from the store."""
+    listing = f'customerId: "{DEMO_CUSTOMER_ID}", contractId: "{DEMO_CONTRACT_ID}", first: 1'
+    wide = (
+        f"query Wide {{ seatBalances({listing}) {{ pageInfo {{ hasNextPage endCursor }} "
+        "nodes { seatId id customerId contractId "
+        "balances { creditTypeId balance startingBalance } } } }"
+    )  # 13 selections
+    small = f"{{ seatBalances({listing}) {{ nodes {{ seatId }} }} }}"  # 3
+    manifest = tmp_path / "persisted-documents.json"
+    manifest.write_text(json.dumps({f"sha256:{sha(wide)}": wide}))
+    configured = settings.model_copy(update={"trusted_documents": manifest, "max_selections": 10})
+    with running_gateway(configured) as gateway:
+        for _ in range(2):
+            assert codes(post(gateway, {"documentId": sha(wide)})) == ["MAX_SELECTIONS_LIMIT"]
+        for _ in range(2):
+            assert post(gateway, {"query": small}).json()["data"]["seatBalances"]["nodes"]
+        assert len(gateway.calls) == 2
+
+
 @pytest.mark.process  # starts another program
 def test_a_malformed_manifest_stops_start_up_naming_the_file(tmp_path: Path) -> None:
     """`gateway serve` with a manifest whose document does not validate exits 2 with one line
