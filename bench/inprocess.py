@@ -32,7 +32,6 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from gateway.app import create_app
-from gateway.cli import tune_garbage_collector
 from gateway.config import Settings
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 
@@ -147,6 +146,8 @@ async def main() -> None:
             ).encode()
             _, answer = await drive(manager.app, body, 200)  # warm: pages, plans, documents
             if not os.environ.get("BENCH_GC_DEFAULTS"):
+                from gateway.cli import tune_garbage_collector
+
                 tune_garbage_collector()  # as `gateway serve` does
             if b'"errors"' in answer:
                 sys.exit(f"shape {shape}: {answer[:300]!r}")
