@@ -130,14 +130,24 @@ async def main() -> None:
     parser.add_argument("--shapes", default="A,B,C")
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
+    parser.add_argument(
+        "--typename",
+        action="store_true",
+        help="also `{ __typename }`: the pipeline's fixed cost, no upstream call",
+    )
     args = parser.parse_args()
     logging.getLogger("gateway").addHandler(logging.NullHandler())
     logging.getLogger("gateway").propagate = False
     settings = Settings(metronome_base_url="http://billing.invalid")
     app = create_app(settings, transport=canned_transport())
     async with LifespanManager(app) as manager:  # type: ignore[arg-type]
-        for shape in args.shapes.split(","):
-            query = (BENCH / "queries" / f"{shape}.graphql").read_text()
+        shapes = args.shapes.split(",") + (["__typename"] if args.typename else [])
+        for shape in shapes:
+            query = (
+                "{ __typename }"
+                if shape == "__typename"
+                else (BENCH / "queries" / f"{shape}.graphql").read_text()
+            )
             body = json.dumps(
                 {
                     "query": query,

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import MutableMapping
 from contextlib import suppress
@@ -193,6 +192,12 @@ class Metrics:
         return name
 
 
+def _new_request_id() -> str:
+    """128 random bits as 32 hex digits, as ``uuid4().hex`` gives but without building a UUID
+    (a fifth of its cost); random, so that ids say nothing of the traffic."""
+    return os.urandom(16).hex()
+
+
 class AccessLog:
     """Request ids, the caller's trace context, metrics and one JSON log line per request."""
 
@@ -206,7 +211,7 @@ class AccessLog:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get(REQUEST_ID_HEADER, "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.match(given) else _new_request_id()
         access = new_request_state(scope).access
         status = 0  # no response started
 
