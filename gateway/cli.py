@@ -122,8 +122,8 @@ def tune_garbage_collector() -> None:
     the app), and lets it run less often: a request allocates thousands of short-lived
     containers that reference counting frees, and with CPython's defaults (700, 10, 10) the
     full collections that walk the whole heap cost about a fifth of shape C's CPU
-    (BENCHMARKS.md, "Garbage collection"). Done in the serving process only: tests build many
-    apps in one process and should not freeze them."""
+    (BENCHMARKS.md, "Round two: the pipeline's fixed costs"). Done in the serving process
+    only: tests build many apps in one process and should not freeze them."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(7_000, 10, 10)

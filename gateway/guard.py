@@ -113,10 +113,11 @@ class RequestGuard:
         try:
             await self.app(scope, replay, tracked_send)
         except asyncio.CancelledError:
-            # Ours to absorb only when the watcher alone cancelled (the server may have too).
-            if not cancelled_by_watcher or current.uncancel() > 0:
-                raise
+            if not cancelled_by_watcher:
+                raise  # the server is cancelling us, not the client leaving
             cancelled_by_watcher = False
+            if current.uncancel() > 0:
+                raise  # the server cancelled us too
         finally:
             running = False
             watcher.cancel()

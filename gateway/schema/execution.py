@@ -376,7 +376,11 @@ def _leaf(type_: Any, *, required: bool) -> Complete:
         # graphql-core's own output coercion of an enum value: the name of the value it
         # equals, one lookup in the type's values (built here once per plan). Anything else
         # (an enum member, an unknown value) goes through the type's coercion.
-        names = {value.value: name for name, value in type_.values.items()}
+        names = {
+            value.value: name
+            for name, value in type_.values.items()
+            if isinstance(value.value, str)  # the values a string can equal
+        }
 
         def leaf(value: Any) -> Any:
             name = names.get(value) if type(value) is str else None
