@@ -370,3 +370,70 @@ def test_gateway_serve_refuses_to_start_with_a_wildcard_cors_origin() -> None:
     assert result.returncode == 2
     assert "GATEWAY_CORS_ORIGINS" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def _guarded_call(
+    leave_after: float | None,
+) -> tuple[asyncio.Task[None], list[dict[str, Any]], dict[str, Any], asyncio.Event]:
+    """The guard around an app that answers after 10 s, as a server runs it: a task per
+    request, and a client that leaves after ``leave_after`` seconds (never when None)."""
+    from gateway.guard import RequestGuard
+    from gateway.state import new_request_state
+
+    started = asyncio.Event()
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        started.set()
+        await asyncio.sleep(10)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"late"})
+
+    left = asyncio.Event()
+    body_sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal body_sent
+        if not body_sent:
+            body_sent = True
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+        if leave_after is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(leave_after)
+        left.set()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope: dict[str, Any] = {"type": "http", "method": "POST", "path": "/graphql", "headers": []}
+    state = new_request_state(scope)
+    closed: dict[str, Any] = {"calls": 0}
+    state.on_close.append(lambda: closed.__setitem__("calls", closed["calls"] + 1))
+    guard = RequestGuard(slow_app, max_body_bytes=1000)
+    task = asyncio.ensure_future(guard(scope, receive, send))
+    await started.wait()
+    closed["state"] = state
+    return task, sent, closed, left
+
+
+async def test_a_client_that_leaves_ends_its_request_quietly() -> None:
+    """When the client leaves, the guard stops the app's work, returns normally (nothing is
+    sent, the request is marked gone and closed once), and the server's task is not left
+    cancelled."""
+    task, sent, closed, left = await _guarded_call(leave_after=0.05)
+    await asyncio.wait_for(task, 2)
+    assert left.is_set() and not task.cancelled() and task.exception() is None
+    assert sent == [] and closed["state"].client_gone and closed["calls"] == 1
+    assert task.cancelling() == 0
+
+
+async def test_the_server_cancelling_a_request_is_not_swallowed() -> None:
+    """A cancellation from the server (shutdown) goes through the guard: the request's task
+    ends cancelled, and the request is still closed once."""
+    task, sent, closed, _ = await _guarded_call(leave_after=None)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled() and sent == [] and closed["calls"] == 1
