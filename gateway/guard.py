@@ -93,36 +93,23 @@ class RequestGuard:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 complete = True
 
-        # The app runs in this task; the watcher cancels it when the client leaves (one task
-        # per request fewer than running the app in a task of its own).
-        current = asyncio.current_task()
-        assert current is not None
-        running = True
-        cancelled_by_watcher = False
+        task = asyncio.ensure_future(self.app(scope, replay, tracked_send))
 
         async def watch() -> None:
-            nonlocal cancelled_by_watcher
             while (await receive())["type"] != "http.disconnect":
                 pass
             disconnected.set()
-            if running and not complete:
-                cancelled_by_watcher = True
-                current.cancel()
+            if not complete:
+                task.cancel()
 
         watcher = asyncio.ensure_future(watch())
         try:
-            await self.app(scope, replay, tracked_send)
+            await task
         except asyncio.CancelledError:
-            if not cancelled_by_watcher:
+            if not disconnected.is_set():
                 raise  # the server is cancelling us, not the client leaving
-            cancelled_by_watcher = False
-            if current.uncancel() > 0:
-                raise  # the server cancelled us too
         finally:
-            running = False
             watcher.cancel()
-            if cancelled_by_watcher:
-                current.uncancel()  # the app absorbed the cancellation itself
             if disconnected.is_set() and not complete:
                 request_state(scope).client_gone = True
             for callback in request_state(scope).on_close:

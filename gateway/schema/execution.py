@@ -196,9 +196,8 @@ class ProjectingExecutor(GatewayExecutor):
     def names_below(
         self, return_type: GraphQLOutputType, field_nodes: list[FieldNode]
     ) -> frozenset[str]:
-        """The look-ahead, shared across requests under the same rule as the projections: only
-        for operations none of whose @skip/@include takes a variable."""
-        if not self.plans.variable_free(self.operation, self.fragment_definitions):
+        """The look-ahead, shared across requests under the same rule as the projections."""
+        if not self._may_share():
             return super().names_below(return_type, field_nodes)
         shared = ("names below", id(self.operation), return_type, tuple(map(id, field_nodes)))
         known = self.plans.get(shared, self.operation)
@@ -253,12 +252,23 @@ class ProjectingExecutor(GatewayExecutor):
             self.plans.put(shared, self.operation, project)
         return project
 
+    def _may_share(self) -> bool:
+        """Whether what this execution compiles may be kept across requests: only for a
+        document the document store gave (learned from a request that was not refused, so a
+        refused request leaves nothing behind, and the same document object every time), and
+        only when no @skip/@include of the operation depends on a variable, so that no variable
+        value can multiply plans."""
+        return (
+            self._request is not None
+            and self._request.document_known
+            and self.plans.variable_free(self.operation, self.fragment_definitions)
+        )
+
     def _shared_key(
         self, type_: GraphQLObjectType, field_details_list: FieldDetailsList
     ) -> tuple[int, str, tuple[int, ...]] | None:
-        """The key a projection is shared under across requests: only when no @skip/@include of
-        the operation depends on a variable, so that no variable value can multiply plans."""
-        if not self.plans.variable_free(self.operation, self.fragment_definitions):
+        """The key a projection is shared under across requests (see :meth:`_may_share`)."""
+        if not self._may_share():
             return None
         return (id(self.operation), type_.name, tuple(id(f.node) for f in field_details_list))
 

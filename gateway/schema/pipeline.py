@@ -15,7 +15,8 @@ What each stage does, in order:
 - **operation**: the token limit for the parser, the validation rules, the operation's span;
   afterwards the document is learned by the store (unless the request was refused for its
   credentials or stopped before validation) and the operation is named for the access log.
-- **parse**: a known document is taken from the store (no parsing); the size limit; once
+- **parse**: a known document is taken from the store (no parsing), and the request context
+  told so (only a known document's plans are kept across requests); the size limit; once
   parsed, the selection and nesting limits (skipped for a document the store learned after it
   passed them) and the choice of operation.
 - **validate**: a known document's validation errors from the store (no validation); every
@@ -90,6 +91,9 @@ class GatewayPipeline(SchemaExtension):
             self.known = self.settings.documents.get(query)
             if self.known is not None:
                 context.graphql_document = self.known.document
+        request = context_of(context.context)
+        if request is not None:
+            request.document_known = self.known is not None
         check_document_size(query or "", self.settings.limits.max_query_bytes)
         yield
         document = context.graphql_document
