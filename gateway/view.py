@@ -63,6 +63,9 @@ APPLICATION_JSON = "application/json"
 # The `documentId` of each operation of the request being parsed (the GraphQL-over-HTTP
 # persisted documents proposal), which Strawberry's GraphQLRequestData has no field for.
 _DOCUMENT_IDS: ContextVar[list[Any] | None] = ContextVar("document_ids", default=None)
+# Strawberry's request data's fields, looked up once (``dataclasses.fields`` per request cost
+# more than copying them).
+_REQUEST_DATA_FIELDS = tuple(f.name for f in fields(GraphQLRequestData))
 
 
 @dataclass
@@ -249,7 +252,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
     async def _resolve(self, item: GraphQLRequestData, document_id: Any) -> GraphQLRequestData:
         """The operation with its persisted document's text, or with the refusal to answer."""
         resolution = await self._persisted.resolve(item.query, item.extensions, document_id)
-        values = {f.name: getattr(item, f.name) for f in fields(GraphQLRequestData)}
+        values = {name: getattr(item, name) for name in _REQUEST_DATA_FIELDS}
         values["query"] = resolution.query if resolution.refusal is None else item.query
         return PersistedRequestData(
             **values, refusal=resolution.refusal, register=resolution.register
