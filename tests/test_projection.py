@@ -1,5 +1,5 @@
-"""The projection's plans (gateway/schema/execution.py): shared across requests only where no
-variable can change the selection, and bounded."""
+"""The projection's plans (gateway/schema/execution.py): shared across requests only for
+documents the store has learned and where no variable can change the selection, and bounded."""
 
 from __future__ import annotations
 
@@ -46,16 +46,32 @@ def plans_of(schema: GatewaySchema) -> PlanCache:
 async def test_a_document_without_variable_conditions_is_planned_once(
     client: BillingClient,
 ) -> None:
-    """The second request of the same document reuses the first one's projections: the plan
-    cache does not grow, and the answer is still projected."""
+    """A document's first request compiles its projections for itself only (the document is
+    not known yet); once the document store has learned it, the next request's projections are
+    kept and every later request reuses them: the plan cache stops growing, and the answer is
+    still projected."""
     schema = build_schema(DEFAULT_LIMITS)
     query = f"{{ {SEATS} {{ nodes {{ seatId balances {{ balance }} }} }} }}"
+    assert (await run(schema, client, query, {})).fast_path
+    assert len(plans_of(schema)) == 0
     assert (await run(schema, client, query, {})).fast_path
     planned = len(plans_of(schema))
     assert planned > 0
     for _ in range(3):
         assert (await run(schema, client, query, {})).fast_path
     assert len(plans_of(schema)) == planned
+
+
+async def test_a_refused_request_leaves_no_plan(client: BillingClient) -> None:
+    """Requests refused for want of a token (their document never learned) leave nothing in
+    the shared plan cache, however many there are."""
+    schema = build_schema(DEFAULT_LIMITS)
+    query = f"{{ {SEATS} {{ nodes {{ seatId balances {{ balance }} }} }} }}"
+    for _ in range(3):
+        request = RequestContext(client=client, token=None, max_upstream_calls=BUDGET)
+        result = await schema.execute(query, context_value={"gateway": request})
+        assert result.errors
+    assert len(plans_of(schema)) == 0 and len(schema.documents) == 0
 
 
 async def test_variable_conditions_never_multiply_plans(client: BillingClient) -> None:
