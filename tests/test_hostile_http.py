@@ -24,7 +24,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import ValidationError
 
 from gateway.config import Settings
+from gateway.guard import RequestGuard
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
+from gateway.state import new_request_state
 from gateway.upstream import SEAT_BALANCES_PATH
 from gateway.upstream.transport import AiohttpTransport
 from tests.support import ROOT, Gateway, gateway_process, running_gateway, serve
@@ -377,9 +379,6 @@ async def _guarded_call(
 ) -> tuple[asyncio.Task[None], list[dict[str, Any]], dict[str, Any], asyncio.Event]:
     """The guard around an app that answers after 10 s, as a server runs it: a task per
     request, and a client that leaves after ``leave_after`` seconds (never when None)."""
-    from gateway.guard import RequestGuard
-    from gateway.state import new_request_state
-
     started = asyncio.Event()
 
     async def slow_app(scope: Any, receive: Any, send: Any) -> None:
@@ -397,8 +396,9 @@ async def _guarded_call(
             body_sent = True
             return {"type": "http.request", "body": b"{}", "more_body": False}
         if leave_after is None:
-            await asyncio.Event().wait()
-        await asyncio.sleep(leave_after)
+            await asyncio.Event().wait()  # never set: this client stays
+        else:
+            await asyncio.sleep(leave_after)
         left.set()
         return {"type": "http.disconnect"}
 
