@@ -187,6 +187,30 @@ def running_gateway(
         yield Gateway(url=url, upstream=recorder, http=http)
 
 
+def operator_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any METRONOME_/GATEWAY_ setting, plus ``env``: what
+    an operator starting `gateway serve` with only those settings would have."""
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))
+    }
+    environment.update(env or {})
+    return environment
+
+
+def refused_start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m gateway serve` with the settings ``env``, for a configuration it must refuse:
+    its exit status and output (it is given 60 s to exit)."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=operator_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @contextmanager
 def gateway_process(
     *args: str, env: dict[str, str] | None = None
@@ -196,10 +220,7 @@ def gateway_process(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))
-    }
-    environment.update(env or {}, PYTHONUNBUFFERED="1")
+    environment = operator_environment({**(env or {}), "PYTHONUNBUFFERED": "1"})
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "serve", "--port", str(port), *args],
         cwd=ROOT,

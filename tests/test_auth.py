@@ -9,9 +9,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,7 +38,7 @@ from gateway.standin import (
     OTHER_CONTRACT_ID,
     OTHER_CUSTOMER_ID,
 )
-from tests.support import ROOT, Gateway, running_gateway, serve
+from tests.support import Gateway, refused_start, running_gateway, serve
 
 ISSUER = "https://idp.example.com/"
 AUDIENCE = "seat-balance-gateway"
@@ -494,21 +491,9 @@ def test_the_stand_in_and_declared_anonymous_configurations_still_start() -> Non
 def test_gateway_serve_refuses_to_start_with_a_billing_token_and_no_authentication() -> None:
     """`gateway serve` with METRONOME_BEARER_TOKEN and no caller authentication exits
     non-zero, saying what to set, without printing the token."""
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))
-    }
     secret = f"billing-{uuid.uuid4().hex}"
-    environment.update(
-        METRONOME_BASE_URL="https://api.metronome.example", METRONOME_BEARER_TOKEN=secret
-    )
-    finished = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--port", "0"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    finished = refused_start(
+        {"METRONOME_BASE_URL": "https://api.metronome.example", "METRONOME_BEARER_TOKEN": secret}
     )
     assert finished.returncode != 0
     assert "GATEWAY_ALLOW_ANONYMOUS" in finished.stderr

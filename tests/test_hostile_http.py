@@ -7,11 +7,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +26,7 @@ from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, crea
 from gateway.state import new_request_state
 from gateway.upstream import SEAT_BALANCES_PATH
 from gateway.upstream.transport import AiohttpTransport
-from tests.support import ROOT, Gateway, gateway_process, running_gateway, serve
+from tests.support import Gateway, gateway_process, refused_start, running_gateway, serve
 
 QUERY = f"""query Seats {{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}",
   contractId: "{DEMO_CONTRACT_ID}", first: 2) {{ nodes {{ seatId }} }} }}"""
@@ -353,22 +350,7 @@ def test_a_wildcard_or_null_cors_origin_is_refused_naming_the_setting(origins: s
 @pytest.mark.process  # starts another program
 def test_gateway_serve_refuses_to_start_with_a_wildcard_cors_origin() -> None:
     """`gateway serve` with GATEWAY_CORS_ORIGINS=* exits at once with a message naming it."""
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))
-    }
-    environment["GATEWAY_CORS_ORIGINS"] = "*"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    result = refused_start({"GATEWAY_CORS_ORIGINS": "*"})
     assert result.returncode == 2
     assert "GATEWAY_CORS_ORIGINS" in result.stderr
     assert "Traceback" not in result.stderr

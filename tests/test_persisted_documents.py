@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 
 from gateway.config import Settings
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, OTHER_TOKEN
-from tests.support import ROOT, Gateway, running_gateway
+from tests.support import Gateway, refused_start, running_gateway
 
 QUERY = f"""query Seats {{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}",
   contractId: "{DEMO_CONTRACT_ID}", first: 2) {{ edges {{ node {{ seatId }} }} }} }}"""
@@ -184,15 +182,7 @@ def test_a_malformed_manifest_stops_start_up_naming_the_file(tmp_path: Path) -> 
     naming the file and the document."""
     manifest = tmp_path / "broken.json"
     manifest.write_text(json.dumps({"sha256:abc": "{ noSuchField }"}))
-    environment = {"GATEWAY_TRUSTED_DOCUMENTS": str(manifest), "PATH": "/usr/bin:/bin"}
-    finished = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--port", "0"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    finished = refused_start({"GATEWAY_TRUSTED_DOCUMENTS": str(manifest)})
     assert finished.returncode == 2
     assert str(manifest) in finished.stderr
     assert "'sha256:abc' does not validate" in finished.stderr

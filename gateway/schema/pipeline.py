@@ -27,7 +27,7 @@ What each stage does, in order:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import GraphQLError
@@ -52,6 +52,8 @@ from gateway.schema.limits import (
     without_graphql_core_depth_rule,
 )
 
+Rules = tuple[type[ASTValidationRule], ...]
+
 
 @dataclass(frozen=True)
 class PipelineSettings:
@@ -59,7 +61,21 @@ class PipelineSettings:
 
     limits: QueryLimits
     documents: DocumentStore
-    rules: tuple[type[ASTValidationRule], ...]
+    rules: Rules
+    # The rules an operation validates with, by the rules Strawberry starts it with (the same
+    # tuple every request: derived once, not filtered again per request).
+    _validation: dict[Rules, Rules] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    def validation_rules(self, given: Rules) -> Rules:
+        """``given`` less graphql-core's introspection depth rule, plus the gateway's rules."""
+        rules = self._validation.get(given)
+        if rules is None:
+            rules = without_graphql_core_depth_rule(given) + self.rules
+            if len(self._validation) < 8:  # Strawberry's defaults, and whatever else is set
+                self._validation[given] = rules
+        return rules
 
 
 class GatewayPipeline(SchemaExtension):
@@ -74,9 +90,7 @@ class GatewayPipeline(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
         context.parse_options["max_tokens"] = self.settings.limits.max_tokens
-        context.validation_rules = (
-            without_graphql_core_depth_rule(tuple(context.validation_rules)) + self.settings.rules
-        )
+        context.validation_rules = self.settings.validation_rules(tuple(context.validation_rules))
         with operation_span() as span:
             yield
             self._learn()
