@@ -305,12 +305,20 @@ def _record(scope: Scope, result: ExecutionResult) -> None:
     answered = any(value is not None for value in (result.data or {}).values())
     outcome = "ok" if not codes else ("partial" if answered else "error")
     state.access.update(
-        route=("view", "fast-path" if context and context.fast_path else "graphql-core"),
+        route=("view", _executor_label(context)),
         operation=context.operation_name if context else None,
         upstreamCalls=context.upstream_calls if context else 0,
         errorCodes=codes,
         outcome=outcome,
     )
+
+
+def _executor_label(context: RequestContext | None) -> str:
+    """Which executor answered: the compiled root, graphql-core with the projection, or
+    graphql-core field by field (the ``executor`` label of the routes metric)."""
+    if context is not None and context.compiled:
+        return "compiled"
+    return "fast-path" if context is not None and context.fast_path else "graphql-core"
 
 
 async def _probe_billing(state: Any) -> None:

@@ -17,10 +17,10 @@ from opentelemetry import trace
 from gateway.loaders import Loaders
 from gateway.schema.access import check_customer
 from gateway.schema.arguments import check_first
-from gateway.schema.context import RequestContext, request_context
+from gateway.schema.context import RequestContext
 from gateway.schema.errors import UPSTREAM_BAD_RESPONSE, GatewayError, bad_input
+from gateway.schema.fields import reads
 from gateway.schema.ids import Position, decode_cursor, encode_cursor, listing_fingerprint
-from gateway.schema.selection import selected_names
 from gateway.schema.types import Seat
 from gateway.upstream.tracing import child_span
 from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest
@@ -50,9 +50,10 @@ class SeatEdge:
     node: Seat = strawberry.field(description="The seat.")
     after: strawberry.Private[Position]  # encoded only when a cursor is asked for
 
-    @strawberry.field(description="Opaque; `after: <cursor>` continues with the very next seat.")
-    def cursor(self) -> str:
-        return encode_cursor(self.after)
+    cursor: str = reads(
+        lambda edge: encode_cursor(edge.after),
+        description="Opaque; `after: <cursor>` continues with the very next seat.",
+    )
 
 
 @strawberry.type(description="A page of seats with their balances (Relay connection).")
@@ -66,9 +67,10 @@ class SeatConnection:
         )
     )
 
-    @strawberry.field(description="The seats of this page without cursors (a shortcut).")
-    def nodes(self) -> list[Seat]:
-        return [edge.node for edge in self.edges]
+    nodes: list[Seat] = reads(
+        lambda connection: [edge.node for edge in connection.edges],
+        description="The seats of this page without cursors (a shortcut).",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,20 +140,6 @@ async def load_slice(loaders: Loaders, request: SliceRequest) -> SeatConnection:
     )
 
 
-async def seat_connection(
-    info: strawberry.Info, listing: Listing, *, first: int | None, after: str | None
-) -> SeatConnection:
-    """The connection a field listing seats answers: checks, look-ahead, then one slice."""
-    return await connection_for(
-        request_context(info),
-        listing,
-        first=first,
-        after=after,
-        selected=selected_names(info._raw_info),
-        field_name=info.field_name,
-    )
-
-
 async def connection_for(
     context: RequestContext,
     listing: Listing,
@@ -161,9 +149,8 @@ async def connection_for(
     selected: frozenset[str],
     field_name: str,
 ) -> SeatConnection:
-    """:func:`seat_connection` given what it needs of ``info``: the names selected below the
-    field (which decide the include flags) and the request's context. The fast path calls it
-    too, so both executors page and fetch identically."""
+    """The connection a field listing seats answers: checks, then one slice. ``selected`` is
+    every name selected below the field (the look-ahead), which decides the include flags."""
     check_customer(context, listing.customer_id)
     first = check_first(first)
     fingerprint = listing_fingerprint(

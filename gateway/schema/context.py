@@ -32,6 +32,7 @@ class RequestContext:
     caller: Caller = UNRESTRICTED  # who asks (gateway.schema.access checks it)
     operation_name: str | None = None  # filled in by the pipeline, read by the access log
     fast_path: bool = False  # the projection completed objects (gateway.schema.execution)
+    compiled: bool = False  # the compiled root answered (gateway.schema.execution)
     # The document came from the document store (learned from a request not refused): only
     # then may its plans and look-ahead be kept across requests (gateway.schema.execution).
     document_known: bool = False

@@ -22,15 +22,24 @@ Projections live beside graphql-core's own memo of collected fields for the exec
 operations whose ``@skip``/``@include`` take no variable are also kept across requests in a
 bounded :class:`PlanCache` (the selection, and so the projection, is then the same for every
 request of that document), so no variable value can multiply them.
+
+The compiled root (:func:`execute_compiled`) goes one step further for such a document, as
+graphql-jit compiles a whole query: when the operation's root selects one field that declares
+its answer (:func:`~gateway.schema.fields.answer_of`) and an object the projection completes
+whole, the pipeline's ``on_execute`` (Strawberry's seam for supplying a result) answers it with
+graphql-core's own variable and argument coercion, the field's one definition, graphql-core's
+error location and the same projection, and graphql-core's executor is not built at all.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     GraphQLBoolean,
@@ -42,6 +51,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLString,
     OperationDefinitionNode,
+    OperationType,
     Undefined,
     VariableNode,
     get_named_type,
@@ -50,13 +60,17 @@ from graphql import (
     is_list_type,
     is_non_null_type,
     is_object_type,
+    located_error,
 )
-from graphql.execution.collect_fields import FieldDetails, FieldDetailsList
+from graphql.execution.collect_fields import FieldDetails, FieldDetailsList, collect_fields
+from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.pyutils import AwaitableOrValue, Path
+from graphql.utilities import get_operation_ast
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types import ExecutionContext
 
-from gateway.schema.context import context_of
-from gateway.schema.fields import Reader, reader_of
+from gateway.schema.context import RequestContext, context_of
+from gateway.schema.fields import Asked, Reader, RootAnswer, answer_of, reader_of
 from gateway.schema.scalars import same_text
 
 Complete = Callable[[Any], Any]
@@ -342,6 +356,155 @@ class ProjectingExecutor(GatewayExecutor):
 
             return obj
         return None  # interfaces and unions: graphql-core resolves the runtime type
+
+
+@dataclass(frozen=True, slots=True)
+class RootPlan:
+    """An operation whose root selects one field with an answer (:func:`answer_of`), an object
+    the projection completes whole, and nothing else but ``__typename``: everything graphql-core
+    would do for it, compiled once per stored document (see :func:`execute_compiled`)."""
+
+    operation: OperationDefinitionNode
+    keys: tuple[str, ...]  # the root's response keys, in order
+    key: str  # the answering field's
+    typename: str  # the root type's name, for the other keys
+    field: Any  # its GraphQLField
+    details: FieldDetails  # its first field node, with its fragment variables
+    nodes: tuple[FieldNode, ...]  # all of its field nodes, for an error's locations
+    answer: RootAnswer
+    selected: frozenset[str]  # the look-ahead below it
+    project: Complete  # the projection of the object it answers
+
+
+async def execute_compiled(
+    context: ExecutionContext, request: RequestContext
+) -> ExecutionResult | None:
+    """The result of the operation by its compiled root, when its document has one; ``None``
+    to leave the operation to graphql-core (which then reports whatever stopped this).
+
+    Called by the pipeline's ``on_execute`` (Strawberry's seam for supplying a result), after
+    the limits and the seat-id budget: the steps around execution are the same. What graphql-core
+    would do is done by graphql-core's own functions: the variables are coerced by
+    ``get_variable_values``, the arguments by ``get_argument_values``, the answer is the field's
+    one definition (its resolver calls it too), a raised error is located by ``located_error``
+    at the field, and the value is completed by the projection graphql-core's executor uses.
+    Nothing here runs before every argument is known good; a value the projection declines (a
+    null where the schema promises none) is left to graphql-core, which completes it again from
+    the request's loaders (no second upstream call) and reports the error where it belongs."""
+    plan = _root_plan(context, request)
+    if plan is None:
+        return None
+    schema = context.schema._schema
+    operation = plan.operation
+    variables = context.variables or {}
+    if operation.variable_definitions:
+        coerced = get_variable_values(schema, operation.variable_definitions, variables, 50)
+        if isinstance(coerced, list):
+            return None
+    else:
+        coerced = None
+    details = plan.details
+    try:
+        values = get_argument_values(
+            plan.field, details.node, coerced, details.fragment_variable_values
+        )
+    except Exception:
+        return None
+    asked = Asked(request, plan.selected, details.node.name.value)
+    errors = None
+    try:
+        answered = await plan.answer.answer(asked, **plan.answer.keywords(values))
+    except Exception as error:
+        errors = [located_error(error, list(plan.nodes), [plan.key])]
+        value = None
+    else:
+        try:
+            value = None if answered is None else plan.project(answered)
+        except Exception:
+            return None
+    request.fast_path = request.compiled = True
+    data = {key: value if key == plan.key else plan.typename for key in plan.keys}
+    return ExecutionResult(data, errors)
+
+
+def _root_plan(context: ExecutionContext, request: RequestContext) -> RootPlan | None:
+    """The compiled root of the request's operation: kept across requests (in the schema's
+    plan cache, with its operation) for a stored document only, compiled on its first
+    request by graphql-core's field collection and the projection's own compiler."""
+    executor_class = context.schema.execution_context_class
+    plans: PlanCache | None = getattr(executor_class, "plans", None)
+    document = context.graphql_document
+    if plans is None or document is None or not request.document_known:
+        return None
+    operation = get_operation_ast(document, context.operation_name)
+    if operation is None or operation.operation is not OperationType.QUERY:
+        return None
+    key = ("root", id(operation))
+    known = plans.get(key, operation)
+    if known is not _UNKNOWN:
+        return known  # type: ignore[no-any-return]
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    if not plans.variable_free(operation, fragments):  # remembered per operation, bounded
+        return None
+    plan = _compile_root(context, executor_class, operation)
+    plans.put(key, operation, plan)
+    return plan
+
+
+def _compile_root(
+    context: ExecutionContext, executor_class: Any, operation: OperationDefinitionNode
+) -> RootPlan | None:
+    schema = context.schema._schema
+    executor = executor_class.build(
+        schema,
+        context.graphql_document,
+        None,
+        context.context,
+        context.variables,
+        context.operation_name,
+    )
+    if isinstance(executor, list) or not executor._may_share():
+        return None
+    # A schema extension that wraps resolvers must see every field: no compiled root then.
+    if any(extension._implements_resolve() for extension in context.schema.get_extensions()):
+        return None
+    root = schema.query_type
+    if root is None:
+        return None
+    grouped, defer_usages, _ = collect_fields(
+        schema, executor.fragments, executor.variable_values, root, operation
+    )
+    answering = [key for key, group in grouped.items() if group[0].node.name.value != "__typename"]
+    if defer_usages or len(answering) != 1:
+        return None
+    key = answering[0]
+    group = grouped[key]
+    field = root.fields.get(group[0].node.name.value)
+    answer = answer_of(field) if field is not None else None
+    if field is None or answer is None or is_non_null_type(field.type):
+        return None
+    named = field.type
+    if not is_object_type(named):
+        return None
+    project = executor._projection(named, group)
+    if project is None:
+        return None
+    return RootPlan(
+        operation=operation,
+        keys=tuple(grouped),
+        key=key,
+        typename=root.name,
+        field=field,
+        details=group[0],
+        nodes=tuple(details.node for details in group),
+        answer=answer,
+        selected=executor.names_below(field.type, [details.node for details in group]),
+        project=project,
+    )
 
 
 # graphql-core's own output coercion of its specified scalars returns these very values

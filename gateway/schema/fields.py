@@ -11,15 +11,21 @@ edit, and a field the projection does not know falls back by construction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
-from graphql import GraphQLField
+from graphql import GraphQLField, GraphQLList, GraphQLNonNull, GraphQLScalarType
 from strawberry.federation.schema_directives import ListSize
+from strawberry.types.unset import UNSET
+
+if TYPE_CHECKING:
+    from gateway.schema.context import RequestContext
 
 READS = "gateway.reads"
+ANSWERS = "gateway.answers"
 
 Reader = Callable[[Any], Any]
 
@@ -58,3 +64,70 @@ def assumed_size(size: int) -> ListSize:
     list no argument sizes: a seat holds a few credit types, rarely more than ten commits or
     credits (a page holds at most about 100 of them), a ledger tens of entries."""
     return ListSize(assumed_size=size, require_one_slicing_argument=False)  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a root field's answer takes from the request besides its arguments: the request's
+    context, the names selected at any depth below the field (the look-ahead, which decides the
+    include flags) and the field's name."""
+
+    context: RequestContext
+    selected: frozenset[str]
+    field_name: str
+
+
+# answer(asked, **arguments), every argument by its Python name, none left to a default.
+Answer = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class RootAnswer:
+    """A root field's answer and how its arguments reach it: (GraphQL name, Python name, the
+    resolver's own default) per argument, in declaration order."""
+
+    answer: Answer
+    arguments: tuple[tuple[str, str, Any], ...]
+
+    def keywords(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The answer's keyword arguments from graphql-core's coerced ``values`` (GraphQL
+        names): an argument the operation leaves out takes the resolver's default."""
+        return {python: values.get(graphql, default) for graphql, python, default in self.arguments}
+
+
+def answer_of(field: GraphQLField) -> RootAnswer | None:
+    """The answer of a root field declared with ``metadata={ANSWERS: answer}`` whose resolver
+    calls exactly that answer, when it can be called without Strawberry's resolver wrapper:
+    no field extensions or permissions (they run in the wrapper), and only scalar arguments
+    (and lists of them), which Strawberry passes on exactly as graphql-core coerced them."""
+    definition = (field.extensions or {}).get("strawberry-definition")
+    if definition is None or definition.extensions or definition.permission_classes:
+        return None
+    answer: Answer | None = definition.metadata.get(ANSWERS)
+    if answer is None:
+        return None
+    arguments = []
+    for argument in definition.arguments:
+        graphql = _graphql_name(field, argument.python_name)
+        if graphql is None or not _passes_unchanged(field.args[graphql].type):
+            return None
+        default = None if argument.default is UNSET else argument.default
+        arguments.append((graphql, argument.python_name, default))
+    return RootAnswer(answer, tuple(arguments))
+
+
+def _graphql_name(field: GraphQLField, python_name: str) -> str | None:
+    """The GraphQL name Strawberry gave the argument it declared as ``python_name``."""
+    for name, argument in field.args.items():
+        definition = (argument.extensions or {}).get("strawberry-definition")
+        if definition is not None and definition.python_name == python_name:
+            return name
+    return None
+
+
+def _passes_unchanged(type_: Any) -> bool:
+    """Whether Strawberry's argument conversion returns graphql-core's value unchanged: a
+    scalar, or a list of such, nullable or not (an enum or an input object it converts)."""
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        type_ = type_.of_type
+    return isinstance(type_, GraphQLScalarType)

@@ -21,12 +21,14 @@ What each stage does, in order:
   passed them) and the choice of operation.
 - **validate**: a known document's validation errors from the store (no validation); every
   validation error gets its code; the errors as validation left them are kept for learning.
-- **execute**: the seat-id budget (variables applied); the cost estimate when asked.
+- **execute**: the seat-id budget (variables applied); the cost estimate when asked; then, for
+  a stored document with a compiled root, the result (:func:`~gateway.schema.execution.execute_compiled`,
+  graphql-core does not run).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,7 @@ from gateway.schema.context import (
 from gateway.schema.cost import cost_extensions, estimate_if_asked
 from gateway.schema.documents import DocumentStore, Known
 from gateway.schema.errors import refused_for_credentials, stamp_validation_codes
+from gateway.schema.execution import execute_compiled
 from gateway.schema.limits import (
     QueryLimits,
     check_document_shape,
@@ -127,7 +130,7 @@ class GatewayPipeline(SchemaExtension):
         # A copy: Strawberry adds the execution's errors to this list later.
         self.validation_errors = list(errors)
 
-    def on_execute(self) -> Iterator[None]:
+    async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is not None:
@@ -138,6 +141,12 @@ class GatewayPipeline(SchemaExtension):
                 self.settings.limits.max_seat_ids,
             )
         self.estimate = estimate_if_asked(context)
+        request = context_of(context.context)
+        if request is not None and request.document_known:
+            # Strawberry's seam for a result: when set here, graphql-core does not run.
+            result = await execute_compiled(context, request)
+            if result is not None:
+                context.result = result
         yield
 
     def get_results(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import strawberry
@@ -18,8 +19,11 @@ from gateway.schema.arguments import (
     SubscriptionIds,
     listing_from_arguments,
 )
-from gateway.schema.connection import SeatConnection, seat_connection
+from gateway.schema.connection import SeatConnection, connection_for
+from gateway.schema.fields import ANSWERS, Asked
 from gateway.schema.nodes import parse_node_id, parse_node_ids, resolve_node, resolve_nodes
+from gateway.schema.scalars import DateTime
+from gateway.schema.selection import asked
 from gateway.schema.types import Node
 
 # For a router's demand control (Apollo's @cost/@listSize, Federation 2.9): a field that calls
@@ -43,6 +47,42 @@ _SEAT_BALANCES = (
     "commits or credits are selected: the billing API stops adding seats once a page holds "
     "100 commits and credits. Trust `pageInfo.hasNextPage`."
 )
+
+
+async def answer_seat_balances(
+    asked: Asked,
+    *,
+    customer_id: str,
+    contract_id: str,
+    subscription_ids: Sequence[str] | None,
+    seat_ids: Sequence[str] | None,
+    skip_missing_seat_ids: bool | None,
+    covering_date: DateTime | None,
+    starting_at: DateTime | None,
+    effective_before: DateTime | None,
+    first: int | None,
+    after: str | None,
+) -> SeatConnection:
+    """``seatBalances``: the one definition of the field, which its resolvers call and the
+    compiled root of :mod:`gateway.schema.execution` calls without them."""
+    listing = listing_from_arguments(
+        customer_id=customer_id,
+        contract_id=contract_id,
+        subscription_ids=subscription_ids,
+        seat_ids=seat_ids,
+        skip_missing_seat_ids=skip_missing_seat_ids,
+        covering_date=covering_date,
+        starting_at=starting_at,
+        effective_before=effective_before,
+    )
+    return await connection_for(
+        asked.context,
+        listing,
+        first=first,
+        after=after,
+        selected=asked.selected,
+        field_name=asked.field_name,
+    )
 
 
 @strawberry.federation.type(
@@ -78,7 +118,8 @@ class Contract:
         first: First = 25,
         after: After = None,
     ) -> SeatConnection | None:
-        listing = listing_from_arguments(
+        return await answer_seat_balances(
+            asked(info),
             customer_id=self.customer_id,
             contract_id=self.id,
             subscription_ids=subscription_ids,
@@ -87,14 +128,18 @@ class Contract:
             covering_date=covering_date,
             starting_at=starting_at,
             effective_before=effective_before,
+            first=first,
+            after=after,
         )
-        return await seat_connection(info, listing, first=first, after=after)
 
 
 @strawberry.type(description="Seat balances of Metronome seat-based contracts.")
 class Query:
     @strawberry.federation.field(
-        description=_SEAT_BALANCES, authenticated=True, directives=_CONNECTION_COST
+        description=_SEAT_BALANCES,
+        authenticated=True,
+        directives=_CONNECTION_COST,
+        metadata={ANSWERS: answer_seat_balances},
     )
     async def seat_balances(
         self,
@@ -114,7 +159,8 @@ class Query:
         first: First = 25,
         after: After = None,
     ) -> SeatConnection | None:
-        listing = listing_from_arguments(
+        return await answer_seat_balances(
+            asked(info),
             customer_id=customer_id,
             contract_id=contract_id,
             subscription_ids=subscription_ids,
@@ -123,8 +169,9 @@ class Query:
             covering_date=covering_date,
             starting_at=starting_at,
             effective_before=effective_before,
+            first=first,
+            after=after,
         )
-        return await seat_connection(info, listing, first=first, after=after)
 
     @strawberry.federation.field(
         description="Any Seat, Commit or Credit by its `id` (Relay); `null` once it is gone.",
