@@ -21,7 +21,7 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +39,7 @@ REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_OPERATION_LABELS = 200  # client-chosen names: bounded label cardinality
+_MAX_SERIES = 4096  # a guard only: the per-request metrics have far fewer series
 _SHARED_LABELS = frozenset({"anonymous", "other"})
 _OUTCOMES = ("ok", "partial", "error")
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request its client abandoned
@@ -94,8 +95,9 @@ class Metrics:
         )
         self.routes = Counter(
             "gateway_graphql_execution",
-            "GraphQL requests by how they were answered: the HTTP fast lane or FastAPI's "
-            "view, and the fast path or graphql-core.",
+            "GraphQL requests by how they were answered: the HTTP handler (the view), and the "
+            "executor (compiled: the compiled root; fast-path: graphql-core with the "
+            "projection; graphql-core: field by field).",
             ["http", "executor"],
             registry=r,
         )
@@ -123,6 +125,10 @@ class Metrics:
         )
         # Operation names with a label of their own, least recently seen first.
         self._operation_names: OrderedDict[str, None] = OrderedDict()
+        # The series of the per-request metrics, by metric and labels: prometheus-client's
+        # `labels()` checks and converts its labels and takes a lock on every call. As many as
+        # the series themselves (the labels are bounded sets); a removed series leaves here too.
+        self._series: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     # CacheObserver, StoreObserver
     def cache_lookup(self, store: str, hit: bool) -> None:
@@ -144,7 +150,7 @@ class Metrics:
             if task is not None and task.cancelling():
                 # Abandoned because its caller left, not failed: not an upstream error.
                 outcome = "cancelled"
-        self.upstream.labels(outcome).inc()
+        self._of(self.upstream, outcome).inc()
         self.upstream_seconds.observe(seconds)
 
     def retry(self) -> None:
@@ -152,7 +158,7 @@ class Metrics:
 
     # BatchObserver
     def batch(self, loader: str, size: int) -> None:
-        self.batch_sizes.labels(loader).observe(size)
+        self._of(self.batch_sizes, loader).observe(size)
 
     def operation(
         self,
@@ -163,11 +169,21 @@ class Metrics:
         route: tuple[str, str] = ("view", "graphql-core"),
     ) -> None:
         label = self._label(name)
-        self.routes.labels(*route).inc()
-        self.operations.labels(label, outcome).inc()
-        self.operation_seconds.labels(label).observe(seconds)
+        self._of(self.routes, *route).inc()
+        self._of(self.operations, label, outcome).inc()
+        self._of(self.operation_seconds, label).observe(seconds)
         for code in codes:
-            self.errors.labels(code).inc()
+            self._of(self.errors, code).inc()
+
+    def _of(self, metric: Any, *labels: str) -> Any:
+        """The series of ``metric`` with ``labels``, as ``metric.labels(*labels)`` gives it."""
+        key = (id(metric), labels)
+        series = self._series.get(key)
+        if series is None:
+            series = metric.labels(*labels)
+            if len(self._series) < _MAX_SERIES:
+                self._series[key] = series
+        return series
 
     def _label(self, name: str | None) -> str:
         """The name's own label while it is among the 200 most recently seen names; the
@@ -184,18 +200,40 @@ class Metrics:
         if len(names) >= _MAX_OPERATION_LABELS:
             evicted, _ = names.popitem(last=False)
             for outcome in _OUTCOMES:
+                self._series.pop((id(self.operations), (evicted, outcome)), None)
                 with suppress(KeyError):  # older prometheus-clients raise for an unseen series
                     self.operations.remove(evicted, outcome)
+            self._series.pop((id(self.operation_seconds), (evicted,)), None)
             with suppress(KeyError):
                 self.operation_seconds.remove(evicted)
         names[name] = None
         return name
 
 
+def _random_ids() -> Iterator[str]:
+    """128 random bits as 32 hex digits each, as ``uuid4().hex`` gives but without building a
+    UUID, from the system's random source 256 ids at a time (one system call, not one per
+    request); random, so that ids say nothing of the traffic."""
+    while True:
+        block = os.urandom(4096).hex()
+        for start in range(0, len(block), 32):
+            yield block[start : start + 32]
+
+
+_request_ids = _random_ids()
+
+
 def _new_request_id() -> str:
-    """128 random bits as 32 hex digits, as ``uuid4().hex`` gives but without building a UUID
-    (a fifth of its cost); random, so that ids say nothing of the traffic."""
-    return os.urandom(16).hex()
+    return next(_request_ids)
+
+
+def _fresh_request_ids() -> None:
+    """A forked process draws its own ids, never the rest of its parent's block."""
+    global _request_ids  # the process's one source of ids
+    _request_ids = _random_ids()
+
+
+os.register_at_fork(after_in_child=_fresh_request_ids)
 
 
 class AccessLog:

@@ -18,10 +18,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import generate_latest
 from pydantic import ValidationError
 
 from gateway.config import Settings
 from gateway.guard import RequestGuard
+from gateway.observability import Metrics
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 from gateway.state import new_request_state
 from gateway.upstream import SEAT_BALANCES_PATH
@@ -334,6 +336,19 @@ def test_a_frequent_operation_gets_its_label_after_a_flood_of_one_off_names(
     assert len(labelled) == 200
     histogram = set(re.findall(r'operation_duration_seconds_count\{operation="(\w+)"', text))
     assert histogram == labelled
+
+
+def test_an_operation_name_that_lost_its_label_is_counted_again_when_it_returns() -> None:
+    """A name whose label went to newer names (and whose series was removed) is counted from
+    one again when it comes back, in both the counter and the histogram."""
+    metrics = Metrics()
+    metrics.operation("Returning", "ok", 0.01, [])
+    for i in range(200):
+        metrics.operation(f"OneOff{i}", "ok", 0.01, [])
+    metrics.operation("Returning", "ok", 0.01, [])
+    text = generate_latest(metrics.registry).decode()
+    assert 'gateway_graphql_operations_total{operation="Returning",outcome="ok"} 1.0' in text
+    assert 'operation_duration_seconds_count{operation="Returning"} 1.0' in text
 
 
 # --- 13. CORS -------------------------------------------------------------------------------

@@ -341,6 +341,7 @@ class ProjectingExecutor(GatewayExecutor):
                     raise _Decline
                 return [item(element) for element in value]
 
+            items.items_of = item  # type: ignore[attr-defined]  # inlined by _unrolled
             return items
         if is_object_type(inner):
             project = self._projection(inner, group)
@@ -354,6 +355,7 @@ class ProjectingExecutor(GatewayExecutor):
                     return None
                 return project(value)
 
+            obj.object_of = project  # type: ignore[attr-defined]  # inlined by _unrolled
             return obj
         return None  # interfaces and unions: graphql-core resolves the runtime type
 
@@ -521,25 +523,21 @@ _UNCHANGED: dict[GraphQLScalarType, type] = {
 
 def _unrolled(is_type_of: Any, entries: tuple[tuple[str, Reader, Complete], ...]) -> Complete:
     """The projection of one object as one generated function, as graphql-jit compiles one: a
-    dict display with an entry per field instead of a loop over the fields, and the leaves that
-    pass their value through inlined (``v if type(v) is str else complete(v)``). Made only for
-    projections kept across requests, where its compilation (tens of microseconds) is paid
-    once. The generated text holds only generated names: the response keys (the caller's
-    aliases), readers and completions are values of its namespace, never part of its text."""
+    dict display with an entry per field instead of a loop over the fields, with the
+    completions inlined where they are a test and a call: a leaf that passes its value through
+    (``v if type(v) is str else complete(v)``), an object's projection (``p(v) if v is not
+    None else complete(v)``), a list's items (``[... for x in v] if type(v) is list else
+    complete(v)``). Anything else, and every value an inlined test does not pass, goes to the
+    completion itself, so the generated function answers exactly what the completions would.
+    Made only for projections kept across requests, where its compilation (tens of
+    microseconds) is paid once. The generated text holds only generated names: the response
+    keys (the caller's aliases), readers and completions are values of its namespace, never
+    part of its text."""
     namespace: dict[str, Any] = {"is_type_of": is_type_of, "_Decline": _Decline}
     items = []
     for i, (key, read, complete) in enumerate(entries):
-        namespace[f"k{i}"], namespace[f"r{i}"], namespace[f"c{i}"] = key, read, complete
-        passes = getattr(complete, "passes", None)
-        if passes is None:
-            items.append(f"k{i}: c{i}(r{i}(source))")
-        elif passes is float:  # a finite float (x - x is 0.0 only for finite x)
-            items.append(
-                f"k{i}: (v if type(v := r{i}(source)) is float and v - v == 0.0 else c{i}(v))"
-            )
-        else:
-            namespace[f"t{i}"] = passes
-            items.append(f"k{i}: (v if type(v := r{i}(source)) is t{i} else c{i}(v))")
+        namespace[f"k{i}"], namespace[f"r{i}"] = key, read
+        items.append(f"k{i}: {_inlined(complete, f'c{i}', namespace, 'v', f'(v := r{i}(source))')}")
     check = (
         "    if not is_type_of(source, None):\n        raise _Decline\n"
         if is_type_of is not None
@@ -549,6 +547,32 @@ def _unrolled(is_type_of: Any, entries: tuple[tuple[str, Reader, Complete], ...]
     exec(compile(text, "<gateway projection>", "exec"), namespace)  # noqa: S102 - generated names only
     project: Complete = namespace["project"]
     return project
+
+
+def _inlined(
+    complete: Complete, name: str, namespace: dict[str, Any], value: str, bind: str
+) -> str:
+    """The expression completing ``value`` by ``complete`` (a namespace value named ``name``);
+    ``bind`` is its first use, the one evaluated first (it may bind ``value``)."""
+    namespace[name] = complete
+    passes = getattr(complete, "passes", None)
+    if passes is float:  # a finite float (x - x is 0.0 only for finite x)
+        return (
+            f"({value} if type({bind}) is float and {value} - {value} == 0.0 else {name}({value}))"
+        )
+    if passes is not None:
+        namespace[f"{name}t"] = passes
+        return f"({value} if type({bind}) is {name}t else {name}({value}))"
+    project = getattr(complete, "object_of", None)
+    if project is not None:
+        namespace[f"{name}p"] = project
+        return f"({name}p({value}) if {bind} is not None else {name}({value}))"
+    item = getattr(complete, "items_of", None)
+    if item is not None:
+        element = f"x{len(name)}"  # one name per depth of nested lists
+        inner = _inlined(item, f"{name}i", namespace, element, element)
+        return f"([{inner} for {element} in {value}] if type({bind}) is list else {name}({value}))"
+    return f"{name}({bind})"
 
 
 def _leaf(type_: Any, *, required: bool) -> Complete:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -47,8 +47,7 @@ def parse_global_id(value: str) -> tuple[str, list[str]]:
     return type_name, decoded
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):  # a tuple: built for every edge, a third of a frozen dataclass's cost
     """Where the next seat of a listing is: skip ``skip`` seats of the upstream page at ``page``.
 
     ``skip`` is at most a page's worth of seats (the edge after a full last page skips them
