@@ -20,7 +20,7 @@ only and learn from every request, which is why they are not used.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from graphql import DocumentNode, GraphQLError
 
@@ -34,6 +34,9 @@ class Known:
     document: DocumentNode
     errors: tuple[GraphQLError, ...]
     measured: bool
+    # The seat ids each operation of it sends upstream, by the name a request runs it with,
+    # for operations whose count no variable changes (gateway.schema.limits.check_seat_ids).
+    seat_ids: dict[str | None, int] = field(default_factory=dict, compare=False)
 
 
 class DocumentStore:

@@ -525,7 +525,7 @@ def _unrolled(is_type_of: Any, entries: tuple[tuple[str, Reader, Complete], ...]
     """The projection of one object as one generated function, as graphql-jit compiles one: a
     dict display with an entry per field instead of a loop over the fields, with the
     completions inlined where they are a test and a call: a leaf that passes its value through
-    (``v if type(v) is str else complete(v)``), an object's projection (``p(v) if v is not
+    (``v if type(v) is str else complete(v)``), an enum value's name by one lookup, an object's projection (``p(v) if v is not
     None else complete(v)``), a list's items (``[... for x in v] if type(v) is list else
     complete(v)``). Anything else, and every value an inlined test does not pass, goes to the
     completion itself, so the generated function answers exactly what the completions would.
@@ -563,6 +563,13 @@ def _inlined(
     if passes is not None:
         namespace[f"{name}t"] = passes
         return f"({value} if type({bind}) is {name}t else {name}({value}))"
+    names = getattr(complete, "names", None)
+    if names is not None:  # an enum: a value's name by one lookup
+        namespace[f"{name}n"] = names
+        return (
+            f"(m if type({bind}) is str and (m := {name}n.get({value})) is not None"
+            f" else {name}({value}))"
+        )
     project = getattr(complete, "object_of", None)
     if project is not None:
         namespace[f"{name}p"] = project
@@ -620,6 +627,8 @@ def _leaf(type_: Any, *, required: bool) -> Complete:
         def leaf(value: Any) -> Any:
             name = names.get(value) if type(value) is str else None
             return name if name is not None else coerced(value)
+
+        leaf.names = names  # type: ignore[attr-defined]  # inlined by _unrolled
 
     else:
         leaf = coerced

@@ -196,11 +196,23 @@ def check_seat_ids(
     operation_name: str | None,
     variables: dict[str, Any],
     max_seat_ids: int,
+    known: dict[str | None, int] | None = None,
 ) -> None:
     """Refuses an operation that would send more seat ids upstream than allowed, before it
     runs: a seat-id filter travels in every call it applies to, so aliases repeating a long
-    ``seatIds`` list multiply the bytes sent to the billing API."""
-    count = seat_ids_requested(document, operation_name, variables)
+    ``seatIds`` list multiply the bytes sent to the billing API. ``known``: the counts of a
+    stored document's operations, kept there when no variable changes them (at most one per
+    operation the document holds)."""
+    count = known.get(operation_name) if known is not None else None
+    if count is None:
+        count, varies = _seat_ids(document, operation_name, variables)
+        if (
+            known is not None
+            and not varies
+            and len(known) < _MAX_KNOWN_COUNTS
+            and operations_run(document, operation_name)  # a name the document holds
+        ):
+            known[operation_name] = count
     if count > max_seat_ids:
         raise limit_error(
             f"The operation would send {count} seat ids to the billing API; at most "
@@ -250,17 +262,29 @@ def seat_ids_requested(
     """The seat ids an operation of a valid document sends upstream, counted as written:
     through fragments (each fragment's count computed once), every field that could run
     (``@skip``/``@include`` ignored), times the representations of ``_entities``."""
+    return _seat_ids(document, operation_name, variables)[0]
+
+
+_MAX_KNOWN_COUNTS = 16
+
+
+def _seat_ids(
+    document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
+) -> tuple[int, bool]:
+    """:func:`seat_ids_requested`, and whether a variable entered the count."""
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     total = 0
+    varies = False
     for operation in operations_run(document, operation_name):
         values = {
             d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
         }
         counter = _SeatIdCounter(fragments, variables, values)
         total += counter.count(operation.selection_set)
-    return total
+        varies = varies or counter.varies
+    return total, varies
 
 
 @dataclass
@@ -271,6 +295,7 @@ class _SeatIdCounter:
 
     def __post_init__(self) -> None:
         self.per_fragment: dict[str, int] = {}
+        self.varies = False  # a variable entered the count
 
     def count(
         self, selection_set: SelectionSetNode | None, visiting: frozenset[str] = frozenset()
@@ -303,6 +328,7 @@ class _SeatIdCounter:
         if isinstance(value, ListValueNode):
             return len(value.values)
         if isinstance(value, VariableNode):
+            self.varies = True
             name = value.name.value
             if name not in self.variables:
                 return self.items(self.defaults.get(name))

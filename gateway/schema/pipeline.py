@@ -21,7 +21,8 @@ What each stage does, in order:
   passed them) and the choice of operation.
 - **validate**: a known document's validation errors from the store (no validation); every
   validation error gets its code; the errors as validation left them are kept for learning.
-- **execute**: the seat-id budget (variables applied); the cost estimate when asked; then, for
+- **execute**: the seat-id budget (variables applied; a stored document's count kept when no
+  variable changes it); the cost estimate when asked; then, for
   a stored document with a compiled root, the result (:func:`~gateway.schema.execution.execute_compiled`,
   graphql-core does not run).
 """
@@ -139,6 +140,7 @@ class GatewayPipeline(SchemaExtension):
                 context.operation_name,
                 context.variables or {},
                 self.settings.limits.max_seat_ids,
+                self.known.seat_ids if self.known is not None else None,
             )
         self.estimate = estimate_if_asked(context)
         request = context_of(context.context)

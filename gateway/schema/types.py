@@ -120,8 +120,8 @@ class LookAheadMissed(Exception):
     """A page was fetched without data the operation selects: a bug in the look-ahead."""
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
+@dataclass(slots=True, eq=False)  # not frozen: built for every commit and credit of a page,
+class Held:  # and a frozen dataclass's __init__ costs three times as much
     """A commit or credit as one seat holds it: the source of ``Commit`` and ``Credit``."""
 
     seat: Seat
