@@ -36,6 +36,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from keyword import iskeyword
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from graphql import (
@@ -525,19 +527,22 @@ def _unrolled(is_type_of: Any, entries: tuple[tuple[str, Reader, Complete], ...]
     """The projection of one object as one generated function, as graphql-jit compiles one: a
     dict display with an entry per field instead of a loop over the fields, with the
     completions inlined where they are a test and a call: a leaf that passes its value through
-    (``v if type(v) is str else complete(v)``), an enum value's name by one lookup, an object's projection (``p(v) if v is not
-    None else complete(v)``), a list's items (``[... for x in v] if type(v) is list else
-    complete(v)``). Anything else, and every value an inlined test does not pass, goes to the
-    completion itself, so the generated function answers exactly what the completions would.
-    Made only for projections kept across requests, where its compilation (tens of
-    microseconds) is paid once. The generated text holds only generated names: the response
-    keys (the caller's aliases), readers and completions are values of its namespace, never
-    part of its text."""
+    (``v if type(v) is str else complete(v)``), an enum value's name by one lookup, an
+    object's projection (``p(v) if v is not None else complete(v)``), a list's items
+    (``[... for x in v] if type(v) is list else complete(v)``). Anything else, and every value
+    an inlined test does not pass, goes to the completion itself, so the generated function
+    answers exactly what the completions would. The fields are read by their readers, or by
+    the lookup a reader stands for (:func:`_read`). Made only for projections kept across
+    requests, where its compilation (tens of microseconds) is paid once. The generated text
+    holds only generated names and the schema's own Python attribute names: the response keys
+    (the caller's aliases), the keys read, readers and completions are values of its
+    namespace, never part of its text."""
     namespace: dict[str, Any] = {"is_type_of": is_type_of, "_Decline": _Decline}
     items = []
     for i, (key, read, complete) in enumerate(entries):
-        namespace[f"k{i}"], namespace[f"r{i}"] = key, read
-        items.append(f"k{i}: {_inlined(complete, f'c{i}', namespace, 'v', f'(v := r{i}(source))')}")
+        namespace[f"k{i}"] = key
+        value = f"(v := {_read(read, f'r{i}', namespace)})"
+        items.append(f"k{i}: {_inlined(complete, f'c{i}', namespace, 'v', value)}")
     check = (
         "    if not is_type_of(source, None):\n        raise _Decline\n"
         if is_type_of is not None
@@ -547,6 +552,34 @@ def _unrolled(is_type_of: Any, entries: tuple[tuple[str, Reader, Complete], ...]
     exec(compile(text, "<gateway projection>", "exec"), namespace)  # noqa: S102 - generated names only
     project: Complete = namespace["project"]
     return project
+
+
+def _read(read: Reader, name: str, namespace: dict[str, Any]) -> str:
+    """The expression reading a field of ``source``: the lookup itself for the readers that are
+    one (a key: ``itemgetter``; an attribute: ``attrgetter``; a key of an attribute:
+    :func:`~gateway.schema.fields.item_of`), a call of the reader (a namespace value named
+    ``name``) for any other. The keys are namespace values; the attribute names are the
+    schema's own Python identifiers, never a caller's text."""
+    namespace[name] = read
+    if type(read) is itemgetter:
+        keys = read.__reduce__()[1]
+        if len(keys) == 1:
+            namespace[f"{name}k"] = keys[0]
+            return f"source[{name}k]"
+    elif type(read) is attrgetter:
+        names = read.__reduce__()[1]
+        if len(names) == 1 and all(_identifier(part) for part in names[0].split(".")):
+            return f"source.{names[0]}"
+    lookup = getattr(read, "lookup", None)
+    if lookup is not None and _identifier(lookup[0]):
+        attribute, key, optional = lookup
+        namespace[f"{name}k"] = key
+        return f"source.{attribute}.get({name}k)" if optional else f"source.{attribute}[{name}k]"
+    return f"{name}(source)"
+
+
+def _identifier(name: Any) -> bool:
+    return isinstance(name, str) and name.isidentifier() and not iskeyword(name)
 
 
 def _inlined(

@@ -44,6 +44,24 @@ def reads(read: Reader, *, description: str, directives: Sequence[object] = ()) 
     )
 
 
+def item_of(attribute: str, key: str, *, optional: bool = False) -> Reader:
+    """The reader ``source.<attribute>[key]`` (``.get(key)`` when ``optional``), which the
+    compiled projection writes as that lookup instead of calling it (``lookup``)."""
+    get = attrgetter(attribute)
+    if optional:
+
+        def read(source: Any) -> Any:
+            return get(source).get(key)
+
+    else:
+
+        def read(source: Any) -> Any:
+            return get(source)[key]
+
+    read.lookup = (attribute, key, optional)  # type: ignore[attr-defined]
+    return read
+
+
 def reader_of(field: GraphQLField) -> Reader | None:
     """The reader of a schema field: its :func:`reads` reader, ``getattr`` for a plain
     attribute, ``None`` for a field only its own resolver can answer."""

@@ -28,7 +28,7 @@ from gateway.schema.access import check_customer
 from gateway.schema.arguments import MAX_SEAT_ID_CHARS, uuid_argument
 from gateway.schema.context import request_context
 from gateway.schema.errors import GatewayError
-from gateway.schema.fields import assumed_size, reads
+from gateway.schema.fields import assumed_size, item_of, reads
 from gateway.schema.ids import global_id
 from gateway.schema.scalars import DateTime
 from gateway.schema.selection import selected_names
@@ -159,10 +159,10 @@ _LEDGER = "Every movement of its balance, oldest first as the API sends them."
 class _Held:
     """Fields a commit and a credit share, as one seat holds them (not a schema type)."""
 
-    balance: float = reads(lambda held: held.record["balance"], description=_BALANCE)
-    start_date: DateTime = reads(lambda held: held.record["start_date"], description=_START_DATE)
+    balance: float = reads(item_of("record", "balance"), description=_BALANCE)
+    start_date: DateTime = reads(item_of("record", "start_date"), description=_START_DATE)
     end_date: DateTime | None = reads(
-        lambda held: held.record.get("end_date"), description=_END_DATE
+        item_of("record", "end_date", optional=True), description=_END_DATE
     )
     ledger_entries: list[LedgerEntry] = reads(
         Held.ledger_entries, description=_LEDGER, directives=[assumed_size(50)]
@@ -185,7 +185,7 @@ class Commit(_Held, Node):
         description="Opaque, globally unique id of this commit on this seat (Relay object id).",
     )
     commit_id: strawberry.ID = reads(
-        lambda held: held.record["id"],
+        item_of("record", "id"),
         description="The billing API's id of the commit (shared across seats).",
     )
     type = details.commit_type_field()
@@ -202,7 +202,7 @@ class Credit(_Held, Node):
         description="Opaque, globally unique id of this credit on this seat (Relay object id).",
     )
     credit_id: strawberry.ID = reads(
-        lambda held: held.record["id"],
+        item_of("record", "id"),
         description="The billing API's id of the credit (shared across seats).",
     )
 
@@ -269,7 +269,7 @@ class Seat(Node):
         description="Opaque, globally unique id of this seat (Relay object id).",
     )
     balances: list[CreditTypeBalance] = reads(
-        lambda seat: seat._record["balances"],
+        item_of("_record", "balances"),
         description="One balance per credit type the seat holds.",
         directives=[assumed_size(5)],
     )
