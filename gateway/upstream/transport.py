@@ -22,7 +22,6 @@ What this module decides, and why:
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
@@ -54,27 +53,9 @@ class _Transport(AiohttpTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            response = await super().handle_async_request(request)
+            return await super().handle_async_request(request)
         except aiohttp.ClientError as error:
             raise httpx.RemoteProtocolError(type(error).__name__, request=request) from error
-        response.stream = _InOnePiece(response.stream)  # type: ignore[arg-type]
-        return response
-
-
-class _InOnePiece(httpx.AsyncByteStream):
-    """The answer's body handed to httpx as one chunk: httpx's reading layers (raw bytes,
-    decoding, the byte count) then run once per answer instead of once per network read
-    (several for a large page; BENCHMARKS.md, "Round three"). What the body is, and every error
-    while reading it, is the wrapped stream's."""
-
-    def __init__(self, stream: httpx.AsyncByteStream) -> None:
-        self._stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield b"".join([chunk async for chunk in self._stream])
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
 
 
 def proxy_from_environment(url: str) -> httpx.Proxy | None:
