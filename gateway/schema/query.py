@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 import strawberry
@@ -22,7 +21,6 @@ from gateway.schema.arguments import (
 from gateway.schema.connection import SeatConnection, connection_for
 from gateway.schema.fields import ANSWERS, Asked
 from gateway.schema.nodes import parse_node_id, parse_node_ids, resolve_node, resolve_nodes
-from gateway.schema.scalars import DateTime
 from gateway.schema.selection import asked
 from gateway.schema.types import Node
 
@@ -50,34 +48,14 @@ _SEAT_BALANCES = (
 
 
 async def answer_seat_balances(
-    asked: Asked,
-    *,
-    customer_id: str,
-    contract_id: str,
-    subscription_ids: Sequence[str] | None,
-    seat_ids: Sequence[str] | None,
-    skip_missing_seat_ids: bool | None,
-    covering_date: DateTime | None,
-    starting_at: DateTime | None,
-    effective_before: DateTime | None,
-    first: int | None,
-    after: str | None,
+    asked: Asked, *, first: int | None, after: str | None, **filters: Any
 ) -> SeatConnection:
     """``seatBalances``: the one definition of the field, which its resolvers call and the
-    compiled root of :mod:`gateway.schema.execution` calls without them."""
-    listing = listing_from_arguments(
-        customer_id=customer_id,
-        contract_id=contract_id,
-        subscription_ids=subscription_ids,
-        seat_ids=seat_ids,
-        skip_missing_seat_ids=skip_missing_seat_ids,
-        covering_date=covering_date,
-        starting_at=starting_at,
-        effective_before=effective_before,
-    )
+    compiled root of :mod:`gateway.schema.execution` calls without them; ``filters`` are the
+    listing's (:func:`~gateway.schema.arguments.listing_from_arguments`)."""
     return await connection_for(
         asked.context,
-        listing,
+        listing_from_arguments(**filters),
         first=first,
         after=after,
         selected=asked.selected,
