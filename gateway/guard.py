@@ -6,8 +6,8 @@
   (else 413), then runs the app, cancelled when the client disconnects before the response is
   complete (Starlette keeps running a handler whose client has gone; for a gateway that means
   upstream calls nobody will read). It listens for the disconnect from 20 ms into the
-  request: most answers are complete by then, and listening costs a task per request. Such a request is marked
-  gone for the access log (status 499). The callbacks of the request state's ``on_close``
+  request: most answers are complete by then, and listening costs a task per request. Such a
+  request is marked gone for the access log (status 499). The callbacks of the request state's ``on_close``
   (:mod:`gateway.state`) run when the request ends either way (the request's loaders use it
   to cancel upstream calls still in flight).
 * :class:`GatewayHttpProtocol`, uvicorn's httptools protocol with a deadline on a request's

@@ -180,3 +180,18 @@ async def test_a_value_the_projection_declines_goes_to_graphql_core_without_anot
     assert compiled.billing.calls == 2
     assert await compiled.executed("compiled") == 0  # graphql-core answered both
     assert await compiled.executed("fast-path") == 2
+
+
+async def test_a_request_whose_variables_are_refused_leaves_the_compiled_root_to_later_ones(
+    pair: tuple[Gateway, Gateway],
+) -> None:
+    """A stored document's request with variables graphql-core refuses (a null for an `ID!`)
+    gets graphql-core's request error, and teaches the gateway nothing: the next good request
+    of the document is still answered by the compiled root."""
+    compiled, reference = pair
+    await compiled.post(QUERY, DEMO)  # the document is stored
+    refused = {**DEMO, "contract": None}
+    assert await compiled.post(QUERY, refused) == await reference.post(QUERY, refused)
+    assert await compiled.executed("compiled") == 0
+    assert await compiled.post(QUERY, DEMO) == await reference.post(QUERY, DEMO)
+    assert await compiled.executed("compiled") == 1

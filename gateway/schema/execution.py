@@ -455,13 +455,17 @@ def _root_plan(context: ExecutionContext, request: RequestContext) -> RootPlan |
     if not plans.variable_free(operation, fragments):  # remembered per operation, bounded
         return None
     plan = _compile_root(context, executor_class, operation)
+    if plan is _UNKNOWN:  # this request's variables are refused: nothing learned from it
+        return None
     plans.put(key, operation, plan)
-    return plan
+    return plan  # type: ignore[no-any-return]
 
 
 def _compile_root(
     context: ExecutionContext, executor_class: Any, operation: OperationDefinitionNode
-) -> RootPlan | None:
+) -> Any:
+    """The operation's root plan, ``None`` when it has none, ``_UNKNOWN`` when this request
+    cannot tell (graphql-core refuses its variables)."""
     schema = context.schema._schema
     executor = executor_class.build(
         schema,
@@ -471,7 +475,9 @@ def _compile_root(
         context.variables,
         context.operation_name,
     )
-    if isinstance(executor, list) or not executor._may_share():
+    if isinstance(executor, list):
+        return _UNKNOWN
+    if not executor._may_share():
         return None
     # A schema extension that wraps resolvers must see every field: no compiled root then.
     if any(extension._implements_resolve() for extension in context.schema.get_extensions()):

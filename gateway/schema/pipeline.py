@@ -22,9 +22,9 @@ What each stage does, in order:
 - **validate**: a known document's validation errors from the store (no validation); every
   validation error gets its code; the errors as validation left them are kept for learning.
 - **execute**: the seat-id budget (variables applied; a stored document's count kept when no
-  variable changes it); the cost estimate when asked; then, for
-  a stored document with a compiled root, the result (:func:`~gateway.schema.execution.execute_compiled`,
-  graphql-core does not run).
+  variable changes it); the cost estimate when asked; then, for a stored document with a
+  compiled root, the result itself (:func:`~gateway.schema.execution.execute_compiled`), and
+  graphql-core does not run.
 """
 
 from __future__ import annotations
