@@ -10,6 +10,7 @@ gateway's client sends, whatever transport is underneath.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -17,8 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,54 @@ def gateway_process(
         process.wait(20)
         reader.join(5)
         process.stdout.close()
+
+
+EMPTY_PAGE = b'{"data": [], "pagination": {"seats_included": 0}}'
+
+
+@dataclass
+class RawRequests:
+    """What a raw HTTP server received: each request's head lines and body."""
+
+    heads: list[list[bytes]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def raw_http_server(answer: bytes = EMPTY_PAGE) -> AsyncIterator[tuple[str, RawRequests]]:
+    """An HTTP/1.1 server on 127.0.0.1 written on asyncio's streams (no HTTP library between
+    the gateway and what it sends): records every request exactly as it arrived and answers
+    each with ``answer`` as JSON. Yields its URL and what it received."""
+    received = RawRequests()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not reader.at_eof():
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            lines = head.rstrip(b"\r\n").split(b"\r\n")
+            received.heads.append(lines)
+            length = next(
+                (
+                    int(v)
+                    for k, _, v in (line.partition(b":") for line in lines[1:])
+                    if k.strip().lower() == b"content-length"
+                ),
+                0,
+            )
+            received.bodies.append(await reader.readexactly(length))
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                + answer
+            )
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", received
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -6,15 +6,11 @@ the transport reads them when it is built instead, for the billing API's URL.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from gateway.upstream import BillingClient
 from gateway.upstream.transport import billing_transport, proxy_from_environment
-from tests.support import DEFAULT_POLICY
-
-PAGE = b'{"data": [], "pagination": {"seats_included": 0}}'
+from tests.support import DEFAULT_POLICY, raw_http_server
 
 
 @pytest.fixture(autouse=True)
@@ -44,35 +40,15 @@ def test_no_proxy_exempts_the_billing_api(monkeypatch: pytest.MonkeyPatch) -> No
 
 async def test_calls_go_through_the_environments_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """With HTTP_PROXY set, a real call is sent to the proxy in absolute form."""
-    request_lines: list[bytes] = []
-
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        request_lines.append(head.split(b"\r\n", 1)[0])
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        await reader.readexactly(length)
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(PAGE)}\r\nConnection: close\r\n\r\n".encode()
-            + PAGE
-        )
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-    transport = billing_transport("http://billing.test", max_connections=4)
-    try:
-        client = BillingClient(transport, "http://billing.test", DEFAULT_POLICY)
-        page = await client.list_seat_balances({"customer_id": "c", "limit": 1}, token="t")
-    finally:
-        await transport.aclose()
-        server.close()
-        await server.wait_closed()
+    async with raw_http_server() as (proxy, received):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        transport = billing_transport("http://billing.test", max_connections=4)
+        try:
+            client = BillingClient(transport, "http://billing.test", DEFAULT_POLICY)
+            page = await client.list_seat_balances({"customer_id": "c", "limit": 1}, token="t")
+        finally:
+            await transport.aclose()
     assert page["data"] == []
-    assert request_lines == [b"POST http://billing.test/v1/contracts/seatBalances/list HTTP/1.1"]
+    assert [head[0] for head in received.heads] == [
+        b"POST http://billing.test/v1/contracts/seatBalances/list HTTP/1.1"
+    ]

@@ -4,7 +4,6 @@ JSON body and a GET without one."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
@@ -12,58 +11,20 @@ import pytest
 
 from gateway.upstream import BillingClient
 from gateway.upstream.transport import billing_transport
-from tests.support import DEFAULT_POLICY
-
-PAGE = b'{"data": [], "pagination": {"seats_included": 0}}'
-
-
-class Received:
-    def __init__(self) -> None:
-        self.heads: list[list[bytes]] = []
-        self.bodies: list[bytes] = []
+from tests.support import DEFAULT_POLICY, RawRequests, raw_http_server
 
 
 @pytest.fixture
-async def billing(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, Received]]:
-    """A billing API that records every request's head lines and body, and answers PAGE."""
+async def billing(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, RawRequests]]:
+    """A billing API that records every request's head lines and body."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
-    received = Received()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while not reader.at_eof():
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError:
-                break
-            lines = head.rstrip(b"\r\n").split(b"\r\n")
-            received.heads.append(lines)
-            length = next(
-                (
-                    int(line.split(b":", 1)[1])
-                    for line in lines
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
-            received.bodies.append(await reader.readexactly(length))
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {len(PAGE)}\r\n\r\n".encode()
-                + PAGE
-            )
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", received
-    server.close()
-    await server.wait_closed()
+    async with raw_http_server() as server:
+        yield server
 
 
 async def test_a_post_carries_its_json_body_with_its_length_and_the_callers_token(
-    billing: tuple[str, Received],
+    billing: tuple[str, RawRequests],
 ) -> None:
     """`POST /v1/contracts/seatBalances/list`: the host, JSON content type, the body's exact
     length (not chunked), the bearer token, and the body itself."""
@@ -87,7 +48,7 @@ async def test_a_post_carries_its_json_body_with_its_length_and_the_callers_toke
     assert fields[b"content-length"] == str(len(received.bodies[0])).encode()
 
 
-async def test_a_get_has_no_body(billing: tuple[str, Received]) -> None:
+async def test_a_get_has_no_body(billing: tuple[str, RawRequests]) -> None:
     """`GET /v1/credit-types/list`: its parameters in the query, no body, no content type."""
     url, received = billing
     transport = billing_transport(url, max_connections=2)
