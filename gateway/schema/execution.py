@@ -34,7 +34,7 @@ error location and the same projection, and graphql-core's executor is not built
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from keyword import iskeyword
 from operator import attrgetter, itemgetter
@@ -162,9 +162,10 @@ class PlanCache:
     def variable_free(
         self,
         operation: OperationDefinitionNode,
-        fragments: dict[str, FragmentDefinitionNode],
+        fragments: Iterable[FragmentDefinitionNode],
     ) -> bool:
-        """Whether no @skip/@include of the operation (or its fragments) takes a variable."""
+        """Whether no @skip/@include of the operation (or its fragments) takes a variable;
+        ``fragments`` are read only the first time an operation is asked about."""
         entry = self._variable_free.get(id(operation))
         if entry is not None and entry[0] is operation:
             return entry[1]
@@ -184,10 +185,10 @@ class PlanCache:
 
 
 def _directive_holders(
-    operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]
+    operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]
 ) -> Iterator[Any]:
     """Every selection of the operation and of the document's fragments (each once)."""
-    pending: list[Any] = [operation.selection_set, *(f.selection_set for f in fragments.values())]
+    pending: list[Any] = [operation.selection_set, *(f.selection_set for f in fragments)]
     while pending:
         selection_set = pending.pop()
         for selection in selection_set.selections:
@@ -277,7 +278,7 @@ class ProjectingExecutor(GatewayExecutor):
         return (
             self._request is not None
             and self._request.document_known
-            and self.plans.variable_free(self.operation, self.fragment_definitions)
+            and self.plans.variable_free(self.operation, self.fragment_definitions.values())
         )
 
     def _shared_key(
@@ -447,11 +448,7 @@ def _root_plan(context: ExecutionContext, request: RequestContext) -> RootPlan |
     known = plans.get(key, operation)
     if known is not _UNKNOWN:
         return known  # type: ignore[no-any-return]
-    fragments = {
-        definition.name.value: definition
-        for definition in document.definitions
-        if isinstance(definition, FragmentDefinitionNode)
-    }
+    fragments = (d for d in document.definitions if isinstance(d, FragmentDefinitionNode))
     if not plans.variable_free(operation, fragments):  # remembered per operation, bounded
         return None
     plan = _compile_root(context, executor_class, operation)
@@ -498,7 +495,7 @@ def _compile_root(
     if field is None or answer is None or is_non_null_type(field.type):
         return None
     named = field.type
-    if not is_object_type(named):
+    if not is_object_type(named):  # a union (Strawberry's error results among them) is not
         return None
     project = executor._projection(named, group)
     if project is None:
