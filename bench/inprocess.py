@@ -131,6 +131,11 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
     parser.add_argument(
+        "--frameworks",
+        action="store_true",
+        help="the frameworks' floor (bench/frameworks.py) instead of the gateway",
+    )
+    parser.add_argument(
         "--typename",
         action="store_true",
         help="also `{ __typename }`: the pipeline's fixed cost, no upstream call",
@@ -138,8 +143,14 @@ async def main() -> None:
     args = parser.parse_args()
     logging.getLogger("gateway").addHandler(logging.NullHandler())
     logging.getLogger("gateway").propagate = False
-    settings = Settings(metronome_base_url="http://billing.invalid")
-    app = create_app(settings, transport=canned_transport())
+    if args.frameworks:
+        sys.path.insert(0, str(BENCH))
+        import frameworks  # type: ignore[import-not-found]
+
+        app = frameworks.create_app("http://billing.invalid", transport=canned_transport())
+    else:
+        settings = Settings(metronome_base_url="http://billing.invalid")
+        app = create_app(settings, transport=canned_transport())
     async with LifespanManager(app) as manager:  # type: ignore[arg-type]
         shapes = args.shapes.split(",") + (["__typename"] if args.typename else [])
         for shape in shapes:

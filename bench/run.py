@@ -10,7 +10,9 @@ What it sets up (2 cores assumed; see BENCHMARKS.md):
 * the billing API stand-in (``python -m gateway.standin``) as its own HTTP server pinned to
   core 1, or the billing API at ``METRONOME_BASE_URL`` when that is set;
 * one target at a time on core 0: the floor (``bench/floor.py``: raw ASGI on uvicorn, one
-  aiohttp POST, keys renamed, orjson), the gateway (``gateway serve``, one uvicorn worker),
+  aiohttp POST, keys renamed, orjson), the frameworks' floor (``bench/frameworks.py``: the
+  floor's work through uvicorn, FastAPI, Strawberry's view and ``Schema.execute`` and httpx,
+  the layers the gateway must keep, and nothing else), the gateway (``gateway serve``, one uvicorn worker),
   GraphQL Mesh's own server (``mesh start``, ``@graphql-mesh/cli`` over ``bench/openapi.yaml``,
   ``bench/mesh-cli``), then GraphQL Mesh v1 (``mesh-compose`` over the same document, served by
   ``hive-gateway`` with one process, ``bench/mesh``); "direct" is the stand-in itself, called
@@ -72,9 +74,14 @@ DEMO_CUSTOMER_ID = "66826d59-42c6-47ad-a3dc-07b0b602e610"
 DEMO_CONTRACT_ID = "4ac528e4-73f3-42ba-9772-e5303e69e9fe"
 DEMO_TOKEN = "demo-token"  # noqa: S105 - the stand-in's published demo token
 
-TARGET_NAMES = ("direct", "floor", "gateway", "mesh-cli", "mesh")
+TARGET_NAMES = ("direct", "floor", "frameworks", "gateway", "mesh-cli", "mesh")
 # What the gateway's CPU per request and added latency are compared with, in the summary table.
-PEERS = {"floor": "the floor", "mesh-cli": "mesh start", "mesh": "Hive Gateway (Mesh v1)"}
+PEERS = {
+    "floor": "the floor",
+    "frameworks": "the frameworks' floor",
+    "mesh-cli": "mesh start",
+    "mesh": "Hive Gateway (Mesh v1)",
+}
 STARTUP_TIMEOUT_S = 60.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NOISY_CORES = 0.1  # other programs' CPU (in cores) during a measurement that makes it noisy
@@ -914,6 +921,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="command line of the gateway to benchmark, with {port}; "
         "default: .venv/bin/gateway serve --host 127.0.0.1 --port {port} [--workers 1]",
     )
+    parser.add_argument(
+        "--frameworks-args",
+        default="",
+        help="extra arguments of bench/frameworks.py, e.g. '--client aiohttp' or '--router none'",
+    )
     parser.add_argument("--target-cpu", type=int, default=0, help="core of the target")
     parser.add_argument(
         "--spread",
@@ -1080,16 +1092,18 @@ def start_target(
         command = pinned(gateway_command(args.gateway_cmd, port), layout.target_cpu)
         process = stack.enter_context(started(name, command, cwd=REPO, env=env, logs=work))
         make_body, read_seats = gateway_body, gateway_seats
-    elif name == "floor":
+    elif name in ("floor", "frameworks"):
         command = pinned(
             [
-                *[sys.executable, str(BENCH / "floor.py"), "--host", "127.0.0.1"],
+                *[sys.executable, str(BENCH / f"{name}.py"), "--host", "127.0.0.1"],
                 *["--port", str(port), "--upstream", upstream],
+                *(shlex.split(args.frameworks_args) if name == "frameworks" else []),
             ],
             layout.target_cpu,
         )
         process = stack.enter_context(started(name, command, cwd=REPO, env=env, logs=work))
-        make_body, read_seats = floor_body, gateway_seats
+        make_body = floor_body if name == "floor" else gateway_body
+        read_seats = gateway_seats
     elif name == "mesh-cli":
         build_mesh_cli(upstream, work)
         mesh = str(MESH_CLI_DIR / "node_modules" / ".bin" / "mesh")
