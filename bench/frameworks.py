@@ -6,13 +6,16 @@ every request's path, and nothing else::
     uvicorn (uvloop, httptools, no access log)
       -> FastAPI (``/graphql`` a plain route, no dependency injection, no middleware of its own)
       -> Strawberry's ASGI view (``strawberry.asgi.GraphQL``, orjson for JSON)
-      -> ``Schema.execute`` with Strawberry's parser and validation caches and one extension
-         whose ``on_execute`` supplies the answer (Strawberry's seam; graphql-core's executor
-         does not run)
+      -> ``Schema.execute`` with one extension (Strawberry's per-request cost grows with
+         extensions times hooks) that takes the parsed document and its validation errors from
+         bounded caches by the query's text, as Strawberry's ``ParserCache`` and
+         ``ValidationCache`` do, and whose ``on_execute`` supplies the answer (Strawberry's
+         seam; graphql-core's executor does not run)
       -> one upstream POST through httpx over httpx-aiohttp's transport (aiohttp underneath),
          the page decoded by orjson, its keys renamed as the floor renames them.
 
-It takes the gateway's own request (``bench/queries``: the GraphQL document and its variables)
+Its garbage collector is tuned as ``gateway serve`` tunes the gateway's. It takes the gateway's
+own request (``bench/queries``: the GraphQL document and its variables)
 and reads the upstream listing off the document once per document text (``first`` and which
 lists are selected). Left out, as the floor leaves them out: validation of the upstream page,
 authentication, limits, error shaping, the access log, metrics, tracing. So the gap between
@@ -29,9 +32,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
@@ -41,11 +46,12 @@ import strawberry
 import uvicorn
 from fastapi import FastAPI
 from floor import SEAT_BALANCES_PATH, node  # type: ignore[import-not-found]
-from graphql import FieldNode, IntValueNode, OperationDefinitionNode
+from graphql import FieldNode, IntValueNode, OperationDefinitionNode, parse
 from httpx_aiohttp import AiohttpTransport
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
 
 
@@ -175,11 +181,28 @@ class Upstream:
             return await response.read()
 
 
+_parse = lru_cache(maxsize=64)(parse)
+_validate = lru_cache(maxsize=64)(validate_document)
+
+
 class Supply(SchemaExtension):
-    """Strawberry's seam for a result: set in ``on_execute``, graphql-core's executor does not
-    run."""
+    """The one extension: the document and its validation errors from the caches, and the
+    result itself, set in ``on_execute`` (Strawberry's seam: graphql-core's executor does not
+    run)."""
 
     upstream: Upstream
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        context.graphql_document = _parse(context.query)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        context.pre_execution_errors = _validate(
+            context.schema._schema, context.graphql_document, context.validation_rules
+        )
+        yield
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
@@ -233,10 +256,7 @@ def create_app(
     """The app; ``transport`` replaces httpx-aiohttp's (``bench/inprocess.py --frameworks``
     replays canned pages through it)."""
     Supply.upstream = Upstream(upstream, client, transport)
-    schema = strawberry.Schema(
-        query=Query,
-        extensions=[lambda: ParserCache(maxsize=100), lambda: ValidationCache(maxsize=100), Supply],
-    )
+    schema = strawberry.Schema(query=Query, extensions=[Supply])
     view = View(schema, graphql_ide=None)
     if router == "none":  # Strawberry's view as the whole ASGI app: what FastAPI costs
         return view
@@ -291,6 +311,10 @@ def main() -> None:
         return
     if not args.upstream:
         parser.error("--upstream is required to serve")
+    # The collector tuned as `gateway serve` tunes it (gateway/cli.py, tune_garbage_collector).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(7_000, 10, 10)
     uvicorn.run(
         create_app(args.upstream, client=args.client, router=args.router),
         host=args.host,
