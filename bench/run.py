@@ -12,8 +12,8 @@ What it sets up (2 cores assumed; see BENCHMARKS.md):
 * one target at a time on core 0: the floor (``bench/floor.py``: raw ASGI on uvicorn, one
   aiohttp POST, keys renamed, orjson), the frameworks' floor (``bench/frameworks.py``: the
   floor's work through uvicorn, FastAPI, Strawberry's view and ``Schema.execute`` and httpx,
-  the layers the gateway must keep, and nothing else), the gateway (``gateway serve``, one uvicorn worker),
-  GraphQL Mesh's own server (``mesh start``, ``@graphql-mesh/cli`` over ``bench/openapi.yaml``,
+  the layers the gateway must keep, and nothing else), the gateway (``gateway serve``, one
+  uvicorn worker), GraphQL Mesh's own server (``mesh start``, ``@graphql-mesh/cli`` over ``bench/openapi.yaml``,
   ``bench/mesh-cli``), then GraphQL Mesh v1 (``mesh-compose`` over the same document, served by
   ``hive-gateway`` with one process, ``bench/mesh``); "direct" is the stand-in itself, called
   with the REST body a target would send;
