@@ -86,7 +86,10 @@ _FIELDS = frozenset(
     }
 )
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# RFC 3339's digits are ASCII; Python's `\d` is Unicode's, and `$` would allow a final newline.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 class StandinError(Exception):
@@ -286,7 +289,7 @@ def _optional_instant(body: JSON, field: str) -> datetime | None:
     if field not in body:
         return None
     value = body[field]
-    if not isinstance(value, str) or not _RFC3339.match(value):
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         raise _bad_request(
             f"{field} must be an RFC 3339 date-time such as 2026-05-01T00:00:00.000Z, "
             f"got {json.dumps(value)}"

@@ -4,7 +4,7 @@ They are ``TypedDict``s, validated once by pydantic-core straight from the respo
 used as plain dicts: the GraphQL layer reads them without another copy. Validation is tolerant
 where the contract is (unknown keys are dropped, integers become floats, ledger types are free
 strings because the API may add some) and strict where a break would hide data (a missing seat id,
-a non-numeric balance, a timestamp that is not RFC 3339) or reach the schema as a value it cannot
+a non-numeric balance, a timestamp that is not RFC 3339, ASCII digits only) or reach the schema as a value it cannot
 show: every number must be finite (``NaN``, ``Infinity`` and ``1e400`` are refused; GraphQL's
 ``Float`` has no such values) and the seat counts must fit GraphQL's 32-bit ``Int``.
 """
@@ -19,7 +19,9 @@ from typing import (
 from pydantic import Field, FiniteFloat, StringConstraints, TypeAdapter
 from typing_extensions import TypedDict
 
-_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+# RFC 3339's digits are ASCII (`DIGIT = %x30-39`); `\d` would also take Arabic-Indic or
+# full-width digits (the regex engine's `\d` is Unicode's).
+_RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 Timestamp = Annotated[str, StringConstraints(pattern=_RFC3339)]
 # A number of seats: shown as GraphQL `Int` (32-bit signed).
 SeatCount = Annotated[float, Field(ge=0, le=2**31 - 1, allow_inf_nan=False)]
