@@ -36,8 +36,8 @@ from gateway.state import new_request_state, request_state
 from gateway.upstream.tracing import tracing_on
 
 REQUEST_ID_HEADER = "x-request-id"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_OPERATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _MAX_OPERATION_LABELS = 200  # client-chosen names: bounded label cardinality
 _MAX_SERIES = 4096  # a guard only: the per-request metrics have far fewer series
 _SHARED_LABELS = frozenset({"anonymous", "other"})
@@ -195,7 +195,7 @@ class Metrics:
         if name in names:
             names.move_to_end(name)
             return name
-        if name in _SHARED_LABELS or not _OPERATION_NAME.match(name):
+        if name in _SHARED_LABELS or not _OPERATION_NAME.fullmatch(name):
             return "other"
         if len(names) >= _MAX_OPERATION_LABELS:
             evicted, _ = names.popitem(last=False)
@@ -249,7 +249,7 @@ class AccessLog:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get(REQUEST_ID_HEADER, "")
-        request_id = given if _REQUEST_ID.match(given) else _new_request_id()
+        request_id = given if _REQUEST_ID.fullmatch(given) else _new_request_id()
         access = new_request_state(scope).access
         status = 0  # no response started
 

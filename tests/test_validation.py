@@ -43,8 +43,12 @@ IDS = {"customerId": DEMO_CUSTOMER_ID, "contractId": DEMO_CONTRACT_ID}
         ({"after": "not-a-cursor"}, "after"),
         ({"after": "c2VhdC1jdXJzb3I6djE6WzEsMl0"}, "after"),  # ours in form, not in content
         ({"customerId": "acme"}, "customerId"),
+        ({"customerId": DEMO_CUSTOMER_ID + "\n"}, "customerId"),  # `$` would let it through
+        ({"customerId": DEMO_CUSTOMER_ID.replace("6", "\u0666")}, "customerId"),  # not ASCII
+        ({"startingAt": "2026-05-01T00:00:00Z\n"}, "RFC 3339"),
         ({"contractId": "7f1c' OR 1=1"}, "contractId"),
         ({"subscriptionIds": ["not-a-uuid"]}, "subscriptionIds"),
+        ({"subscriptionIds": [DEMO_CONTRACT_ID + "\n"]}, "subscriptionIds"),
         ({"subscriptionIds": []}, "subscriptionIds"),
         ({"seatIds": []}, "seatIds"),
         ({"seatIds": [""]}, "seatIds"),

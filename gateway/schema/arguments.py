@@ -19,7 +19,7 @@ from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing
 MAX_SEAT_IDS = 1000
 MAX_SEAT_ID_CHARS = 512
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 SubscriptionIds = Annotated[
     list[strawberry.ID] | None,
@@ -67,7 +67,7 @@ After = Annotated[
 
 
 def uuid_argument(argument: str, value: str) -> str:
-    if not isinstance(value, str) or not _UUID.match(value):
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
         shown = value[:80] if isinstance(value, str) else value
         raise bad_input(argument, f"must be a UUID like '1b2c3d4e-...'; got {shown!r}.")
     return value.lower()

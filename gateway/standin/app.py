@@ -85,7 +85,7 @@ _FIELDS = frozenset(
         "cursor",
     }
 )
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # RFC 3339's digits are ASCII; Python's `\d` is Unicode's, and `$` would allow a final newline.
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
@@ -266,7 +266,7 @@ def _required_uuid(body: JSON, field: str) -> str:
 
 
 def _uuid(value: object, field: str) -> str:
-    if not isinstance(value, str) or not _UUID.match(value):
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
         raise _bad_request(f"{field} must be a UUID string, got {json.dumps(value)}")
     return value.lower()
 
