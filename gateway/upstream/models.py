@@ -5,8 +5,9 @@ used as plain dicts: the GraphQL layer reads them without another copy. Validati
 where the contract is (unknown keys are dropped, integers become floats, ledger types are free
 strings because the API may add some) and strict where a break would hide data (a missing seat id,
 a non-numeric balance, a timestamp that is not RFC 3339, whose digits are ASCII) or reach the
-schema as a value it cannot show: every number must be finite (``NaN``, ``Infinity`` and ``1e400`` are refused; GraphQL's
-``Float`` has no such values) and the seat counts must fit GraphQL's 32-bit ``Int``.
+schema as a value it cannot show: every number must be finite (``NaN``, ``Infinity`` and
+``1e400`` are refused; GraphQL's ``Float`` has no such values) and the seat counts must fit
+GraphQL's 32-bit ``Int``.
 """
 
 from __future__ import annotations
