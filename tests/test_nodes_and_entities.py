@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway.schema.ids import global_id
 from gateway.standin import (
     DEMO_CONTRACT_ID,
     DEMO_CUSTOMER_ID,
@@ -94,6 +95,12 @@ def test_node_of_a_seat_that_is_gone_is_null(gateway: Gateway, page: list[dict[s
         base64.urlsafe_b64encode(b'User:["42"]').decode(),
         base64.urlsafe_b64encode(b'Seat:["acme","contract","x"]').decode(),
         base64.urlsafe_b64encode(b"Seat:{}").decode(),
+        # Ours in form, not in content: a seat id the seatIds argument and the federation key
+        # refuse (empty, over 512 characters), an empty commit id, an over-long one.
+        global_id("Seat", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, ""),
+        global_id("Seat", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "x" * 513),
+        global_id("Commit", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "ada@acme.example", ""),
+        global_id("Credit", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "ada@acme.example", "k" * 513),
     ],
 )
 def test_malformed_or_foreign_ids_are_bad_user_input(gateway: Gateway, bad_id: str) -> None:

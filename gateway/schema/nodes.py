@@ -15,7 +15,7 @@ import strawberry
 from opentelemetry import trace
 
 from gateway.schema.access import check_customer, require_caller
-from gateway.schema.arguments import uuid_argument
+from gateway.schema.arguments import MAX_SEAT_ID_CHARS, uuid_argument
 from gateway.schema.context import request_context
 from gateway.schema.errors import GatewayError, bad_input
 from gateway.schema.ids import parse_global_id
@@ -50,6 +50,10 @@ def parse_node_id(argument: str, value: str) -> NodeKey:
             argument, f"holds an id of a type this API does not serve ({type_name[:40]!r})."
         )
     customer_id, contract_id, seat_id, *rest = parts
+    # The parts this API puts in an id are never empty, and a seat id is held to the rule of
+    # the seatIds argument and the federation key: a forged one costs no upstream call.
+    if any(not part or len(part) > MAX_SEAT_ID_CHARS for part in (seat_id, *rest)):
+        raise bad_input(argument, f"holds {value[:80]!r}, which is not an id from this API.")
     listing = Listing(
         customer_id=uuid_argument(argument, customer_id),
         contract_id=uuid_argument(argument, contract_id),
