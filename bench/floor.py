@@ -98,21 +98,26 @@ class Floor:
         await send({"type": "http.response.body", "body": answer})
 
 
+def serve(app: Any, host: str, port: int) -> None:
+    """uvicorn as every Python target of the benchmark runs: uvloop, httptools, no access log."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--upstream", required=True, help="the billing API's base URL")
     args = parser.parse_args()
-    uvicorn.run(
-        Floor(args.upstream),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+    serve(Floor(args.upstream), args.host, args.port)
 
 
 if __name__ == "__main__":

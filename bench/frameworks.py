@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -43,9 +42,8 @@ import aiohttp
 import httpx
 import orjson
 import strawberry
-import uvicorn
 from fastapi import FastAPI
-from floor import SEAT_BALANCES_PATH, node  # type: ignore[import-not-found]
+from floor import SEAT_BALANCES_PATH, node, serve  # type: ignore[import-not-found]
 from graphql import FieldNode, IntValueNode, OperationDefinitionNode, parse
 from httpx_aiohttp import AiohttpTransport
 from starlette.routing import Route
@@ -53,6 +51,8 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
+
+from gateway.cli import tune_garbage_collector
 
 
 @strawberry.type
@@ -311,19 +311,9 @@ def main() -> None:
         return
     if not args.upstream:
         parser.error("--upstream is required to serve")
-    # The collector tuned as `gateway serve` tunes it (gateway/cli.py, tune_garbage_collector).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(7_000, 10, 10)
-    uvicorn.run(
-        create_app(args.upstream, client=args.client, router=args.router),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+    app = create_app(args.upstream, client=args.client, router=args.router)
+    tune_garbage_collector()  # as `gateway serve` tunes it
+    serve(app, args.host, args.port)
 
 
 if __name__ == "__main__":

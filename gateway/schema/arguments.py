@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, TypeGuard
 
 import strawberry
 
@@ -66,6 +66,12 @@ After = Annotated[
 ]
 
 
+def seat_id_ok(value: object) -> TypeGuard[str]:
+    """A seat id the gateway sends upstream: a string of 1 to ``MAX_SEAT_ID_CHARS`` characters
+    (the rule of the ``seatIds`` argument, the federation key and a Relay id's parts)."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_SEAT_ID_CHARS
+
+
 def uuid_argument(argument: str, value: str) -> str:
     if not isinstance(value, str) or not _UUID.fullmatch(value):
         shown = value[:80] if isinstance(value, str) else value
@@ -83,7 +89,7 @@ def _id_list(argument: str, values: Sequence[str] | None, *, uuid: bool) -> tupl
     if uuid:
         return tuple(uuid_argument(argument, value) for value in values)
     for value in values:
-        if not value or len(value) > MAX_SEAT_ID_CHARS:
+        if not seat_id_ok(value):
             raise bad_input(
                 argument,
                 f"holds an id that is empty or longer than {MAX_SEAT_ID_CHARS} characters.",

@@ -15,7 +15,7 @@ import strawberry
 from opentelemetry import trace
 
 from gateway.schema.access import check_customer, require_caller
-from gateway.schema.arguments import MAX_SEAT_ID_CHARS, uuid_argument
+from gateway.schema.arguments import seat_id_ok, uuid_argument
 from gateway.schema.context import request_context
 from gateway.schema.errors import GatewayError, bad_input
 from gateway.schema.ids import parse_global_id
@@ -52,7 +52,7 @@ def parse_node_id(argument: str, value: str) -> NodeKey:
     customer_id, contract_id, seat_id, *rest = parts
     # The parts this API puts in an id are never empty, and a seat id is held to the rule of
     # the seatIds argument and the federation key: a forged one costs no upstream call.
-    if any(not part or len(part) > MAX_SEAT_ID_CHARS for part in (seat_id, *rest)):
+    if not all(seat_id_ok(part) for part in (seat_id, *rest)):
         raise bad_input(argument, f"holds {value[:80]!r}, which is not an id from this API.")
     listing = Listing(
         customer_id=uuid_argument(argument, customer_id),

@@ -25,7 +25,7 @@ from strawberry import Private
 from gateway.loaders import Listing, SeatRequest
 from gateway.schema import details
 from gateway.schema.access import check_customer
-from gateway.schema.arguments import MAX_SEAT_ID_CHARS, uuid_argument
+from gateway.schema.arguments import MAX_SEAT_ID_CHARS, seat_id_ok, uuid_argument
 from gateway.schema.context import request_context
 from gateway.schema.errors import GatewayError
 from gateway.schema.fields import assumed_size, item_of, reads
@@ -252,7 +252,7 @@ class Seat(Node):
     async def resolve_reference(cls, info: strawberry.Info, **key: Any) -> Seat | None:
         """A seat another subgraph knows by its key; ``null`` when the billing API does not."""
         seat_id = key.get("seatId")
-        if not isinstance(seat_id, str) or not seat_id or len(seat_id) > MAX_SEAT_ID_CHARS:
+        if not seat_id_ok(seat_id):
             raise GatewayError(
                 f"A Seat representation needs a 'seatId' of 1 to {MAX_SEAT_ID_CHARS} characters."
             )
