@@ -39,7 +39,13 @@ from gateway.compression import ResponseCompression
 from gateway.config import Settings
 from gateway.details_loaders import CreditTypeCache
 from gateway.guard import RequestGuard
-from gateway.keyvalue import InProcessStore, KeyValueStore, RedisStore
+from gateway.keyvalue import (
+    FORMAT_VERSION,
+    CircuitBreaker,
+    InProcessStore,
+    KeyValueStore,
+    RedisStore,
+)
 from gateway.loaders import PageCache
 from gateway.observability import REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.persisted import PersistedDocuments, load_trusted_documents
@@ -155,13 +161,22 @@ def create_app(
         trusted,
         trusted_only=settings.trusted_documents_only,
         max_query_bytes=settings.max_query_bytes,
+        ttl=settings.persisted_queries_ttl,
+        authenticated_only=authenticator is not None,
+        registrations_per_minute=settings.persisted_queries_registrations_per_minute,
+        observer=metrics,
     )
-    page_cache = PageCache(page_store, settings.cache_ttl, metrics) if settings.cache_ttl else None
+    # Always there: with GATEWAY_CACHE_TTL=0 it keeps nothing but still shares identical
+    # upstream calls in flight.
+    page_cache = PageCache(page_store, settings.cache_ttl, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One connection per slot of both lanes: a seat page never waits for a connection
+        # that a hanging detail call holds.
         transport = upstream.transport or billing_transport(
-            upstream.base_url, max_connections=settings.upstream_concurrency
+            upstream.base_url,
+            max_connections=settings.upstream_concurrency + settings.details_concurrency,
         )
         try:
             app.state.billing = BillingClient(
@@ -247,7 +262,8 @@ def create_app(
     async def readyz(request: Request) -> JSONResponse:
         """Ready when the billing API answers (checked at most every 5 s, by one probe at a
         time: concurrent requests share its answer)."""
-        # Redis is a cache: unreachable, the gateway still answers (degraded), and is ready.
+        # Redis is a cache: unreachable, slow (its breaker open) or full (refusing writes),
+        # the gateway still answers (degraded), and is ready.
         cache = "degraded" if not all([await store.ping() for store in stores]) else "ok"
         if upstream.embedded:
             return JSONResponse({"status": "ready", "embeddedUpstream": True, "cache": cache})
@@ -345,10 +361,17 @@ def _stores(settings: Settings, metrics: Metrics) -> tuple[KeyValueStore, KeyVal
             "timeout": settings.redis_timeout,
             "max_value_bytes": settings.max_body_bytes * 4,
             "observer": metrics,
+            # One Redis, one breaker: both stores skip it once it stops answering.
+            "breaker": CircuitBreaker(
+                "redis",
+                threshold=settings.redis_breaker_failures,
+                cooldown=settings.redis_breaker_seconds,
+                observer=metrics,
+            ),
         }
         return (
-            RedisStore("redis-apq", client, prefix="gateway:apq:", **common),
-            RedisStore("redis-pages", client, prefix="gateway:page:", **common),
+            RedisStore("redis-apq", client, prefix=f"gateway:{FORMAT_VERSION}:apq:", **common),
+            RedisStore("redis-pages", client, prefix=f"gateway:{FORMAT_VERSION}:page:", **common),
         )
     return (
         InProcessStore(

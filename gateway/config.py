@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     upstream_concurrency: int = Field(
         default=32, ge=1, le=1024, description="Upstream calls in flight per process."
     )
+    details_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Detail calls (commit details, credit types) in flight per process, apart.",
+    )
+    details_deadline: float = Field(
+        default=3.0,
+        gt=0,
+        le=300,
+        description="Seconds for a whole detail call, retries included.",
+    )
     max_body_bytes: int = Field(default=1_000_000, ge=1_000)
     request_header_timeout: float = Field(
         default=5.0, gt=0, le=300, description="Seconds a client has to send a request's headers."
@@ -71,6 +83,14 @@ class Settings(BaseSettings):
     )
     max_seat_ids_per_operation: int = Field(
         default=1_000, ge=1, description="Seat ids one operation may send upstream in total."
+    )
+    max_cost: int = Field(
+        default=50_000,
+        ge=100,
+        description="Estimated work (field and object completions) one request may cause.",
+    )
+    max_response_bytes: int = Field(
+        default=8_000_000, ge=10_000, description="Bytes of one GraphQL answer, before compression."
     )
     introspection: bool = Field(default=True, description="Answer introspection queries.")
     fast_path: bool = Field(
@@ -130,6 +150,18 @@ class Settings(BaseSettings):
     persisted_queries_max_bytes: int = Field(
         default=5_000_000, ge=1_000, description="Bytes of APQ documents kept in process."
     )
+    persisted_queries_ttl: float = Field(
+        default=86_400,
+        gt=0,
+        le=30 * 86_400,
+        description="Seconds a registered APQ document is kept (in Redis and in process).",
+    )
+    persisted_queries_registrations_per_minute: int = Field(
+        default=60,
+        ge=1,
+        description="APQ documents one caller (JWT subject, else client address) may register "
+        "per minute.",
+    )
     cache_ttl: float = Field(
         default=0,
         ge=0,
@@ -154,6 +186,18 @@ class Settings(BaseSettings):
         gt=0,
         le=5,
         description="Seconds a Redis operation may take before it is skipped (a miss).",
+    )
+    redis_breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        le=1_000,
+        description="Redis operations unanswered in a row after which Redis is skipped.",
+    )
+    redis_breaker_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds Redis is skipped before one operation probes it again.",
     )
     log_level: str = Field(default="info")
     log_format: Literal["json", "text"] = Field(default="json")
@@ -235,6 +279,7 @@ class Settings(BaseSettings):
             max_upstream_calls=self.max_upstream_calls,
             max_selections=self.max_selections,
             max_seat_ids=self.max_seat_ids_per_operation,
+            max_cost=self.max_cost,
             introspection=self.introspection,
         )
 
@@ -245,6 +290,8 @@ class Settings(BaseSettings):
             attempt_timeout=self.upstream_timeout,
             deadline=self.upstream_deadline,
             max_concurrency=self.upstream_concurrency,
+            details_deadline=self.details_deadline,
+            details_concurrency=self.details_concurrency,
         )
 
     @property

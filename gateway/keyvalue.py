@@ -1,15 +1,25 @@
 """Where the persisted query store and the page cache keep their bytes: in this process, or in
 Redis shared by every replica.
 
-:class:`KeyValueStore` is the one interface: ``get``/``set`` of bytes with a time to live. Both
-implementations are bounded: :class:`InProcessStore` by entries and bytes (least recently used
-first out) and by each entry's TTL; :class:`RedisStore` by the TTL every key is written with
-(and by the Redis server's ``maxmemory`` policy, see the README).
+:class:`KeyValueStore` is the one interface: ``get``/``set``/``delete`` of bytes with a time to
+live. Both implementations are bounded: :class:`InProcessStore` by entries and bytes (least
+recently used first out) and by each entry's TTL; :class:`RedisStore` by the TTL every key is
+written with (and by the Redis server's ``maxmemory`` policy, see the README).
 
 Redis is a cache here, never a dependency: an operation that fails or takes longer than
 ``timeout`` seconds is counted (:class:`StoreObserver`) and answered as a miss (``get``) or
-dropped (``set``), so a request is answered whether Redis is up, down or slow; ``degraded``
-says whether the last operation failed (``/readyz`` reports it).
+dropped (``set``), so a request is answered whether Redis is up, down, slow or full. A
+:class:`CircuitBreaker` (one per Redis, shared by its stores) keeps a Redis that does not answer
+from costing every operation its timeout: after ``threshold`` operations in a row went
+unanswered (timed out, or no connection) Redis is skipped for ``cooldown`` seconds, then one
+operation probes it while the others still skip it; an answer closes the breaker. A Redis that
+answers with an error (``OOM`` when it is full and may not evict) is not skipped, since reads
+still work, but its failed writes make it ``degraded`` (``/readyz`` reports it).
+
+What is read back is bytes only: the callers (the page cache, the APQ store) check each entry
+before using it and drop a bad one with :meth:`KeyValueStore.delete`. Every key carries
+:data:`FORMAT_VERSION`, so that two versions of the gateway sharing a Redis during a rolling
+deploy never read each other's entries.
 """
 
 from __future__ import annotations
@@ -19,19 +29,31 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 logger = logging.getLogger("gateway.keyvalue")
 
+# The format of what is stored under a key; part of every Redis key (gateway:v2:page:<hash>).
+# Change it whenever the bytes kept under a key change meaning.
+FORMAT_VERSION = "v2"
+
 
 class StoreObserver(Protocol):
-    """Told about evictions, bytes held and failed operations of a store."""
+    """Told about evictions, bytes held, failed and skipped operations of a store, entries
+    dropped as unreadable, and the state of a Redis circuit breaker."""
 
     def evicted(self, store: str, count: int) -> None: ...
 
     def held(self, store: str, size: int) -> None: ...
 
     def failed(self, store: str, operation: str) -> None: ...
+
+    def skipped(self, store: str, operation: str) -> None: ...
+
+    def rejected(self, store: str) -> None: ...
+
+    def circuit(self, name: str, is_open: bool) -> None: ...
 
 
 class KeyValueStore(Protocol):
@@ -40,6 +62,11 @@ class KeyValueStore(Protocol):
     async def get(self, key: str) -> bytes | None: ...
 
     async def set(self, key: str, value: bytes, ttl: float) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    def rejected(self) -> None:
+        """An entry read back was unreadable (and has been deleted): count it."""
 
     @property
     def degraded(self) -> bool: ...
@@ -102,6 +129,14 @@ class InProcessStore:
                 self._observer.evicted(self.name, evicted)
             self._observer.held(self.name, self._bytes)
 
+    async def delete(self, key: str) -> None:
+        if key in self._entries:
+            self._forget(key)
+
+    def rejected(self) -> None:
+        if self._observer is not None:
+            self._observer.rejected(self.name)
+
     def _forget(self, key: str) -> None:
         _, value = self._entries.pop(key)
         self._bytes -= len(value)
@@ -116,9 +151,81 @@ class InProcessStore:
         self._bytes = 0
 
 
+class CircuitBreaker:
+    """Whether to ask Redis at all. Closed: every operation goes. After ``threshold``
+    unanswered operations in a row: open, every operation is skipped for ``cooldown`` seconds;
+    then one operation at a time probes (half-open) while the others still skip, and the first
+    answer closes the breaker (another unanswered probe opens it for ``cooldown`` again)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        threshold: int,
+        cooldown: float,
+        observer: StoreObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._observer = observer
+        self._clock = clock
+        self._unanswered = 0
+        self._open_until: float | None = None
+        self._probing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._open_until is not None
+
+    def admit(self) -> bool:
+        """May this operation ask Redis? (If so, it must report :meth:`answered` or
+        :meth:`unanswered`.)"""
+        if self._open_until is None:
+            return True
+        if self._probing or self._clock() < self._open_until:
+            return False
+        self._probing = True
+        return True
+
+    def abandoned(self) -> None:
+        """An admitted operation was cancelled before Redis answered or timed out."""
+        self._probing = False
+
+    def answered(self) -> None:
+        self._unanswered = 0
+        self._probing = False
+        if self._open_until is not None:
+            self._open_until = None
+            logger.warning("redis %s answers again: using it", self.name)
+            if self._observer is not None:
+                self._observer.circuit(self.name, False)
+
+    def unanswered(self) -> None:
+        self._unanswered += 1
+        was_probing, self._probing = self._probing, False
+        if was_probing or (self._open_until is None and self._unanswered >= self.threshold):
+            if self._open_until is None:
+                logger.warning(
+                    "redis %s: %d operations unanswered, skipping it for %.1f s",
+                    self.name,
+                    self._unanswered,
+                    self.cooldown,
+                )
+                if self._observer is not None:
+                    self._observer.circuit(self.name, True)
+            self._open_until = self._clock() + self.cooldown
+
+
+class _Skipped(Exception):
+    """The breaker is open: the operation did not ask Redis."""
+
+
 class RedisStore:
     """Bytes by key in Redis (redis-py's asyncio client), under ``prefix``; every operation
-    bounded by ``timeout`` seconds, and a failure a miss, never an error."""
+    bounded by ``timeout`` seconds and by the ``breaker``, and a failure a miss, never an
+    error."""
 
     def __init__(
         self,
@@ -128,6 +235,7 @@ class RedisStore:
         prefix: str,
         timeout: float,
         max_value_bytes: int,
+        breaker: CircuitBreaker,
         observer: StoreObserver | None = None,
     ) -> None:
         self.name = name
@@ -135,42 +243,81 @@ class RedisStore:
         self._prefix = prefix
         self._timeout = timeout
         self._max_value_bytes = max_value_bytes
+        self._breaker = breaker
         self._observer = observer
-        self._degraded = False
+        self._failing = False  # the last operation asked failed
+        self._writes_failing = False  # the last write asked failed (e.g. OOM: Redis is full)
 
     @property
     def degraded(self) -> bool:
-        return self._degraded
+        return self._failing or self._writes_failing or self._breaker.is_open
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._call("get", self._redis.get(self._prefix + key))
+        value = await self._call("get", lambda: self._redis.get(self._prefix + key))
         return value if isinstance(value, bytes) else None
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         if ttl <= 0 or len(value) > self._max_value_bytes:
             return
         milliseconds = max(1, int(ttl * 1000))
-        await self._call("set", self._redis.set(self._prefix + key, value, px=milliseconds))
+        await self._call("set", lambda: self._redis.set(self._prefix + key, value, px=milliseconds))
+
+    async def delete(self, key: str) -> None:
+        await self._call("delete", lambda: self._redis.delete(self._prefix + key))
+
+    def rejected(self) -> None:
+        if self._observer is not None:
+            self._observer.rejected(self.name)
 
     async def ping(self) -> bool:
-        await self._call("ping", self._redis.ping())
-        return not self._degraded
+        """Whether Redis answers and takes writes: a PING, then a small write with a short TTL
+        (a full Redis that may not evict answers PING but refuses writes)."""
+        await self._call("ping", self._redis.ping)
+        await self._call("set", lambda: self._redis.set(self._prefix + "readyz", b"1", px=10_000))
+        return not self.degraded
 
-    async def _call(self, operation: str, call: Any) -> Any:
-        try:
-            answer = await asyncio.wait_for(call, self._timeout)
-        except Exception as error:  # any failure of a cache is a miss: the request goes on
-            if not self._degraded:
-                logger.warning(
-                    "redis %s failed (%s): serving without it", operation, type(error).__name__
-                )
-            self._degraded = True
+    async def _call(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        if not self._breaker.admit():
             if self._observer is not None:
-                self._observer.failed(self.name, operation)
+                self._observer.skipped(self.name, operation)
             return None
-        self._degraded = False
+        try:
+            answer = await asyncio.wait_for(call(), self._timeout)
+        except Exception as error:  # any failure of a cache is a miss: the request goes on
+            self._failed(operation, error)
+            return None
+        except BaseException:  # cancelled with its request: it tells nothing about Redis
+            self._breaker.abandoned()
+            raise
+        self._breaker.answered()
+        self._failing = False
+        if operation == "set":
+            self._writes_failing = False
         return answer
+
+    def _failed(self, operation: str, error: Exception) -> None:
+        if not self._failing:
+            logger.warning(
+                "redis %s failed (%s): serving without it", operation, type(error).__name__
+            )
+        self._failing = True
+        if _answered(error):
+            # Redis is there and quick (it refused, e.g. OOM when full): reads may still work.
+            self._breaker.answered()
+            if operation == "set":
+                self._writes_failing = True
+        else:
+            self._breaker.unanswered()
+        if self._observer is not None:
+            self._observer.failed(self.name, operation)
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):  # closing a broken connection: nothing to report
             await self._redis.aclose()
+
+
+def _answered(error: Exception) -> bool:
+    """Whether Redis answered (with an error reply) rather than timing out or not connecting."""
+    from redis.exceptions import ResponseError
+
+    return isinstance(error, ResponseError)

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Protocol, TypeVar
 
 import orjson
 from aiodataloader import DataLoader
+from pydantic import TypeAdapter
 
 from gateway.details_loaders import (
     CommitDetails,
@@ -38,7 +40,9 @@ from gateway.details_loaders import (
 )
 from gateway.keyvalue import KeyValueStore
 from gateway.upstream import BalanceItem, BillingClient, CreditType, SeatBalance, SeatBalancePage
-from gateway.upstream.client import SEAT_BALANCES_PATH
+from gateway.upstream.client import CUSTOMER_BALANCES_PATH, SEAT_BALANCES_PATH
+from gateway.upstream.details import BALANCES_PAGE
+from gateway.upstream.models import SEAT_BALANCE_PAGE
 from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing, PageRequest, PageTokens
 
 __all__ = [
@@ -84,18 +88,43 @@ class BatchObserver(Protocol):
 
 
 class CacheObserver(Protocol):
-    """Told whether each page cache lookup was a hit or a miss."""
+    """Told whether each page cache lookup was a hit or a miss, and of each upstream call a
+    request did not make because an identical one was in flight."""
 
     def cache_lookup(self, store: str, hit: bool) -> None: ...
 
+    def shared_call(self) -> None: ...
+
+
+# What a kept page is checked with when it is read back: the very validator its upstream answer
+# went through (gateway/upstream), so a page from the store is held to the same contract.
+_DECODERS: dict[str, TypeAdapter[Any]] = {
+    SEAT_BALANCES_PATH: SEAT_BALANCE_PAGE,
+    CUSTOMER_BALANCES_PATH: BALANCES_PAGE,
+}
+# Identical upstream calls in flight at once that can be shared; past it, calls are not shared.
+MAX_CALLS_IN_FLIGHT = 4096
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One upstream call in flight and how many requests wait for its answer."""
+
+    task: asyncio.Future[Any]
+    waiters: int = 0
+
 
 class PageCache:
-    """Upstream pages kept ``ttl`` seconds, keyed by a hash of the credential and the exact
-    upstream request, so that nothing one credential fetched is ever read with another.
+    """Upstream pages kept ``ttl`` seconds (``0``: none kept), keyed by a hash of the
+    credential and the exact upstream request, so that nothing one credential fetched is ever
+    read with another; and the same key shares one call in flight between the requests that
+    ask for the same page at the same time, kept or not.
 
     Read only by the loaders, which run after the authorization check of the field asking
-    (gateway/schema/access.py). Each entry carries its expiry (wall clock, so that replicas
-    sharing Redis agree on it) for the answer's ``Cache-Control: max-age``."""
+    (gateway/schema/access.py). Each entry is its expiry (wall clock, so that replicas sharing
+    Redis agree on it; for the answer's ``Cache-Control: max-age``), a newline and the page's
+    JSON. Read back, an entry is validated as the upstream answer was; one that does not pass
+    is deleted and is a miss."""
 
     def __init__(
         self, store: KeyValueStore, ttl: float, observer: CacheObserver | None = None
@@ -103,6 +132,7 @@ class PageCache:
         self.store = store
         self.ttl = ttl
         self._observer = observer
+        self._flights: dict[str, _Flight] = {}
 
     @staticmethod
     def key(token: str, path: str, body: object) -> str:
@@ -116,24 +146,69 @@ class PageCache:
             digest.update(part)
         return digest.hexdigest()
 
-    async def get(self, key: str) -> tuple[Any, float] | None:
+    async def get(self, key: str, path: str) -> tuple[Any, float] | None:
         """The page and the seconds it has left, or ``None``."""
         raw = await self.store.get(key)
-        left = None
+        entry = None
         if raw is not None:
-            try:
-                expires_at, page = orjson.loads(raw)
-                left = float(expires_at) - time.time()
-            except (orjson.JSONDecodeError, TypeError, ValueError):
-                left = None
+            entry = self._read(raw, path)
+            if entry is None:
+                await self.store.delete(key)
+                self.store.rejected()
+        fresh = entry is not None and entry[1] > 0
         if self._observer is not None:
-            self._observer.cache_lookup(self.store.name, left is not None and left > 0)
-        if left is None or left <= 0:
+            self._observer.cache_lookup(self.store.name, fresh)
+        return entry if fresh else None
+
+    def _read(self, raw: bytes, path: str) -> tuple[Any, float] | None:
+        expiry, newline, body = raw.partition(b"\n")
+        decoder = _DECODERS.get(path)
+        if not newline or decoder is None:
             return None
-        return page, left
+        try:
+            left = float(expiry) - time.time()
+            page = decoder.validate_json(body)
+        except ValueError:  # pydantic's ValidationError is one
+            return None
+        if not math.isfinite(left):
+            return None
+        return page, min(left, self.ttl)
 
     async def put(self, key: str, page: object) -> None:
-        await self.store.set(key, orjson.dumps([time.time() + self.ttl, page]), self.ttl)
+        expiry = repr(time.time() + self.ttl).encode()
+        await self.store.set(key, expiry + b"\n" + orjson.dumps(page), self.ttl)
+
+    async def shared(self, key: str, fetch: Callable[[], Awaitable[_T]]) -> _T:
+        """``fetch()``'s answer, shared with every request awaiting the same ``key`` while it
+        is in flight. A request that leaves stops waiting without stopping the call for the
+        others; the call is cancelled once no request waits for it."""
+        flight = self._flights.get(key)
+        if flight is None:
+            if len(self._flights) >= MAX_CALLS_IN_FLIGHT:
+                return await fetch()
+            flight = _Flight(asyncio.ensure_future(fetch()))
+            self._flights[key] = flight
+            flight.task.add_done_callback(partial(self._landed, key, flight))
+        elif self._observer is not None:
+            self._observer.shared_call()
+        flight.waiters += 1
+        try:
+            return await asyncio.shield(flight.task)
+        finally:
+            flight.waiters -= 1
+            if flight.waiters == 0 and not flight.task.done():
+                flight.task.cancel()
+                self._landed(key, flight, flight.task)
+
+    def _landed(self, key: str, flight: _Flight, task: asyncio.Future[Any]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        if task.done() and not task.cancelled():
+            task.exception()  # seen: every waiter may have left before it failed
+
+    @property
+    def calls_in_flight(self) -> int:
+        return len(self._flights)
 
 
 class Loaders:
@@ -179,7 +254,9 @@ class Loaders:
 
     @cached_property
     def _details(self) -> CommitDetails:
-        return CommitDetails(self._client, self._token, self._counted, self._cached)
+        return CommitDetails(
+            self._client, self._token, self._counted, self._cached, may_retry=self._may_retry
+        )
 
     async def page(self, request: PageRequest) -> SeatBalancePage:
         """One page, shared with every other load of the same request in this operation."""
@@ -220,22 +297,41 @@ class Loaders:
         task.add_done_callback(self._in_flight.discard)
         return await task
 
+    def _may_retry(self) -> bool:
+        """Whether one more attempt of a failed call fits the budget (counted if so): the
+        budget bounds the upstream requests a request makes, retries included."""
+        if self._calls >= self._max_calls:
+            return False
+        self._calls += 1
+        return True
+
     async def _cached(self, path: str, body: object, call: Callable[[], Awaitable[_T]]) -> _T:
-        """An upstream call through the page cache (when on): a fresh page is answered
-        without a call; a missing one (or every one, for a caller refreshing) is fetched and
-        kept. Only successful answers are kept."""
-        if self._cache is None:
+        """An upstream call through the page cache: when the cache is on, a fresh page is
+        answered without a call, and a missing one (or every one, for a caller refreshing) is
+        fetched and kept (only successful answers are). Cache on or off, a call identical to
+        one in flight (same credential, endpoint and body) waits for that one's answer; it
+        still counts against this request's budget, as a call it made would, so that whether
+        a request fits its budget never depends on what others do at the same time."""
+        cache = self._cache
+        if cache is None:
             return await self._counted(call)
-        key = self._cache.key(self._token, path, body)
-        if not self._refresh:
-            cached = await self._cache.get(key)
+        key = cache.key(self._token, path, body)
+        if cache.ttl > 0 and not self._refresh:
+            cached = await cache.get(key, path)
             if cached is not None:
                 self._fresh(cached[1])
                 return cached[0]  # type: ignore[no-any-return]
-        fetched = await self._counted(call)
-        await self._cache.put(key, fetched)
-        self._fresh(self._cache.ttl)
-        return fetched
+
+        async def fetch() -> _T:
+            fetched = await call()
+            if cache.ttl > 0:
+                await cache.put(key, fetched)
+            return fetched
+
+        answer = await self._counted(lambda: cache.shared(key, fetch))
+        if cache.ttl > 0:
+            self._fresh(cache.ttl)
+        return answer
 
     def _fresh(self, left: float) -> None:
         self.fresh_for = left if self.fresh_for is None else min(self.fresh_for, left)
@@ -245,7 +341,9 @@ class Loaders:
         return await self._cached(
             SEAT_BALANCES_PATH,
             body,
-            lambda: self._client.list_seat_balances(body, token=self._token),
+            lambda: self._client.list_seat_balances(
+                body, token=self._token, may_retry=self._may_retry
+            ),
         )
 
     async def _load_details(self, keys: list[DetailKey]) -> list[Any]:
@@ -261,7 +359,9 @@ class Loaders:
         cached = cache.get(self._token) if cache is not None else None
         if cached is not None:
             return cached
-        types = await list_credit_types(self._client, self._token, self._counted)
+        types = await list_credit_types(
+            self._client, self._token, self._counted, may_retry=self._may_retry
+        )
         if cache is not None:
             cache.put(self._token, types)
         return types

@@ -123,6 +123,39 @@ class Metrics:
             ["store", "operation"],
             registry=r,
         )
+        self.cache_skipped = Counter(
+            "gateway_cache_skipped",
+            "Redis operations not attempted because its circuit breaker was open (a miss), by "
+            "store and operation.",
+            ["store", "operation"],
+            registry=r,
+        )
+        self.cache_rejected = Counter(
+            "gateway_cache_rejected",
+            "Entries read back from a store that failed their check (a page breaking the "
+            "upstream contract, an APQ text not matching its hash): deleted, answered as a miss.",
+            ["store"],
+            registry=r,
+        )
+        self.cache_circuit_open = Gauge(
+            "gateway_cache_circuit_open",
+            "1 while a Redis circuit breaker is open (Redis skipped), else 0.",
+            ["redis"],
+            registry=r,
+        )
+        self.upstream_shared = Counter(
+            "gateway_upstream_shared_calls",
+            "Upstream calls a request did not make because an identical one (same credential, "
+            "endpoint and body) was in flight: it waited for that one's answer.",
+            registry=r,
+        )
+        self.apq_registrations = Counter(
+            "gateway_persisted_query_registrations",
+            "APQ registrations by outcome (stored, anonymous: refused without a token in JWT "
+            "mode, over_budget: the caller's registrations per minute were spent).",
+            ["outcome"],
+            registry=r,
+        )
         # Operation names with a label of their own, least recently seen first.
         self._operation_names: OrderedDict[str, None] = OrderedDict()
         # The series of the per-request metrics, by metric and labels: prometheus-client's
@@ -142,6 +175,22 @@ class Metrics:
 
     def failed(self, store: str, operation: str) -> None:
         self.cache_failures.labels(store, operation).inc()
+
+    def skipped(self, store: str, operation: str) -> None:
+        self.cache_skipped.labels(store, operation).inc()
+
+    def rejected(self, store: str) -> None:
+        self.cache_rejected.labels(store).inc()
+
+    def circuit(self, name: str, is_open: bool) -> None:
+        self.cache_circuit_open.labels(name).set(1 if is_open else 0)
+
+    # FlightObserver (gateway.loaders), RegistrationObserver (gateway.persisted)
+    def shared_call(self) -> None:
+        self.upstream_shared.inc()
+
+    def registration(self, outcome: str) -> None:
+        self.apq_registrations.labels(outcome).inc()
 
     # UpstreamObserver
     def attempt(self, outcome: str, seconds: float) -> None:

@@ -9,7 +9,8 @@ A request names its document in one of three ways:
   trusted document with that hash (bare or ``sha256:``-prefixed in the manifest) answers; else
   the APQ store; else ``PERSISTED_QUERY_NOT_FOUND``, to which the client answers by sending
   the hash again with ``query``, which is stored once its operation ran without a credential
-  refusal (nothing is learned from a refused request);
+  refusal (nothing is learned from a refused request), within the limits of
+  :class:`PersistedDocuments`;
 * ``documentId``: the GraphQL-over-HTTP persisted documents proposal, a manifest key as written
   (``sha256:<hex>`` or a bare hash matching each other).
 
@@ -22,22 +23,27 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import GraphQLError, GraphQLSchema, parse, validate
+from starlette.types import Scope
 
 from gateway.keyvalue import KeyValueStore
 from gateway.schema.documents import DocumentStore
+from gateway.state import request_state
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 PERSISTED_QUERY_NOT_IN_LIST = "PERSISTED_QUERY_NOT_IN_LIST"
 PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
 PERSISTED_QUERY_INVALID = "PERSISTED_QUERY_INVALID"
 APOLLO_MANIFEST_FORMAT = "apollo-persisted-query-manifest"
-# A registered APQ document lives this long in Redis (in process, the store's bounds decide).
-APQ_TTL_SECONDS = 7 * 24 * 3600
+# Callers whose registrations per minute are remembered at once (least recently seen first out).
+MAX_REGISTRANTS = 10_000
 
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -56,8 +62,42 @@ class Resolution:
     register: str | None = None
 
 
+class RegistrationObserver(Protocol):
+    """Told the outcome of every APQ registration (stored, anonymous, over_budget)."""
+
+    def registration(self, outcome: str) -> None: ...
+
+
+class RegistrationBudget:
+    """At most ``per_minute`` registrations per caller in each minute, for at most
+    ``MAX_REGISTRANTS`` callers at once (the least recently seen forgotten first)."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._windows: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def spend(self, registrant: str) -> bool:
+        now = self._clock()
+        started, used = self._windows.pop(registrant, (now, 0))
+        if now - started >= 60:
+            started, used = now, 0
+        self._windows[registrant] = (started, used + 1)
+        while len(self._windows) > MAX_REGISTRANTS:
+            self._windows.popitem(last=False)
+        return used < self.per_minute
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+
 class PersistedDocuments:
-    """The APQ store (bounded, in process or Redis) and the trusted documents (immutable)."""
+    """The APQ store (bounded, in process or Redis) and the trusted documents (immutable).
+
+    A registered text is kept ``ttl`` seconds, and only: when it is within ``max_query_bytes``
+    (the raw text, comments and all), when its caller authenticated if ``authenticated_only``
+    (JWT mode), and within the caller's :class:`RegistrationBudget`. Read back, a text must be
+    UTF-8 whose SHA-256 is its key's hash; another one is deleted and is not found."""
 
     def __init__(
         self,
@@ -66,12 +106,20 @@ class PersistedDocuments:
         *,
         trusted_only: bool = False,
         max_query_bytes: int,
+        ttl: float = 86_400,
+        authenticated_only: bool = False,
+        registrations_per_minute: int = 60,
+        observer: RegistrationObserver | None = None,
     ) -> None:
         self._store = store
         self._trusted = trusted or {}
         self._trusted_texts = frozenset(self._trusted.values())
         self.trusted_only = trusted_only
         self._max_query_bytes = max_query_bytes
+        self._ttl = ttl
+        self._authenticated_only = authenticated_only
+        self._budget = RegistrationBudget(registrations_per_minute)
+        self._observer = observer
 
     async def resolve(
         self, query: Any, extensions: dict[str, Any] | None, document_id: Any
@@ -122,12 +170,43 @@ class PersistedDocuments:
                 return Resolution(query=query)  # the size limit refuses it; nothing stored
             return Resolution(query=query, register=digest)
         stored = await self._store.get(digest)
-        if stored is None:
+        text = self._checked(digest, stored) if stored is not None else None
+        if text is None:
+            if stored is not None:
+                await self._store.delete(digest)
+                self._store.rejected()
             return _refuse("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
-        return Resolution(query=stored.decode())
+        return Resolution(query=text)
 
-    async def register(self, digest: str, query: str) -> None:
-        await self._store.set(digest, query.encode(), APQ_TTL_SECONDS)
+    def _checked(self, digest: str, stored: bytes) -> str | None:
+        """The stored text if it is the document its key names, else ``None``."""
+        if len(stored) > self._max_query_bytes or hashlib.sha256(stored).hexdigest() != digest:
+            return None
+        try:
+            return stored.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    async def register(self, digest: str, query: str, scope: Scope) -> None:
+        """Keep ``query`` under ``digest`` for the request ``scope``'s caller, if it may."""
+        caller = request_state(scope).caller
+        if self._authenticated_only and not (caller is not None and caller.authenticated):
+            self._registered("anonymous")
+            return
+        if caller is not None and caller.authenticated and caller.subject:
+            registrant = f"sub:{caller.subject}"
+        else:
+            client = scope.get("client")
+            registrant = f"addr:{client[0] if client else ''}"
+        if not self._budget.spend(registrant):
+            self._registered("over_budget")
+            return
+        await self._store.set(digest, query.encode(), self._ttl)
+        self._registered("stored")
+
+    def _registered(self, outcome: str) -> None:
+        if self._observer is not None:
+            self._observer.registration(outcome)
 
     def _trusted_text(self, document_id: str) -> str | None:
         text = self._trusted.get(document_id)

@@ -155,7 +155,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
             and not _request_error(result)
             and not any(refused_for_credentials(error) for error in result.errors or ())
         ):
-            await self._persisted.register(request_data.register, request_data.query)
+            await self._persisted.register(request_data.register, request_data.query, request.scope)
         return result
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
