@@ -93,11 +93,14 @@ class CommitDetails:
         token: str,
         counted: Counted[Any],
         cached: Cached[Any] | None = None,
+        *,
+        may_retry: Callable[[], bool] | None = None,
     ) -> None:
         self._client = client
         self._token = token
         self._counted = counted
         self._cached = cached
+        self._may_retry = may_retry
         self._scans: dict[str, _Scan] = {}
 
     async def load(self, keys: list[DetailKey]) -> tuple[list[Any], dict[DetailKey, BalanceItem]]:
@@ -192,7 +195,12 @@ class CommitDetails:
     async def _page(self, body: dict[str, Any]) -> BalancesPage | None:
         """One page, or ``None`` for a 404 (what the API may answer for an unknown id)."""
         try:
-            call = partial(self._client.list_customer_balances, body, token=self._token)
+            call = partial(
+                self._client.list_customer_balances,
+                body,
+                token=self._token,
+                may_retry=self._may_retry,
+            )
             page: BalancesPage = await (
                 self._cached(CUSTOMER_BALANCES_PATH, body, call)
                 if self._cached is not None
@@ -217,10 +225,15 @@ class CommitDetails:
 
 
 async def list_credit_types(
-    client: BillingClient, token: str, counted: Counted[Any]
+    client: BillingClient,
+    token: str,
+    counted: Counted[Any],
+    *,
+    may_retry: Callable[[], bool] | None = None,
 ) -> dict[str, CreditType]:
     """Every credit type the credential sees, by id, following ``next_page``. A credit type
-    without an id or a name (every field is optional on the wire) cannot be shown: skipped."""
+    without an id or a name (every field is optional on the wire) cannot be shown: skipped.
+    ``may_retry`` spends the request's budget on retries (gateway.upstream.client)."""
     types: dict[str, CreditType] = {}
     next_page: str | None = None
     tokens = PageTokens()
@@ -231,6 +244,7 @@ async def list_credit_types(
                 limit=CREDIT_TYPES_PAGE_LIMIT,
                 next_page=next_page,
                 token=token,
+                may_retry=may_retry,
             )
         )
         for credit_type in page["data"]:

@@ -5,6 +5,14 @@ including retries and waiting for a slot, and a per-process cap on concurrent ca
 follow the billing API's own SDKs (see :class:`RetryPolicy`); every endpoint used only reads,
 so retrying is safe. The three endpoints share that machinery: a call is a method, a path, a
 body or query, and the pydantic-core validator of its 200 answer.
+
+Seat pages and details run in two lanes, each with its own slots and deadline: the details
+(nullable fields beside the figures) get fewer slots and a shorter deadline, so a details
+endpoint that hangs fails its fields quickly and never holds a slot a seat page needs.
+
+A caller may pass ``may_retry``, asked before each retry (never before the first attempt): it
+answers whether one more upstream request is allowed, and counts it if so. The gateway's
+loaders pass the request's upstream budget, so retries spend it like any other request.
 """
 
 from __future__ import annotations
@@ -92,6 +100,9 @@ class RetryPolicy:
     attempt_timeout: float
     deadline: float
     max_concurrency: int
+    # The details lane: "List balances" and the credit types (nullable fields, see the module).
+    details_deadline: float = 3.0
+    details_concurrency: int = 8
     initial_backoff: float = 0.5
     max_backoff: float = 8.0
     jitter: float = 0.25
@@ -106,6 +117,25 @@ class _PastDeadline(stop_base):
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         return time.monotonic() + (retry_state.upcoming_sleep or 0) >= self._deadline
+
+
+class _OutOfBudget(stop_base):
+    """Stop when the caller's budget allows no further upstream request (asked last, so a
+    retry is counted only when it is going to be made)."""
+
+    def __init__(self, may_retry: Callable[[], bool]) -> None:
+        self._may_retry = may_retry
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return not self._may_retry()
+
+
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """Slots and a deadline shared by one kind of call."""
+
+    slots: asyncio.Semaphore
+    deadline: float
 
 
 class _Retryable(Exception):
@@ -126,6 +156,8 @@ class _Call(Generic[_Answer]):
     url: httpx.URL
     content: bytes | None
     answer: pydantic.TypeAdapter[_Answer]
+    lane: _Lane
+    may_retry: Callable[[], bool] | None
 
 
 class BillingClient:
@@ -153,53 +185,92 @@ class BillingClient:
         self._user_agent = user_agent.encode()
         self._policy = policy
         self._observer = observer or _Unobserved()
-        self._slots = asyncio.Semaphore(self._policy.max_concurrency)
+        self._seats = _Lane(asyncio.Semaphore(policy.max_concurrency), policy.deadline)
+        self._details = _Lane(
+            asyncio.Semaphore(policy.details_concurrency), policy.details_deadline
+        )
 
     async def list_seat_balances(
-        self, body: Mapping[str, object], *, token: str
+        self,
+        body: Mapping[str, object],
+        *,
+        token: str,
+        may_retry: Callable[[], bool] | None = None,
     ) -> SeatBalancePage:
         """``POST /v1/contracts/seatBalances/list``: one page of seats."""
-        call = _Call("POST", SEAT_BALANCES_PATH, self._url, orjson.dumps(body), SEAT_BALANCE_PAGE)
+        content = orjson.dumps(body)
+        call = _Call(
+            "POST",
+            SEAT_BALANCES_PATH,
+            self._url,
+            content,
+            SEAT_BALANCE_PAGE,
+            self._seats,
+            may_retry,
+        )
         return await self._call(call, token)
 
     async def list_customer_balances(
-        self, body: Mapping[str, object], *, token: str
+        self,
+        body: Mapping[str, object],
+        *,
+        token: str,
+        may_retry: Callable[[], bool] | None = None,
     ) -> BalancesPage:
         """``POST /v1/contracts/customerBalances/list``: one page of a customer's commits and
-        credits (their names, products, schedules; not their balances)."""
+        credits (their names, products, schedules; not their balances). In the details lane."""
         url = httpx.URL(self._base_url + CUSTOMER_BALANCES_PATH)
-        call = _Call("POST", CUSTOMER_BALANCES_PATH, url, orjson.dumps(body), BALANCES_PAGE)
+        content = orjson.dumps(body)
+        call = _Call(
+            "POST", CUSTOMER_BALANCES_PATH, url, content, BALANCES_PAGE, self._details, may_retry
+        )
         return await self._call(call, token)
 
     async def list_credit_types(
-        self, *, limit: int, next_page: str | None = None, token: str
+        self,
+        *,
+        limit: int,
+        next_page: str | None = None,
+        token: str,
+        may_retry: Callable[[], bool] | None = None,
     ) -> CreditTypesPage:
-        """``GET /v1/credit-types/list``: one page of the account's credit types."""
+        """``GET /v1/credit-types/list``: one page of the account's credit types. In the
+        details lane."""
         params: dict[str, str | int] = {"limit": limit}
         if next_page is not None:
             params["next_page"] = next_page
         url = httpx.URL(self._base_url + CREDIT_TYPES_PATH, params=params)
-        call = _Call("GET", CREDIT_TYPES_PATH, url, None, CREDIT_TYPES_PAGE)
+        call = _Call(
+            "GET", CREDIT_TYPES_PATH, url, None, CREDIT_TYPES_PAGE, self._details, may_retry
+        )
         return await self._call(call, token)
 
     async def _call(self, call: _Call[_Answer], token: str) -> _Answer:
-        """One call with its retries, all within the deadline."""
+        """One call with its retries, all within its lane's deadline and the caller's budget."""
         policy = self._policy
-        deadline = time.monotonic() + policy.deadline
+        deadline = time.monotonic() + call.lane.deadline
         try:
             # Most calls succeed at once: the retry machinery is only set up for those that
             # do not (it costs as much as a fast attempt).
             return await self._attempt(call, token, deadline)
         except _Retryable as failure:
             wait = self._wait(failure, 0)
-            if policy.max_retries == 0 or time.monotonic() + wait >= deadline:
+            if (
+                policy.max_retries == 0
+                or time.monotonic() + wait >= deadline
+                or (call.may_retry is not None and not call.may_retry())
+            ):
                 raise failure.error from None
             self._announce_retry(1, failure, wait)
         await policy.sleep(wait)
+        stop = stop_after_attempt(policy.max_retries) | _PastDeadline(deadline)
+        if call.may_retry is not None:
+            stop = stop | _OutOfBudget(call.may_retry)
         retrying = AsyncRetrying(
             # Tenacity computes the wait before asking `stop`: a retry that could only start
-            # after the deadline is not made, and the caller gets the last error at once.
-            stop=stop_after_attempt(policy.max_retries) | _PastDeadline(deadline),
+            # after the deadline, or beyond the caller's budget, is not made, and the caller
+            # gets the last error at once.
+            stop=stop,
             retry=retry_if_exception(lambda error: isinstance(error, _Retryable)),
             wait=self._wait_for,
             sleep=policy.sleep,
@@ -263,7 +334,7 @@ class BillingClient:
             outcome = "connection_error"
             try:
                 async with asyncio.timeout(min(self._policy.attempt_timeout, remaining)):
-                    async with self._slots:
+                    async with call.lane.slots:
                         response = await self._send(call.method, call.url, call.content, headers)
                 outcome = str(response.status_code)
                 current.set_attribute("http.response.status_code", response.status_code)
