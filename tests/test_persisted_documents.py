@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from gateway.config import Settings
@@ -105,6 +107,68 @@ def test_a_registration_refused_for_credentials_is_not_learned(fresh: Gateway) -
     )
     assert "UNAUTHENTICATED" in codes(refused)
     assert codes(post(fresh, {"extensions": apq(sha(QUERY))})) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+def registered(gateway: Gateway, text: str, **headers: str) -> bool:
+    """Registers ``text`` (hash and query; it must run), then tells whether its hash alone
+    answers."""
+    assert post(gateway, {"query": text, "extensions": apq(sha(text))}, **headers).json()["data"]
+    return not codes(post(gateway, {"extensions": apq(sha(text))}, **headers))
+
+
+def test_a_callers_registrations_per_minute_are_bounded(settings: Settings) -> None:
+    """Past GATEWAY_PERSISTED_QUERIES_REGISTRATIONS_PER_MINUTE (here 5) a caller's documents
+    still run but are not stored: their hashes stay unknown."""
+    limited = settings.model_copy(update={"persisted_queries_registrations_per_minute": 5})
+    with running_gateway(limited) as gateway:
+        kept = [registered(gateway, f"{{ a{index}: __typename }}") for index in range(8)]
+    assert kept == [True] * 5 + [False] * 3
+
+
+def test_each_authenticated_caller_has_its_own_registration_budget(standin_url: str) -> None:
+    """In JWT mode the budget is the subject's: one subject spending its registrations leaves
+    another's intact; a caller without a token registers nothing at all."""
+    secret = "a-development-secret-of-32-bytes!"
+    jwt_mode = Settings(
+        metronome_base_url=standin_url,
+        metronome_bearer_token=DEMO_TOKEN,
+        jwt_secret=secret,
+        persisted_queries_registrations_per_minute=2,
+    )
+
+    def bearer(subject: str) -> str:
+        claims = {"sub": subject, "exp": int(time.time()) + 300}
+        return f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"
+
+    with running_gateway(jwt_mode) as gateway:
+        ada, bob = bearer("ada"), bearer("bob")
+        assert [
+            registered(gateway, f"{{ ada{index}: __typename }}", Authorization=ada)
+            for index in range(3)
+        ] == [True, True, False]
+        assert registered(gateway, "{ bob: __typename }", Authorization=bob)
+        anonymous = gateway.http.post(
+            f"{gateway.url}/graphql",
+            json={
+                "query": "{ nobody: __typename }",
+                "extensions": apq(sha("{ nobody: __typename }")),
+            },
+        )
+        assert anonymous.json()["data"] == {"nobody": "Query"}
+        unknown = post(
+            gateway, {"extensions": apq(sha("{ nobody: __typename }"))}, Authorization=ada
+        )
+        assert codes(unknown) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+def test_the_size_limit_counts_comments_and_nothing_over_it_is_stored(fresh: Gateway) -> None:
+    """A `{ __typename }` padded with a comment past GATEWAY_MAX_QUERY_BYTES is refused by the
+    size limit and its hash stays unknown."""
+    head = "{ __typename } #"
+    text = head + "x" * (20_001 - len(head))
+    refused = post(fresh, {"query": text, "extensions": apq(sha(text))})
+    assert codes(refused) == ["MAX_QUERY_SIZE_LIMIT"]
+    assert codes(post(fresh, {"extensions": apq(sha(text))})) == ["PERSISTED_QUERY_NOT_FOUND"]
 
 
 # 2. Trusted documents
@@ -281,6 +345,10 @@ def test_the_cost_estimate_is_returned_when_asked(fresh: Gateway) -> None:
     )
     asked = post(fresh, {"query": twice}, **{"x-gateway-cost": "true"}).json()
     assert asked["extensions"]["cost"] == {
+        # Per alias: seatBalances, its object, edges, and per seat the edge, node, the seat and
+        # seatId (gateway.schema.work).
+        "estimatedCost": 2 * (3 + 2 * 4),
+        "maxCost": 100_000,
         "estimatedUpstreamPages": 2,
         "maxUpstreamCalls": 20,
         "upstreamCalls": 1,
