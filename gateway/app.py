@@ -5,12 +5,12 @@ goes through it (``httpx.MockTransport`` for faults, ``ASGITransport`` for the s
 ``settings.metronome_base_url`` is unset the stand-in is used in process.
 
 The layers, outermost first: :class:`~gateway.observability.AccessLog` (request id, trace
-context, metrics, one JSON line per request) ->
-:class:`~gateway.compression.ResponseCompression` (``Accept-Encoding``, when enabled) ->
-:class:`~gateway.guard.RequestGuard` (body limit, cancellation) -> CORS (when origins are
-configured) -> :class:`~gateway.auth.CallerAuthentication` (when callers authenticate by JWT)
--> FastAPI (``/graphql`` through :class:`~gateway.view.GraphQLView`, Strawberry's view;
-GraphiQL's assets, health, metrics).
+context, metrics, one JSON line per request) -> :class:`~gateway.guard.RequestGuard` (header
+and body limits, cancellation) -> :class:`~gateway.compression.ResponseCompression`
+(``Accept-Encoding``, when enabled) -> CORS (when origins are configured) ->
+:class:`~gateway.auth.CallerAuthentication` (when callers authenticate by JWT) -> FastAPI
+(``/graphql`` through :class:`~gateway.view.GraphQLView`, Strawberry's view; GraphiQL's
+assets, health, metrics).
 """
 
 from __future__ import annotations
@@ -297,16 +297,20 @@ def create_app(
             expose_headers=[REQUEST_ID_HEADER],
             max_age=600,
         )
+    if settings.compression:
+        stack = ResponseCompression(
+            stack, minimum_bytes=settings.compression_min_bytes, assets_path=graphiql.ASSETS_PATH
+        )
+    # Outside compression, so that oversized headers are refused before anything parses them
+    # (an Accept-Encoding of megabytes would otherwise be negotiated first).
     stack = RequestGuard(
         stack,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.request_body_timeout,
         header_timeout=settings.request_header_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers_bytes=settings.max_headers_bytes,
     )
-    if settings.compression:
-        stack = ResponseCompression(
-            stack, minimum_bytes=settings.compression_min_bytes, assets_path=graphiql.ASSETS_PATH
-        )
     return AccessLog(stack, metrics)
 
 

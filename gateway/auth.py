@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import jwt
+import orjson
 from jwt import PyJWK
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -41,7 +42,7 @@ from gateway.state import request_state
 logger = logging.getLogger("gateway.auth")
 
 _KEYS_MAX_AGE = 300.0  # seconds; a key the identity provider withdrew stops working by then
-_FETCH_TIMEOUT = 5.0
+DEFAULT_FETCH_TIMEOUT = 5.0  # seconds for a whole JWKS fetch (GATEWAY_JWKS_TIMEOUT)
 _MAX_JWKS_BYTES = 1_000_000
 
 
@@ -56,19 +57,28 @@ class AuthenticationFailed(Exception):
 
 
 class KeySet:
-    """The identity provider's public signing keys by ``kid``, cached and rate-limited."""
+    """The identity provider's public signing keys by ``kid``, cached and rate-limited.
+
+    One fetch at a time, shared: a request that needs the keys while a fetch runs waits for
+    that fetch (never for a second one after it), and a request that gives up (its client
+    left) does not cancel it for the others. A fetch is bounded as a whole by
+    ``fetch_timeout`` seconds and ``_MAX_JWKS_BYTES``, read as it streams in: an identity
+    provider that answers a byte at a time, or endlessly, costs a request at most that long.
+    """
 
     def __init__(
         self,
         url: str,
         *,
         refetch_interval: float,
+        fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
         max_age: float = _KEYS_MAX_AGE,
         clock: Callable[[], float] = time.monotonic,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url
         self.refetch_interval = refetch_interval
+        self.fetch_timeout = fetch_timeout
         self.max_age = max_age
         self.clock = clock
         self.fetches = 0  # fetch attempts (tests and operators read it)
@@ -77,44 +87,31 @@ class KeySet:
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
-        self._lock = asyncio.Lock()
-        self._refresh: asyncio.Future[None] | None = None
+        self._fetching: asyncio.Task[None] | None = None  # the fetch under way
 
     async def key(self, kid: str) -> PyJWK:
         """The key named ``kid``; fetches the set when it lacks ``kid``. A known key of a stale
         set is used at once while one background fetch refreshes the set, so that no request
         waits on the identity provider for a key the gateway has."""
         if kid in self._keys:
-            if self._stale() and self._refresh is None and self._may_fetch():
-                self._refresh = asyncio.ensure_future(self._refresh_in_background())
+            if self._stale() and self._fetching is None and self._may_fetch():
+                self._start_fetch()
             return self._keys[kid]
-        async with self._lock:  # one fetch at a time; waiters see its result
-            if kid in self._keys and not self._stale():
-                return self._keys[kid]
-            if self._may_fetch():
-                await self._fetch()
-            elif not self._keys and self._fetched_at is None:
-                raise AuthenticationFailed(
-                    "The identity provider's keys are unavailable; try again shortly.",
-                    status=503,
-                    code="AUTHENTICATION_UNAVAILABLE",
-                )
+        if self._fetching is None and self._may_fetch():
+            self._start_fetch()
+        if self._fetching is not None:
+            # Shielded: this request leaving (cancelled) leaves the fetch to the others.
+            await asyncio.shield(self._fetching)
         key = self._keys.get(kid)
-        if key is None:
+        if key is not None:
+            return key
+        if self._fetched_at is None:
             raise AuthenticationFailed(
-                "The token was signed with a key this gateway does not know."
+                "The identity provider's keys are unavailable; try again shortly.",
+                status=503,
+                code="AUTHENTICATION_UNAVAILABLE",
             )
-        return key
-
-    async def _refresh_in_background(self) -> None:
-        try:
-            async with self._lock:
-                if self._stale() and self._may_fetch():
-                    await self._fetch()
-        except AuthenticationFailed:
-            pass  # logged by _fetch; the keys in hand stay in use
-        finally:
-            self._refresh = None
+        raise AuthenticationFailed("The token was signed with a key this gateway does not know.")
 
     def _stale(self) -> bool:
         return self._fetched_at is None or self.clock() - self._fetched_at > self.max_age
@@ -124,42 +121,74 @@ class KeySet:
             self.refetch_interval
         )
 
-    async def _fetch(self) -> None:
+    def _start_fetch(self) -> None:
         self._attempted_at = self.clock()
         self.fetches += 1
+        self._fetching = asyncio.ensure_future(self._fetch())
+
+    async def _fetch(self) -> None:
+        """Replaces the keys with the identity provider's; on failure (logged) keeps the keys
+        in hand until the provider answers again. Never raises."""
         if self._http is None:
             self._http = httpx.AsyncClient(
-                transport=self._transport, timeout=_FETCH_TIMEOUT, follow_redirects=False
+                transport=self._transport, timeout=self.fetch_timeout, follow_redirects=False
             )
         try:
-            response = await self._http.get(self.url, headers={"accept": "application/json"})
-            response.raise_for_status()
-            if len(response.content) > _MAX_JWKS_BYTES:
-                raise ValueError("the key set is larger than 1 MB")
-            keys = _signing_keys(response.json())
-        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as error:
-            # The URL stays out of the log, as upstream URLs do; the kind of failure is enough.
+            async with asyncio.timeout(self.fetch_timeout):
+                document = await self._download()
+            keys = _signing_keys(orjson.loads(document))
+        except (httpx.HTTPError, TimeoutError, ValueError) as error:
+            # orjson's errors (bad JSON, too deeply nested) are ValueErrors. The URL stays out
+            # of the log, as upstream URLs do; the kind of failure is enough.
             logger.warning("could not fetch the JWKS: %s", type(error).__name__)
-            if not self._keys:
-                raise AuthenticationFailed(
-                    "The identity provider's keys are unavailable; try again shortly.",
-                    status=503,
-                    code="AUTHENTICATION_UNAVAILABLE",
-                ) from None
-            return  # keep the keys we have until the provider answers again
-        self._keys = keys
-        self._fetched_at = self.clock()
+        else:
+            self._keys = keys
+            self._fetched_at = self.clock()
+        finally:
+            self._fetching = None
+
+    async def _download(self) -> bytes:
+        """The key set's bytes, read as they come and abandoned past ``_MAX_JWKS_BYTES``.
+        Asked for uncompressed, so that the cap holds on what is read, not on what a
+        decompressor makes of it."""
+        assert self._http is not None
+        headers = {"accept": "application/json", "accept-encoding": "identity"}
+        async with self._http.stream("GET", self.url, headers=headers) as response:
+            response.raise_for_status()
+            if response.headers.get("content-encoding", "identity").lower() != "identity":
+                raise ValueError("the key set came compressed")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > _MAX_JWKS_BYTES:
+                raise ValueError("the key set is larger than 1 MB")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > _MAX_JWKS_BYTES:
+                    raise ValueError("the key set is larger than 1 MB")
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     async def aclose(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
+        if self._fetching is not None:
+            self._fetching.cancel()
         if self._http is not None:
             await self._http.aclose()
 
 
+# The algorithms a published key may sign with: asymmetric ones only ("none" signs nothing,
+# and an HMAC secret has no place in a published key set).
+_PUBLIC_KEY_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES256K", "ES384", "ES512"}
+    | {"EdDSA"}
+)
+
+
 def _signing_keys(document: object) -> dict[str, PyJWK]:
     """The public signing keys of a JWKS document by ``kid``. Symmetric (``oct``) keys have no
-    place in a published key set and encryption keys sign nothing: both are ignored."""
+    place in a published key set and encryption keys sign nothing: both are ignored, as is an
+    entry whose ``alg`` is not a public-key signature algorithm (``none``, a list...) or that
+    PyJWT cannot make a key of."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError("not a JWKS document")
     keys: dict[str, PyJWK] = {}
@@ -168,10 +197,15 @@ def _signing_keys(document: object) -> dict[str, PyJWK]:
             continue
         if entry.get("kty") == "oct" or entry.get("use", "sig") != "sig":
             continue
+        algorithm = entry.get("alg")
+        if algorithm is not None and (
+            not isinstance(algorithm, str) or algorithm not in _PUBLIC_KEY_ALGORITHMS
+        ):
+            continue
         try:
             keys[entry["kid"]] = PyJWK.from_dict(entry)
-        except jwt.PyJWTError:
-            continue  # an algorithm PyJWT cannot use; other keys may still serve
+        except Exception:  # noqa: S112 - one bad entry of a foreign document, however it fails
+            continue  # (PyJWTError, TypeError, NotImplementedError...); other keys may serve
     return keys
 
 
@@ -223,6 +257,7 @@ class CallerAuthenticator:
             KeySet(
                 settings.jwks_url,
                 refetch_interval=settings.jwks_refetch_interval,
+                fetch_timeout=settings.jwks_timeout,
                 transport=transport,
             )
             if settings.jwks_url

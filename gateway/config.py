@@ -65,6 +65,18 @@ class Settings(BaseSettings):
     request_body_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds a client has to send a request's body."
     )
+    max_header_bytes: int = Field(
+        default=8192,
+        ge=1024,
+        le=1_048_576,
+        description="Bytes of one request header line (name and value); more gets HTTP 431.",
+    )
+    max_headers_bytes: int = Field(
+        default=32768,
+        ge=4096,
+        le=4_194_304,
+        description="Bytes of a request's whole head (request line and headers); more: 431.",
+    )
     max_query_bytes: int = Field(default=20_000, ge=100)
     max_tokens: int = Field(default=2_000, ge=10)
     max_depth: int = Field(default=12, ge=2)
@@ -123,6 +135,12 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         description="Least seconds between two JWKS fetches caused by an unknown `kid`.",
+    )
+    jwks_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds for a whole JWKS fetch, however the identity provider trickles.",
     )
     customer_claim: str = Field(
         default="metronome_customer_ids",

@@ -1,8 +1,8 @@
 """What stands between hostile or careless clients and the app.
 
-* :class:`RequestGuard`, an ASGI layer: refuses ambiguous or mangled credentials (several
-  ``Authorization`` headers: 400; one that is not printable ASCII: 401) before anything else,
-  reads the body itself within ``body_timeout`` seconds (else 408) and ``max_body_bytes``
+* :class:`RequestGuard`, an ASGI layer: refuses headers over their caps (431), then ambiguous
+  or mangled credentials (several ``Authorization`` headers: 400; one that is not printable
+  ASCII: 401), before anything else reads them, reads the body itself within ``body_timeout`` seconds (else 408) and ``max_body_bytes``
   (else 413), then runs the app, cancelled when the client disconnects before the response is
   complete (Starlette keeps running a handler whose client has gone; for a gateway that means
   upstream calls nobody will read). It listens for the disconnect from 20 ms into the
@@ -11,10 +11,13 @@
   (:mod:`gateway.state`) run when the request ends either way (the request's loaders use it
   to cancel upstream calls still in flight).
 * :class:`GatewayHttpProtocol`, uvicorn's httptools protocol with a deadline on a request's
-  headers, which uvicorn lacks: a client that sends them a byte at a time would otherwise
-  hold its connection (and a file descriptor) for ever. ``gateway serve`` runs it
-  (``uvicorn.run(http=...)``); it reads the deadline from the app's lifespan state, where
-  :class:`RequestGuard` puts ``header_timeout``.
+  headers and caps on their size, which uvicorn lacks: a client that sends them a byte at a
+  time would otherwise hold its connection (and a file descriptor) for ever, and one that
+  sends a header of megabytes costs seconds of CPU (httptools joins a header's pieces as they
+  come, so the cost grows with the square of its size). ``gateway serve`` runs it
+  (``uvicorn.run(http=...)``); it reads the deadline and the caps from the app's lifespan
+  state, where :class:`RequestGuard` puts them. The guard checks the caps again for servers
+  that run without it.
 """
 
 from __future__ import annotations
@@ -32,9 +35,18 @@ from uvicorn.server import ServerState
 
 from gateway.state import request_state
 
-# Lifespan state key: how long GatewayHttpProtocol waits for a request's headers.
+# Lifespan state keys: how long GatewayHttpProtocol waits for a request's headers, and the
+# caps on one header line and on the whole head (request line and headers), in bytes.
 HEADER_TIMEOUT_STATE = "gateway.request_header_timeout"
+HEADER_LIMITS_STATE = "gateway.request_header_limits"
 DEFAULT_HEADER_TIMEOUT = 5.0
+DEFAULT_MAX_HEADER_BYTES = 8192
+DEFAULT_MAX_HEADERS_BYTES = 32768
+
+# How long a connection whose headers were refused keeps reading (and dropping) what the client
+# still sends before it is closed: closing with unread bytes would reset the connection, and
+# the client could lose the answer.
+_LINGER = 1.0
 
 # How long a request runs before the guard starts listening for its client leaving.
 _WATCH_AFTER = 0.02
@@ -53,17 +65,30 @@ class RequestGuard:
         max_body_bytes: int,
         body_timeout: float = 10.0,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_headers_bytes: int = DEFAULT_MAX_HEADERS_BYTES,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.header_timeout = header_timeout
+        self.max_header_bytes = max_header_bytes
+        self.max_headers_bytes = max_headers_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan" and "state" in scope:
                 scope["state"][HEADER_TIMEOUT_STATE] = self.header_timeout
+                scope["state"][HEADER_LIMITS_STATE] = (
+                    self.max_header_bytes,
+                    self.max_headers_bytes,
+                )
             await self.app(scope, receive, send)
+            return
+        excess = self._header_excess(scope["headers"])
+        if excess is not None:
+            error = _error(excess, "REQUEST_HEADER_FIELDS_TOO_LARGE")
+            await send_json(send, 431, {"data": None, "errors": [error]}, close=True)
             return
         if await _refused_credentials(scope, send):
             return
@@ -135,6 +160,20 @@ class RequestGuard:
             for callback in request_state(scope).on_close:
                 callback()
 
+    def _header_excess(self, headers: list[tuple[bytes, bytes]]) -> str | None:
+        """Why the headers are over their caps (names and values counted), else ``None``.
+        Under ``gateway serve`` the protocol refused such a request already; under another
+        server this is the first look at them."""
+        total = 0
+        for name, value in headers:
+            size = len(name) + len(value)
+            if size > self.max_header_bytes:
+                return header_too_large(self.max_header_bytes)
+            total += size
+        if total > self.max_headers_bytes:
+            return headers_too_large(self.max_headers_bytes)
+        return None
+
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or ``None`` once it is known to be too large."""
         for name, value in scope.get("headers", ()):
@@ -186,6 +225,14 @@ async def _refused_credentials(scope: Scope, send: Send) -> bool:
     return False
 
 
+def header_too_large(limit: int) -> str:
+    return f"A request header is larger than {limit} bytes."
+
+
+def headers_too_large(limit: int) -> str:
+    return f"The request's headers are larger than {limit} bytes in all."
+
+
 def _error(message: str, code: str) -> dict[str, Any]:
     return {"message": message, "extensions": {"code": code}}
 
@@ -222,7 +269,8 @@ async def send_json(
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with a deadline on the headers of each request.
+    """uvicorn's httptools protocol, with a deadline on the headers of each request and caps
+    on their size.
 
     The clock starts when the connection opens or, on a kept-alive connection, with the first
     byte of the next request (uvicorn's keep-alive timeout covers the silence before it), and
@@ -230,6 +278,13 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     Past the deadline the connection is closed, after a 408 if the client had begun a request
     (a connection that sent nothing is closed silently, as uvicorn closes an idle kept-alive
     one).
+
+    The bytes of a request's head are counted as they arrive, before the parser sees them: a
+    header line longer than ``max_header_bytes``, or a head (request line and headers) longer
+    than ``max_headers_bytes``, is answered 431 at once, and the connection closed after a
+    short linger, without the parser ever holding more than the caps (and one read) of it.
+    On a connection with pipelined requests, the head of a request that begins in the same read
+    as the previous one's end is counted from the next read on.
     """
 
     def __init__(
@@ -241,14 +296,30 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout = float(app_state.get(HEADER_TIMEOUT_STATE, DEFAULT_HEADER_TIMEOUT))
+        self.max_header_bytes, self.max_headers_bytes = app_state.get(
+            HEADER_LIMITS_STATE, (DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS_BYTES)
+        )
         self._header_deadline: asyncio.TimerHandle | None = None
         self._request_begun = False  # bytes of the request the clock is running for arrived
+        # The head being received: its bytes, its complete lines, the bytes of its last line.
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_lines = 0
+        self._line_bytes = 0
+        self._lingering: asyncio.TimerHandle | None = None  # set once a head was refused
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_header_clock()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            return  # the rest of a refused request: dropped unread
+        if self._in_head:
+            excess = self._count_head(data)
+            if excess is not None:
+                self._refuse_head(excess)
+                return
         previous = self.cycle
         super().data_received(data)
         if (
@@ -262,9 +333,56 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                 self._start_header_clock()  # the first bytes of the next request
             self._request_begun = True
 
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = self._head_lines = self._line_bytes = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # what comes next is the next request's head
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_clock()
+        if self._lingering is not None:
+            self._lingering.cancel()
         super().connection_lost(exc)
+
+    def _count_head(self, data: bytes) -> str | None:
+        """Counts the head's bytes in ``data`` (up to the blank line that ends it); why the
+        head is over a cap, else ``None``. Linear in ``data``: one ``find`` per line."""
+        start = 0
+        while start < len(data):
+            newline = data.find(b"\n", start)
+            end = len(data) if newline < 0 else newline + 1
+            self._line_bytes += end - start
+            self._head_bytes += end - start
+            # The request line is bounded by the whole head's cap only.
+            if self._head_lines > 0 and self._line_bytes > self.max_header_bytes:
+                return header_too_large(self.max_header_bytes)
+            if self._head_bytes > self.max_headers_bytes:
+                return headers_too_large(self.max_headers_bytes)
+            if newline < 0:
+                return None
+            blank = self._line_bytes <= 2  # CRLF (or a bare LF) alone: the head is complete
+            self._head_lines += 1
+            self._line_bytes = 0
+            if blank and self._head_lines > 1:
+                return None  # the rest is a body, or the next request: the parser's business
+            start = end
+        return None
+
+    def _refuse_head(self, message: str) -> None:
+        self._stop_header_clock()
+        logger.warning("refused a request whose headers were too large (HTTP 431): %s", message)
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request while the previous one is answered: no room for an answer.
+            self.transport.close()
+            return
+        self._write_error(431, message, "REQUEST_HEADER_FIELDS_TOO_LARGE")
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._lingering = self.loop.call_later(_LINGER, self.transport.close)
 
     def _start_header_clock(self) -> None:
         self._request_begun = False
@@ -285,18 +403,23 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                 "closed a connection whose request headers took longer than %g s (HTTP 408)",
                 self.header_timeout,
             )
-            error = _error(
+            self._write_error(
+                408,
                 f"The request headers took longer than {self.header_timeout:g} s to arrive.",
                 "REQUEST_TIMEOUT",
             )
-            body = orjson.dumps({"data": None, "errors": [error]})
-            head = [STATUS_LINE[408]]
-            for name, value in self.server_state.default_headers:
-                head += [name, b": ", value, b"\r\n"]
-            head += [
-                b"content-type: application/json\r\n",
-                b"content-length: " + str(len(body)).encode() + b"\r\n",
-                b"connection: close\r\n\r\n",
-            ]
-            self.transport.write(b"".join(head) + body)
         self.transport.close()
+
+    def _write_error(self, status: int, message: str, code: str) -> None:
+        """A whole JSON error answer, written straight to the connection (no request to hand
+        the app), saying that the connection closes."""
+        body = orjson.dumps({"data": None, "errors": [_error(message, code)]})
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)

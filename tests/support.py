@@ -11,6 +11,7 @@ gateway's client sends, whatever transport is underneath.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,16 +82,14 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
+def serve(app: Any, *, http: Any = GatewayHttpProtocol) -> Iterator[str]:
     """Run ``app`` on a fresh 127.0.0.1 port in a thread, with the HTTP protocol `gateway
-    serve` uses; yield its base URL."""
+    serve` uses (or ``http``, e.g. uvicorn's own ``"httptools"``); yield its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", ws="none", lifespan="on", http=GatewayHttpProtocol
-    )
+    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="on", http=http)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -266,13 +265,19 @@ class RawRequests:
 
 
 @asynccontextmanager
-async def raw_http_server(answer: bytes = EMPTY_PAGE) -> AsyncIterator[tuple[str, RawRequests]]:
+async def raw_http_server(
+    answer: bytes | Callable[[asyncio.StreamWriter], Awaitable[None]] = EMPTY_PAGE,
+) -> AsyncIterator[tuple[str, RawRequests]]:
     """An HTTP/1.1 server on 127.0.0.1 written on asyncio's streams (no HTTP library between
     the gateway and what it sends): records every request exactly as it arrived and answers
-    each with ``answer`` as JSON. Yields its URL and what it received."""
+    each with ``answer`` as JSON, or lets ``answer`` write the whole response itself (slowly,
+    endlessly: a misbehaving server) and then closes the connection. Yields its URL and what
+    it received."""
     received = RawRequests()
+    connections: set[asyncio.StreamWriter] = set()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.add(writer)
         while not reader.at_eof():
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -289,6 +294,10 @@ async def raw_http_server(answer: bytes = EMPTY_PAGE) -> AsyncIterator[tuple[str
                 0,
             )
             received.bodies.append(await reader.readexactly(length))
+            if callable(answer):
+                with contextlib.suppress(ConnectionError):
+                    await answer(writer)
+                break
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 + f"Content-Length: {len(answer)}\r\n\r\n".encode()
@@ -302,4 +311,6 @@ async def raw_http_server(answer: bytes = EMPTY_PAGE) -> AsyncIterator[tuple[str
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", received
     finally:
         server.close()
+        for writer in connections:  # an answer still being written ends with the test
+            writer.close()
         await server.wait_closed()

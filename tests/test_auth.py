@@ -38,7 +38,7 @@ from gateway.standin import (
     OTHER_CONTRACT_ID,
     OTHER_CUSTOMER_ID,
 )
-from tests.support import Gateway, refused_start, running_gateway, serve
+from tests.support import Gateway, raw_http_server, refused_start, running_gateway, serve
 
 ISSUER = "https://idp.example.com/"
 AUDIENCE = "seat-balance-gateway"
@@ -78,11 +78,12 @@ class KeyServer:
     keys: list[SigningKey]
     url: str = ""
     fetches: int = 0
+    odd_entries: list[dict[str, Any]] = field(default_factory=list)  # published first
 
     def app(self) -> Starlette:
         async def jwks(request: Request) -> JSONResponse:
             self.fetches += 1
-            return JSONResponse({"keys": [key.jwk() for key in self.keys]})
+            return JSONResponse({"keys": [*self.odd_entries, *(key.jwk() for key in self.keys)]})
 
         return Starlette(routes=[Route("/jwks.json", jwks)])
 
@@ -533,3 +534,119 @@ async def test_a_stale_key_set_refreshes_in_the_background_while_known_keys_stil
     finally:
         hanging.set()
         await keys.aclose()
+
+
+# --- A hostile or broken identity provider ---------------------------------------------------
+
+UNAVAILABLE = "AUTHENTICATION_UNAVAILABLE"
+
+
+async def post_concurrently(url: str, tokens: list[str], *, seconds: float) -> list[httpx.Response]:
+    async with httpx.AsyncClient(timeout=seconds) as http:
+        return await asyncio.gather(
+            *(
+                http.post(
+                    f"{url}/graphql",
+                    json={"query": SEATS, "variables": DEMO},
+                    headers={"Authorization": f"Bearer {value}"},
+                )
+                for value in tokens
+            )
+        )
+
+
+def unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == UNAVAILABLE
+
+
+async def test_a_key_endpoint_that_trickles_is_answered_503_within_the_fetch_deadline(
+    standin_url: str,
+) -> None:
+    """A JWKS endpoint that sends its answer a byte every half second (each read on time, the
+    whole never done): three concurrent requests with a kid the gateway lacks are all answered
+    503 AUTHENTICATION_UNAVAILABLE within 6 s (a 5 s deadline on the whole fetch, one fetch
+    shared), and /healthz answers meanwhile."""
+
+    async def trickle(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        writer.write(b"Content-Length: 100000\r\n\r\n")
+        for _ in range(60):  # 30 s at most
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.sleep(0.5)
+
+    async with raw_http_server(trickle) as (url, _):
+        settings = auth_settings(standin_url, f"{url}/jwks.json", jwks_refetch_interval=1)
+        with running_gateway(settings) as gateway:
+            started = time.monotonic()
+            answers = await post_concurrently(gateway.url, [token()] * 3, seconds=15)
+            elapsed = time.monotonic() - started
+            async with httpx.AsyncClient() as http:
+                health = await http.get(f"{gateway.url}/healthz")
+    for response in answers:
+        unavailable(response)
+    assert elapsed < 6.0
+    assert health.status_code == 200
+
+
+async def test_an_oversized_key_set_is_refused_without_reading_it_whole(
+    standin_url: str,
+) -> None:
+    """A JWKS endpoint that would send 100 MB (no length announced): the gateway stops reading
+    at its 1 MB cap and answers 503 AUTHENTICATION_UNAVAILABLE at once; the endpoint managed
+    to send a few MB at most (what the socket buffers hold), not the 100 MB."""
+    sent = 0
+
+    async def endless(writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        writer.write(b"Connection: close\r\n\r\n")
+        writer.write(b'{"keys": [], "padding": "')
+        piece = b"x" * 65536
+        while sent < 100 << 20:
+            writer.write(piece)
+            await writer.drain()
+            sent += len(piece)
+
+    async with raw_http_server(endless) as (url, _):
+        settings = auth_settings(standin_url, f"{url}/jwks.json")
+        with running_gateway(settings) as gateway:
+            started = time.monotonic()
+            [answer] = await post_concurrently(gateway.url, [token()], seconds=30)
+            elapsed = time.monotonic() - started
+    unavailable(answer)
+    assert sent < 16 << 20, f"the endpoint sent {sent >> 20} MB in {elapsed:.2f} s"
+    assert elapsed < 2.0
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [{"alg": "none"}, {"alg": ["RS256"]}, {"alg": {"name": "RS256"}}],
+    ids=["alg-none", "alg-list", "alg-object"],
+)
+def test_an_odd_key_set_entry_is_skipped_and_the_other_keys_still_verify(
+    standin_url: str, key_server: KeyServer, odd: dict[str, Any]
+) -> None:
+    """A JWKS entry the gateway cannot use (algorithm none, an algorithm that is not a
+    string) is skipped like other bad entries: tokens
+    signed by the other keys still verify, and a token naming the odd entry's kid is refused
+    with 401 UNAUTHENTICATED, never a 500."""
+    oddity = SigningKey("odd-key")
+    key_server.odd_entries = [{**oddity.jwk(), **odd}]
+    with running_gateway(auth_settings(standin_url, key_server.url)) as gateway:
+        assert len(gateway.query(SEATS, DEMO, token=token())["seatBalances"]["nodes"]) == 2
+        refused = refusal(gateway.post(SEATS, DEMO, token=token(oddity)))
+    assert "key this gateway does not know" in refused["message"]
+
+
+async def test_a_key_set_nested_too_deep_is_503_not_500(standin_url: str) -> None:
+    """A JWKS answer of 100,000 nested arrays (200 KB, under the size cap) is a failed
+    fetch, 503 AUTHENTICATION_UNAVAILABLE with its code, not a 500."""
+    nested = b"[" * 100_000 + b"]" * 100_000
+    async with raw_http_server(nested) as (url, _):
+        settings = auth_settings(standin_url, f"{url}/jwks.json")
+        with running_gateway(settings) as gateway:
+            [answer] = await post_concurrently(gateway.url, [token()], seconds=30)
+    unavailable(answer)

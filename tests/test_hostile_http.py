@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import generate_latest
 from pydantic import ValidationError
 
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.guard import RequestGuard
 from gateway.observability import Metrics
@@ -164,6 +165,160 @@ def test_gateway_serve_bounds_the_time_for_headers() -> None:
         status, _, body = parse(dribble(url, SLOW_HEADERS))
         assert time.monotonic() - started < 2.5
     assert status == 408 and body["errors"][0]["extensions"]["code"] == "REQUEST_TIMEOUT"
+
+
+# --- 4b. Oversized headers -----------------------------------------------------------------
+
+SEND_PIECE = 64 * 1024
+
+
+def send_huge_head(
+    url: str, head: bytes, filler_bytes: int, tail: bytes
+) -> tuple[bytes, float, int]:
+    """Sends ``head``, ``filler_bytes`` bytes of ``a`` in pieces, then ``tail``, from one
+    thread while another reads; returns the answer (once the server closed the connection),
+    the seconds until then and how many bytes the server let the client send."""
+    address = urlsplit(url)
+    sent = 0
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+
+        def send() -> None:
+            nonlocal sent
+            piece = b"a" * SEND_PIECE
+            with contextlib.suppress(OSError):
+                sock.sendall(head)
+                sent += len(head)
+                while sent < filler_bytes:
+                    sock.sendall(piece)
+                    sent += len(piece)
+                sock.sendall(tail)
+                sent += len(tail)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(1) as pool:
+            sending = pool.submit(send)
+            answer = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            elapsed = time.monotonic() - started
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sending.result()
+    return answer, elapsed, sent
+
+
+TYPENAME_BODY = b'{"query": "{ __typename }"}'
+KEPT_ALIVE_TAIL = (
+    b"\r\nContent-Type: application/json\r\n"
+    + b"Content-Length: %d\r\n\r\n" % len(TYPENAME_BODY)
+    + TYPENAME_BODY
+)
+TYPENAME_REQUEST_TAIL = b"\r\nConnection: close" + KEPT_ALIVE_TAIL
+
+
+def refused_431(answer: bytes) -> dict[str, Any]:
+    status, headers, body = parse(answer)
+    assert (status, headers["connection"]) == (431, "close"), answer[:300]
+    assert headers["content-type"] == "application/json"
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "REQUEST_HEADER_FIELDS_TOO_LARGE"
+    return error  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("name", "megabytes"),
+    [("X-Junk", 64), ("Accept", 8), ("Accept-Encoding", 8), ("Authorization", 8)],
+)
+def test_one_huge_header_is_refused_431_before_it_is_read_whole(
+    gateway: Gateway, name: str, megabytes: int
+) -> None:
+    """A header of megabytes (junk, Accept, Accept-Encoding, a JWT-shaped Authorization): HTTP
+    431 REQUEST_HEADER_FIELDS_TOO_LARGE within a second, the connection closed after a small
+    part of it was let in, no upstream call, and /healthz answers at once afterwards."""
+    value_start = b"Bearer eyJhbGciOiJSUzI1NiJ9." if name == "Authorization" else b""
+    head = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\n" + name.encode() + b": " + value_start
+    answer, elapsed, sent = send_huge_head(
+        gateway.url, head, megabytes << 20, TYPENAME_REQUEST_TAIL
+    )
+    error = refused_431(answer)
+    assert "8192 bytes" in error["message"]
+    assert elapsed < 1.0
+    assert sent < 16 << 20  # what the kernel buffers let through, not the whole header
+    assert gateway.calls == []
+    started = time.monotonic()
+    assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+    assert time.monotonic() - started < 0.5
+
+
+def test_many_headers_over_the_total_are_refused_431_on_a_kept_alive_connection(
+    gateway: Gateway,
+) -> None:
+    """On a kept-alive connection, a prompt request is answered, and the next one, with eight
+    headers of 6 KiB each (48 KiB in all, each under the 8 KiB cap), gets HTTP 431 for the
+    whole header block and the connection is closed."""
+    prompt = b"POST /graphql HTTP/1.1\r\nHost: gateway" + KEPT_ALIVE_TAIL
+    padded = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 6144) for i in range(8))
+    crowded = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\n" + padded.rstrip(b"\r\n")
+    address = urlsplit(gateway.url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(prompt)
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200"), first[:200]
+        sock.sendall(crowded + TYPENAME_REQUEST_TAIL)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    error = refused_431(answer)
+    assert "32768 bytes" in error["message"]
+
+
+def test_the_header_caps_are_settings(standin_url: str) -> None:
+    """GATEWAY_MAX_HEADER_BYTES and GATEWAY_MAX_HEADERS_BYTES move the caps: at 16 KiB a
+    header, a 12 KiB header is served and a 20 KiB one is refused with 431."""
+    settings = Settings(
+        metronome_base_url=standin_url, max_header_bytes=16384, max_headers_bytes=65536
+    )
+    with running_gateway(settings) as roomy:
+        served = roomy.http.post(
+            f"{roomy.url}/graphql", json={"query": "{ __typename }"}, headers={"X-Big": "b" * 12288}
+        )
+        assert served.status_code == 200, served.text
+        head = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nX-Big: "
+        answer, _, _ = send_huge_head(roomy.url, head, 20480, TYPENAME_REQUEST_TAIL)
+    assert "16384 bytes" in refused_431(answer)["message"]
+
+
+def test_under_another_server_the_guard_refuses_oversized_headers_with_431(
+    standin_url: str,
+) -> None:
+    """Under a server without the gateway's protocol (uvicorn's own httptools protocol), the
+    app itself refuses a 100 KiB header, and 40 KiB of smaller ones, with HTTP 431 and a
+    GraphQL-style error, before anything reads them."""
+    app = create_app(Settings(metronome_base_url=standin_url))
+    with serve(app, http="httptools") as url:
+        one = httpx.post(
+            f"{url}/graphql", json={"query": "{ __typename }"}, headers={"Accept": "a" * 102400}
+        )
+        many = httpx.post(
+            f"{url}/graphql",
+            json={"query": "{ __typename }"},
+            headers={f"X-Pad-{i}": "p" * 4096 for i in range(10)},
+        )
+    for response in (one, many):
+        assert response.status_code == 431, response.text
+        [error] = response.json()["errors"]
+        assert error["extensions"]["code"] == "REQUEST_HEADER_FIELDS_TOO_LARGE"
+
+
+@pytest.mark.process  # starts another program
+def test_gateway_serve_refuses_oversized_headers_with_431() -> None:
+    """`gateway serve` caps each header at GATEWAY_MAX_HEADER_BYTES."""
+    with gateway_process(env={"GATEWAY_MAX_HEADER_BYTES": "2048"}) as (_, url, _output):
+        head = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nX-Big: "
+        answer, elapsed, _ = send_huge_head(url, head, 4096, TYPENAME_REQUEST_TAIL)
+    assert "2048 bytes" in refused_431(answer)["message"]
+    assert elapsed < 1.0
 
 
 # --- 8. Headers forwarded upstream ---------------------------------------------------------
