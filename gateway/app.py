@@ -16,6 +16,7 @@ assets, health, metrics).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -230,10 +231,13 @@ def create_app(
         openapi_url=None,
     )
     default_query = demo_query() if upstream.embedded else None
+    caller_mode = _caller_mode(settings)
 
     def graphiql_page() -> HTMLResponse:
         """GraphiQL from the gateway's own assets: no CDN, a strict CSP."""
-        page = graphiql.render_page(graphql_path="/graphql", default_query=default_query)
+        page = graphiql.render_page(
+            graphql_path="/graphql", default_query=default_query, caller_mode=caller_mode
+        )
         return HTMLResponse(
             page, headers={"Content-Security-Policy": graphiql.CONTENT_SECURITY_POLICY}
         )
@@ -253,12 +257,13 @@ def create_app(
     if settings.graphiql:
         app.mount(graphiql.ASSETS_PATH, StaticFiles(directory=graphiql.ASSETS_DIR), name="graphiql")
 
-    @app.get("/healthz", include_in_schema=False)
+    # HEAD too: load balancers and uptime checkers often probe with it.
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> JSONResponse:
         """The process lives and answers HTTP."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.api_route("/readyz", methods=["GET", "HEAD"], include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
         """Ready when the billing API answers (checked at most every 5 s, by one probe at a
         time: concurrent requests share its answer)."""
@@ -280,9 +285,31 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # The metrics name every caller's operations: with callers authenticated by JWT they are
+    # served only to GATEWAY_METRICS_TOKEN (else not at all: 404); without caller
+    # authentication, to anyone unless that token is set (README, "Operations").
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    if metrics_token is not None or authenticator is None:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics(request: Request) -> Response:
+            if metrics_token is not None and not _same_secret(
+                _bearer(request.scope), metrics_token
+            ):
+                return JSONResponse(
+                    {
+                        "errors": [
+                            {
+                                "message": "/metrics needs 'Authorization: Bearer "
+                                "<GATEWAY_METRICS_TOKEN>'.",
+                                "extensions": {"code": "UNAUTHENTICATED"},
+                            }
+                        ]
+                    },
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
+            return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     stack: ASGIApp = app
     if authenticator is not None:
@@ -399,6 +426,24 @@ def _no_cache(scope: Scope) -> bool:
         if name in (b"cache-control", b"pragma") and b"no-cache" in value.lower():
             return True
     return False
+
+
+def _caller_mode(settings: Settings) -> graphiql.CallerMode:
+    """What GraphiQL's token tab tells a user to send: a JWT (callers authenticate), nothing
+    (the gateway's own billing token serves everyone), or their own billing token (forwarding;
+    optional on the stand-in, which falls back to its demo token)."""
+    if settings.authenticates_callers:
+        return "jwt"
+    if settings.metronome_bearer_token is not None:
+        return "anonymous"
+    return "stand-in" if settings.embedded else "forwarding"
+
+
+def _same_secret(presented: str | None, expected: str) -> bool:
+    """Whether the presented token is the expected one, compared in constant time."""
+    if presented is None:
+        return False
+    return hmac.compare_digest(presented.encode("latin-1"), expected.encode())
 
 
 def _bearer(scope: Scope) -> str | None:

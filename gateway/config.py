@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         default=1_000, ge=1, description="Seat ids one operation may send upstream in total."
     )
     max_cost: int = Field(
-        default=50_000,
+        default=100_000,
         ge=100,
         description="Estimated work (field and object completions) one request may cause.",
     )
@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     )
     admin_scope: str | None = Field(
         default=None, description="A scope value that lets a caller read every customer."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token /metrics asks for; with JWT callers, /metrics needs one.",
     )
     allow_anonymous: bool = Field(
         default=False,
@@ -243,6 +247,27 @@ class Settings(BaseSettings):
                     "credentials, so name each one, e.g. https://app.example.com"
                 )
         return origins
+
+    @field_validator("admin_scope")
+    @classmethod
+    def _admin_scope_named(cls, scope: str | None) -> str | None:
+        # An empty scope would match a token whose `scp` holds "" (or a `scope` of blanks).
+        if scope is not None and not scope.strip():
+            raise ValueError(
+                "GATEWAY_ADMIN_SCOPE may not be empty or blank: a token with an empty scope "
+                "would read every customer; name the scope (e.g. billing:read-all) or unset it"
+            )
+        return scope
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_strong(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value().strip()) < 16:
+            raise ValueError(
+                "GATEWAY_METRICS_TOKEN must be at least 16 characters (not blanks); unset it "
+                "to serve /metrics without one (never with JWT callers)"
+            )
+        return token
 
     @model_validator(mode="after")
     def _callers_are_authenticated(self) -> Settings:

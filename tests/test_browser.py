@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from gateway.app import demo_query
 from gateway.config import Settings
-from gateway.graphiql import ASSETS_PATH, AUTHORIZATION_TAB, CONTENT_SECURITY_POLICY, render_page
+from gateway.graphiql import ASSETS_PATH, AUTHORIZATION_TABS, CONTENT_SECURITY_POLICY, render_page
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 from tests.support import Gateway, running_gateway, serve
 
@@ -260,7 +260,7 @@ def test_graphiql_loads_only_the_gateways_own_assets_under_a_strict_csp(
     assert links.inline_styles == 0
     assert links.root["data-endpoint"] == "/graphql"
     tabs = json.loads(links.root["data-tabs"] or "")
-    assert [tab["query"] for tab in tabs] == [demo_query(), AUTHORIZATION_TAB]
+    assert [tab["query"] for tab in tabs] == [demo_query(), AUTHORIZATION_TABS["stand-in"]]
     workers = [links.root[f"data-{label}-worker"] for label in ("editor", "json", "graphql")]
     assets = [url for url in links.urls + workers if url and not url.startswith("data:")]
     assert len(assets) == 5, assets
@@ -287,18 +287,28 @@ def test_the_tabs_are_escaped_into_an_attribute() -> None:
     links = _Links()
     links.feed(render_page())
     assert [tab["query"] for tab in json.loads(links.root["data-tabs"] or "")] == [
-        AUTHORIZATION_TAB
+        AUTHORIZATION_TABS["forwarding"]
     ]
 
 
-def test_the_authorization_tab_says_where_the_token_goes() -> None:
-    """The second tab explains, in comments, the forwarding and the Headers editor's JSON."""
-    comments = [line for line in AUTHORIZATION_TAB.splitlines() if line.startswith("#")]
+@pytest.mark.parametrize(
+    ("mode", "header"),
+    [
+        ("forwarding", "Bearer <your Metronome API token>"),
+        ("jwt", "Bearer <JWT from your identity provider>"),
+        ("stand-in", "Bearer <a stand-in token>"),
+    ],
+)
+def test_the_authorization_tab_says_where_the_token_goes(mode: str, header: str) -> None:
+    """The second tab explains, in comments, what this gateway does with a caller's token and
+    the Headers editor's JSON to send it (tests/test_side_doors.py checks each mode's page)."""
+    tab = AUTHORIZATION_TABS[mode]  # type: ignore[index]
+    comments = [line for line in tab.splitlines() if line.startswith("#")]
     text = "\n".join(comments)
-    assert '{ "Authorization": "Bearer <your Metronome API token>" }' in text
+    assert f'{{ "Authorization": "{header}" }}' in text
     assert '"Headers"' in text
-    assert "METRONOME_BEARER_TOKEN" in text
-    assert "UNAUTHENTICATED" in text
+    assert "persist headers" in text
+    assert "TokenCheck" in tab
 
 
 def _editor_text(page: Any, editor: str) -> str:

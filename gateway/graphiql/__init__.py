@@ -27,12 +27,14 @@ import html
 import json
 import pathlib
 from functools import cache
+from typing import Literal
 
 __all__ = [
     "ASSETS_DIR",
     "ASSETS_PATH",
-    "AUTHORIZATION_TAB",
+    "AUTHORIZATION_TABS",
     "CONTENT_SECURITY_POLICY",
+    "CallerMode",
     "render_page",
 ]
 
@@ -59,28 +61,74 @@ CONTENT_SECURITY_POLICY = "; ".join(
     )
 )
 
-# The second tab: how a caller's token reaches the billing API, and where GraphiQL takes it.
-AUTHORIZATION_TAB = """# How your token reaches the billing API
-#
-# The gateway takes the bearer token from the Authorization header of each request
-# and calls the billing API with it: the billing API decides what the token may see.
-# A gateway started with METRONOME_BEARER_TOKEN uses that token instead, for every
-# caller. Without either, fields that need the billing API fail with UNAUTHENTICATED
-# before any call (the embedded stand-in falls back to its demo token).
-#
-# To send your token from GraphiQL, open "Headers" below this editor and write:
-#
-#   { "Authorization": "Bearer <your Metronome API token>" }
-#
-# Headers belong to their tab and are not saved in the browser (GraphiQL's
-# "persist headers" stays off), so the token is gone when the page is reloaded.
-# The gateway never logs headers.
-query TokenCheck($customerId: ID!, $contractId: ID!) {
+# How the gateway is set up to authenticate, as far as the token tab is concerned.
+CallerMode = Literal["stand-in", "forwarding", "jwt", "anonymous"]
+
+_CHECK_QUERY = """query TokenCheck($customerId: ID!, $contractId: ID!) {
   seatBalances(customerId: $customerId, contractId: $contractId, first: 1) {
     edges { node { seatId } }
   }
 }
 """
+_HEADERS_STAY_LOCAL = """#
+# Headers belong to their tab and are not saved in the browser (GraphiQL's
+# "persist headers" stays off), so the token is gone when the page is reloaded.
+# The gateway never logs headers.
+"""
+
+# The second tab: how a caller's token reaches the billing API, and where GraphiQL takes it,
+# in the words of the gateway's configuration (one text per mode).
+AUTHORIZATION_TABS: dict[CallerMode, str] = {
+    "stand-in": """# How your token reaches the billing API
+#
+# This gateway answers from its EMBEDDED STAND-IN of the billing API (demo data).
+# You need no token: without an Authorization header the stand-in's demo token
+# is used. To see what another account sees, open "Headers" below this editor
+# and send one of the stand-in's tokens (gateway/standin/):
+#
+#   { "Authorization": "Bearer <a stand-in token>" }
+#
+# Against the real billing API the gateway forwards each caller's own token, uses
+# METRONOME_BEARER_TOKEN for every caller, or asks callers for a JWT (README,
+# "Who may see what").
+"""
+    + _HEADERS_STAY_LOCAL
+    + _CHECK_QUERY,
+    "forwarding": """# How your token reaches the billing API
+#
+# The gateway takes the bearer token from the Authorization header of each request
+# and calls the billing API with it: the billing API decides what the token may see.
+# Without one, fields that need the billing API fail with UNAUTHENTICATED before
+# any call.
+#
+# To send your token from GraphiQL, open "Headers" below this editor and write:
+#
+#   { "Authorization": "Bearer <your Metronome API token>" }
+"""
+    + _HEADERS_STAY_LOCAL
+    + _CHECK_QUERY,
+    "jwt": """# How you are authenticated here
+#
+# This gateway calls the billing API with its own credentials: you never send a
+# billing API token, and it never reaches your browser. You send a JWT issued to
+# you by your identity provider; its claim names the customers you may read, and
+# the gateway refuses the others (FORBIDDEN) before any call. Without a JWT,
+# fields that read a customer fail with UNAUTHENTICATED; an invalid one is HTTP 401.
+#
+# To send your JWT from GraphiQL, open "Headers" below this editor and write:
+#
+#   { "Authorization": "Bearer <JWT from your identity provider>" }
+"""
+    + _HEADERS_STAY_LOCAL
+    + _CHECK_QUERY,
+    "anonymous": """# How requests reach the billing API
+#
+# This gateway calls the billing API with its own credentials for every request:
+# send no token. Who may call it is decided by the network in front of it (a
+# router or proxy), which may ask you for credentials of its own.
+"""
+    + _CHECK_QUERY,
+}
 
 _STYLES = ("graphiql.css",)
 _SCRIPTS = ("graphiql.js",)
@@ -100,17 +148,19 @@ def render_page(
     graphql_path: str = "/graphql",
     default_query: str | None = None,
     title: str = "Seat balances · GraphiQL",
+    caller_mode: CallerMode = "forwarding",
 ) -> str:
     """The GraphiQL HTML page: loads only ASSETS_PATH files, with the explorer open.
 
-    A first visit opens two tabs: ``default_query`` (when given) and :data:`AUTHORIZATION_TAB`.
+    A first visit opens two tabs: ``default_query`` (when given) and the
+    :data:`AUTHORIZATION_TABS` text of ``caller_mode`` (what a caller sends, if anything).
     They travel as JSON in an HTML-escaped ``data-tabs`` attribute, read by ``graphiql.js``,
     never as inline script.
     """
     tabs = [{"query": default_query}] if default_query is not None else []
     tabs.append(
         {
-            "query": AUTHORIZATION_TAB,
+            "query": AUTHORIZATION_TABS[caller_mode],
             "variables": '{ "customerId": "", "contractId": "" }',
         }
     )

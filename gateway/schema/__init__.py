@@ -6,6 +6,7 @@ from typing import Final
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.types import ExecutionContext
@@ -15,6 +16,7 @@ from gateway.schema.documents import DocumentStore
 from gateway.schema.errors import shape_error
 from gateway.schema.execution import GatewayExecutor, PlanCache, ProjectingExecutor
 from gateway.schema.limits import QueryLimits
+from gateway.schema.nodes import require_entities_caller
 from gateway.schema.pipeline import GatewayPipeline, PipelineSettings
 from gateway.schema.query import Contract, Query
 from gateway.schema.scalars import DATE_TIME, DateTime
@@ -44,6 +46,13 @@ class GatewaySchema(strawberry.federation.Schema):
     ) -> None:
         """No log line per error: expected ones are the caller's business, and unexpected ones
         are logged once, with their errorId, by :func:`shape_error`."""
+
+    def entities_resolver(
+        self, info: strawberry.Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """Strawberry's ``_entities``, refused as a whole for a request without a caller."""
+        require_entities_caller(info)
+        return super().entities_resolver(info, representations)
 
 
 class _SchemaNames(NameConverter):

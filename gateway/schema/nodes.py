@@ -81,6 +81,13 @@ async def resolve_node(
     return None
 
 
+def require_entities_caller(info: strawberry.Info) -> None:
+    """Refuse a whole ``_entities`` list at once when the request has no caller (JWT mode, no
+    token): one ``UNAUTHENTICATED`` error instead of one per representation, and no call.
+    Every entity of this subgraph (a Seat, a Contract's seat balances) reads a customer."""
+    require_caller(request_context(info))
+
+
 async def resolve_nodes(info: strawberry.Info, keys: Sequence[NodeKey]) -> list[Node | None]:
     """The objects in the order asked. An id of a customer the caller may not read is ``null``
     with a ``FORBIDDEN`` error at its index, and costs no upstream call; the others are
