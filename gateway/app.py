@@ -249,6 +249,7 @@ def create_app(
         graphiql_page=graphiql_page if settings.graphiql else None,
         persisted=persisted,
         cache_ttl=settings.cache_ttl,
+        max_response_bytes=settings.max_response_bytes,
     )
     # Routed as a plain ASGI endpoint: Strawberry's view does its own parsing, so FastAPI's
     # dependency injection would only add cost. Every method reaches the view, so that a 405

@@ -29,6 +29,7 @@ class RequestState:
     context: Any = None  # the GraphQL request context (gateway.schema.RequestContext)
     media_type: str | None = None  # the negotiated response media type
     answered_errors: bool = False  # some result (or a refusal) of this request has errors
+    batch: int | None = None  # the operations of a batched request (None: not a batch)
 
 
 def new_request_state(scope: Scope) -> RequestState:

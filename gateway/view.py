@@ -60,6 +60,7 @@ ResultObserver = Callable[[Request, ExecutionResult], None]
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
+RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
 # The `documentId` of each operation of the request being parsed (the GraphQL-over-HTTP
 # persisted documents proposal), which Strawberry's GraphQLRequestData has no field for.
 _DOCUMENT_IDS: ContextVar[list[Any] | None] = ContextVar("document_ids", default=None)
@@ -87,6 +88,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         graphiql_page: Callable[[], HTMLResponse] | None,
         persisted: PersistedDocuments,
         cache_ttl: float = 0,
+        max_response_bytes: int = 8_000_000,
     ) -> None:
         super().__init__(
             schema,
@@ -98,6 +100,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         self._graphiql_page = graphiql_page
         self._persisted = persisted
         self._cache_ttl = cache_ttl
+        self._max_response_bytes = max_response_bytes
 
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
         context = self._context_factory(request)  # also the request state's context
@@ -116,6 +119,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
             # Strawberry runs a batch's operations concurrently with one context; each needs
             # its own per-operation state (name, executor), over the request's shared loaders.
             shared = context["gateway"]
+            request_state(request.scope).batch = len(request_data)
             return await asyncio.gather(
                 *(
                     self.execute_single(
@@ -172,6 +176,8 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
                     "the Accept header allows neither.",
                 )
             response = await super().run(request, context, root_value)
+            if len(response.body) > self._max_response_bytes:
+                response = self._too_large(request, response)
         except HTTPException as refusal:
             code = "NOT_ACCEPTABLE" if refusal.status_code == 406 else "BAD_REQUEST"
             response = bad_request(refusal.reason, refusal.status_code, media_type, code=code)
@@ -293,6 +299,28 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         ):
             response.status_code = 400
         return response
+
+    def _too_large(self, request: Any, response: Response) -> Response:
+        """An answer over ``GATEWAY_MAX_RESPONSE_BYTES`` replaced by one error (per operation
+        of a batch): its bytes are neither sent nor held while a slow client reads them."""
+        size = len(response.body)
+        error = {
+            "message": f"The answer is {size} bytes; at most {self._max_response_bytes} are "
+            "sent. Select fewer fields, a smaller `first`, or fewer aliases, ids or "
+            "representations.",
+            "extensions": {"code": RESPONSE_TOO_LARGE},
+        }
+        state = request_state(request.scope)
+        state.answered_errors = True
+        state.access.update(errorCodes=[RESPONSE_TOO_LARGE], outcome="error")
+        body: object = {"data": None, "errors": [error]}
+        if state.batch is not None:
+            body = [body] * state.batch
+        return Response(
+            orjson.dumps(body),
+            status_code=response.status_code,
+            media_type=response.headers.get("content-type"),
+        )
 
     def _cache_control(self, scope: Any) -> str:
         """What a cache between the gateway and the caller may do with this answer: never keep

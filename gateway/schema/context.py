@@ -40,6 +40,10 @@ class RequestContext:
     credit_types: CreditTypeCache | None = None  # the process's, shared across requests
     page_cache: PageCache | None = None  # the process's (or Redis's), keyed by credential
     refresh: bool = False  # the caller sent `Cache-Control: no-cache`: fetch anew, then keep
+    work: int = 0  # estimated work admitted so far (gateway.schema.work), the batch's in all
+    # Commits and credits of seats looked up by key beyond what the estimate assumed for them
+    # (gateway.schema.work.charge_held), the batch's in all.
+    held_excess: int = 0
     _loaders: Loaders | None = field(default=None, repr=False)
     # The request whose loaders an operation of a batch shares (see :meth:`for_operation`).
     _request: RequestContext | None = field(default=None, repr=False)
@@ -58,6 +62,21 @@ class RequestContext:
             refresh=self.refresh,
             _request=self,
         )
+
+    @property
+    def root(self) -> RequestContext:
+        """The request's context (a batch's operations each have their own over it)."""
+        return self._request if self._request is not None else self
+
+    def admit_work(self, estimate: int, budget: int) -> int | None:
+        """Admits an operation's estimated work against the request's budget (a batch's
+        operations share it); the work already admitted when it does not fit (nothing is
+        charged then)."""
+        root = self.root
+        if root.work + estimate > budget:
+            return root.work
+        root.work += estimate
+        return None
 
     @property
     def upstream_calls(self) -> int:

@@ -21,8 +21,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from graphql import DocumentNode, GraphQLError
+
+if TYPE_CHECKING:
+    from gateway.schema.work import Estimate
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,8 @@ class Known:
     # The seat ids each operation of it sends upstream, by the name a request runs it with,
     # for operations whose count no variable changes (gateway.schema.limits.check_seat_ids).
     seat_ids: dict[str | None, int] = field(default_factory=dict, compare=False)
+    # Their estimated work, kept under the same rule (gateway.schema.work).
+    work: dict[str | None, Estimate] = field(default_factory=dict, compare=False)
 
 
 class DocumentStore:

@@ -34,14 +34,12 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    GraphQLSchema,
     InlineFragmentNode,
     ListValueNode,
     NullValueNode,
     ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    TypeInfo,
     ValidationContext,
     ValueNode,
     VariableNode,
@@ -89,6 +87,7 @@ class QueryLimits:
     max_selections: int
     max_seat_ids: int
     introspection: bool
+    max_cost: int  # gateway.schema.work
 
     def validation_rules(self) -> tuple[type[ASTValidationRule], ...]:
         """The gateway's validation rules for these bounds; they replace graphql-core's own
@@ -242,20 +241,6 @@ def operations_run(
     ]
 
 
-def upstream_calls_written(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
-) -> int:
-    """The fields that call the billing API in the operations a request may run, counted as
-    the upstream-call limit counts them (each fragment once, directives ignored)."""
-    context = ValidationContext(schema, document, TypeInfo(schema), lambda _error: None)
-    return sum(
-        _shape(
-            operation.selection_set, schema.get_root_type(operation.operation), context, {}
-        ).upstream_calls
-        for operation in operations_run(document, operation_name)
-    )
-
-
 def seat_ids_requested(
     document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
 ) -> int:
@@ -281,14 +266,14 @@ def _seat_ids(
         values = {
             d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
         }
-        counter = _SeatIdCounter(fragments, variables, values)
+        counter = SeatIdCounter(fragments, variables, values)
         total += counter.count(operation.selection_set)
         varies = varies or counter.varies
     return total, varies
 
 
 @dataclass
-class _SeatIdCounter:
+class SeatIdCounter:
     fragments: dict[str, FragmentDefinitionNode]
     variables: dict[str, Any]
     defaults: Mapping[str, ValueNode | None]
@@ -308,9 +293,9 @@ class _SeatIdCounter:
                 if name == "_entities":
                     # Each representation sends its own seat id (a Contract's counts too: the
                     # count errs on the side of refusing), and runs the selection below.
-                    total += self.items(_argument(selection, "representations")) * (1 + inner)
+                    total += self.items(argument_value(selection, "representations")) * (1 + inner)
                     continue
-                total += self.items(_argument(selection, _SEAT_ID_ARGUMENTS.get(name))) + inner
+                total += self.items(argument_value(selection, _SEAT_ID_ARGUMENTS.get(name))) + inner
             elif isinstance(selection, InlineFragmentNode):
                 total += self.count(selection.selection_set, visiting)
             elif isinstance(selection, FragmentSpreadNode):
@@ -337,7 +322,7 @@ class _SeatIdCounter:
         return 1
 
 
-def _argument(field: FieldNode, name: str | None) -> ValueNode | None:
+def argument_value(field: FieldNode, name: str | None) -> ValueNode | None:
     argument: ArgumentNode | None = next(
         (a for a in field.arguments or () if a.name.value == name), None
     )

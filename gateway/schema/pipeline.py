@@ -8,7 +8,7 @@ the pipeline's fixed costs"). The one extension calls the gateway's steps in a f
 the order the nine ran in (Strawberry enters hooks in list order and leaves them in reverse).
 The steps themselves
 live with what they check (:mod:`~gateway.schema.limits`, :mod:`~gateway.schema.documents`,
-:mod:`~gateway.schema.errors`, :mod:`~gateway.schema.context`, :mod:`~gateway.schema.cost`).
+:mod:`~gateway.schema.errors`, :mod:`~gateway.schema.context`, :mod:`~gateway.schema.work`).
 
 What each stage does, in order:
 
@@ -22,7 +22,8 @@ What each stage does, in order:
 - **validate**: a known document's validation errors from the store (no validation); every
   validation error gets its code; the errors as validation left them are kept for learning.
 - **execute**: the seat-id budget (variables applied; a stored document's count kept when no
-  variable changes it); the cost estimate when asked; then, for a stored document with a
+  variable changes it); the work estimate, admitted against the request's budget (kept the
+  same way; :mod:`~gateway.schema.work`), and answered when asked; then, for a stored document with a
   compiled root, the result itself (:func:`~gateway.schema.execution.execute_compiled`), and
   graphql-core does not run.
 """
@@ -44,7 +45,6 @@ from gateway.schema.context import (
     operation_kind,
     operation_span,
 )
-from gateway.schema.cost import cost_extensions, estimate_if_asked
 from gateway.schema.documents import DocumentStore, Known
 from gateway.schema.errors import refused_for_credentials, stamp_validation_codes
 from gateway.schema.execution import execute_compiled
@@ -55,6 +55,7 @@ from gateway.schema.limits import (
     check_seat_ids,
     without_graphql_core_depth_rule,
 )
+from gateway.schema.work import Estimate, admit, cost_asked, cost_extensions, estimate
 
 Rules = tuple[type[ASTValidationRule], ...]
 
@@ -89,7 +90,7 @@ class GatewayPipeline(SchemaExtension):
         self.settings = settings
         self.known: Known | None = None
         self.validation_errors: list[GraphQLError] | None = None  # as validation left them
-        self.estimate: int | None = None
+        self.estimate: Estimate | None = None  # when the request asked for it
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
@@ -134,16 +135,26 @@ class GatewayPipeline(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
         document = context.graphql_document
+        request = context_of(context.context)
+        limits = self.settings.limits
         if document is not None:
             check_seat_ids(
                 document,
                 context.operation_name,
                 context.variables or {},
-                self.settings.limits.max_seat_ids,
+                limits.max_seat_ids,
                 self.known.seat_ids if self.known is not None else None,
             )
-        self.estimate = estimate_if_asked(context)
-        request = context_of(context.context)
+            estimated = estimate(
+                context.schema._schema,
+                document,
+                context.operation_name,
+                context.variables or {},
+                self.known.work if self.known is not None else None,
+            )
+            admit(estimated, limits.max_cost, request)
+            if cost_asked(context.context):
+                self.estimate = estimated
         if request is not None and request.document_known:
             # Strawberry's seam for a result: when set here, graphql-core does not run.
             result = await execute_compiled(context, request)
@@ -155,9 +166,7 @@ class GatewayPipeline(SchemaExtension):
         if self.estimate is None:
             return {}
         return cost_extensions(
-            self.estimate,
-            self.settings.limits.max_upstream_calls,
-            context_of(self.execution_context.context),
+            self.estimate, self.settings.limits, context_of(self.execution_context.context)
         )
 
     def _learn(self) -> None:

@@ -32,6 +32,7 @@ from gateway.schema.fields import assumed_size, item_of, reads
 from gateway.schema.ids import global_id
 from gateway.schema.scalars import DateTime
 from gateway.schema.selection import selected_names
+from gateway.schema.work import charge_held
 from gateway.upstream import SeatBalance, SeatCommit
 
 
@@ -310,4 +311,6 @@ async def seat_by_key(
     )
     if record is None:
         return None
+    if include_commits:
+        charge_held(context, len(record.get("commits") or ()) + len(record.get("credits") or ()))
     return Seat.from_wire(record, listing, has_commits=include_commits, has_ledgers=include_ledgers)
