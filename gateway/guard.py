@@ -351,6 +351,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def _count_head(self, data: bytes) -> str | None:
         """Counts the head's bytes in ``data`` (up to the blank line that ends it); why the
         head is over a cap, else ``None``. Linear in ``data``: one ``find`` per line."""
+        if (
+            self._head_bytes == 0
+            and data.find(b"\r\n\r\n", 0, min(self.max_header_bytes, self.max_headers_bytes)) >= 0
+        ):
+            return None  # the usual case: a whole head in one read, shorter than either cap
         start = 0
         while start < len(data):
             newline = data.find(b"\n", start)
