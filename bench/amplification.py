@@ -112,7 +112,25 @@ def cheap_pages(aliases: int) -> dict[str, Any]:
     return aliased_pages(aliases, "seatId balances { creditTypeId balance startingBalance }")
 
 
+def shape(name: str) -> dict[str, Any]:
+    return {
+        "query": (ROOT / f"bench/queries/{name}.graphql").read_text(),
+        "variables": {"customerId": CUSTOMER, "contractId": CONTRACT},
+    }
+
+
+def everything(first: int) -> dict[str, Any]:
+    """One page with every field, details included."""
+    return aliased_pages(1).copy() | {
+        "query": aliased_pages(1)["query"].replace("first: 100", f"first: {first}")
+    }
+
+
 ATTACKS: dict[str, Callable[[], Any]] = {
+    "shape-C": lambda: shape("C"),
+    "batch-shape-C": lambda: [shape("C")] * 10,
+    "everything-25": lambda: everything(25),
+    "batch-everything-25": lambda: [everything(25)] * 10,
     "entities-held-1000": lambda: entities_held(1000),
     "batch-entities-held": lambda: [entities_held(1000) for _ in range(10)],
     "batch-cheap-pages": lambda: [cheap_pages(30) for _ in range(10)],
