@@ -227,12 +227,13 @@ def test_a_silent_redis_costs_only_the_first_failures(settings: Settings) -> Non
         later = [timed(gateway, DETAILED) for _ in range(5)]
         assert all("errors" not in answer for _, answer in later)
         assert first < 1.5, f"the first detail query took {first:.2f} s"
+        # Shorter than one Redis timeout (0.25 s): no later query waited for Redis at all.
         slowest = max(seconds for seconds, _ in later)
-        assert slowest < 0.2, f"a detail query took {slowest:.2f} s with Redis skipped"
+        assert slowest < 0.25, f"a detail query took {slowest:.2f} s with Redis skipped"
         started = time.monotonic()
         ready = gateway.http.get(f"{gateway.url}/readyz")
         assert ready.json()["cache"] == "degraded"
-        assert time.monotonic() - started < 0.2
+        assert time.monotonic() - started < 0.25
         assert metric(gateway, 'gateway_cache_circuit_open{redis="redis"}') == 1
         assert metric(gateway, 'gateway_cache_skipped_total{operation="get"') > 0
 
