@@ -284,7 +284,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     than ``max_headers_bytes``, is answered 431 at once, and the connection closed after a
     short linger, without the parser ever holding more than the caps (and one read) of it.
     On a connection with pipelined requests, the head of a request that begins in the same read
-    as the previous one's end is counted from the next read on.
+    as the previous one's end is counted from the next read on. A chunked body's trailer
+    fields, which httptools joins as it joins headers, are bounded too: once the parser has
+    taken more than ``max_headers_bytes`` of a body without a byte of content or a chunk
+    boundary coming of it, the connection is closed (the request is being answered, or about
+    to be, so there is no room for a 431).
     """
 
     def __init__(
@@ -307,6 +311,10 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._head_lines = 0
         self._line_bytes = 0
         self._lingering: asyncio.TimerHandle | None = None  # set once a head was refused
+        # Bytes of a body the parser took with nothing coming of them (trailers, chunk
+        # extensions), and whether the read being parsed has produced anything yet.
+        self._idle_body_bytes = 0
+        self._body_quiet = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -320,8 +328,20 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             if excess is not None:
                 self._refuse_head(excess)
                 return
+        in_body = not self._in_head
+        self._body_quiet = True
         previous = self.cycle
         super().data_received(data)
+        if in_body and self._body_quiet and not self._in_head:
+            self._idle_body_bytes += len(data)
+            if self._idle_body_bytes > self.max_headers_bytes:
+                logger.warning(
+                    "closed a connection whose request sent more than %d bytes of trailers "
+                    "or chunk framing",
+                    self.max_headers_bytes,
+                )
+                self.transport.close()
+                return
         if (
             self.cycle is not previous  # a request's headers are complete
             or self.transport.is_closing()
@@ -335,8 +355,22 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._head_bytes = self._head_lines = self._line_bytes = 0
+        self._head_bytes = self._head_lines = self._line_bytes = self._idle_body_bytes = 0
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_progress()
+        super().on_body(body)
+
+    def on_chunk_header(self) -> None:
+        self._body_progress()
+
+    def on_chunk_complete(self) -> None:
+        self._body_progress()
+
+    def _body_progress(self) -> None:
+        self._body_quiet = False
+        self._idle_body_bytes = 0
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

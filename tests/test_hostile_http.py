@@ -273,6 +273,30 @@ def test_many_headers_over_the_total_are_refused_431_on_a_kept_alive_connection(
     assert "32768 bytes" in error["message"]
 
 
+def test_a_chunked_body_with_megabytes_of_trailers_is_cut_off(gateway: Gateway) -> None:
+    """A chunked body is served, but one followed by a 64 MB trailer field (trailers are
+    parsed like headers) loses its connection within a second, after a small part of it was
+    let in, unanswered; /healthz answers at once afterwards."""
+    served = gateway.http.post(
+        f"{gateway.url}/graphql",
+        content=iter([TYPENAME_BODY[:10], TYPENAME_BODY[10:]]),  # an iterator goes chunked
+        headers={"Content-Type": "application/json"},
+    )
+    assert served.status_code == 200, served.text
+    head = (
+        b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n" % len(TYPENAME_BODY)
+        + TYPENAME_BODY
+        + b"\r\n0\r\nX-Trailer: "
+    )
+    answer, elapsed, sent = send_huge_head(gateway.url, head, 64 << 20, b"\r\n\r\n")
+    assert answer == b""
+    assert elapsed < 1.0
+    assert sent < 16 << 20
+    assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+
+
 def test_the_header_caps_are_settings(standin_url: str) -> None:
     """GATEWAY_MAX_HEADER_BYTES and GATEWAY_MAX_HEADERS_BYTES move the caps: at 16 KiB a
     header, a 12 KiB header is served and a 20 KiB one is refused with 431."""
