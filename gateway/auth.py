@@ -6,7 +6,9 @@ and what its claims allow:
 - keys come from the identity provider's JWKS (``GATEWAY_JWKS_URL``), fetched with httpx and
   kept by :class:`KeySet`: refetched when older than five minutes, or at once for a ``kid`` it
   does not know, but never more often than once per ``GATEWAY_JWKS_REFETCH_INTERVAL`` seconds,
-  so a flood of made-up ``kid``\\ s costs the identity provider a few fetches a minute at most;
+  so a flood of made-up ``kid``\\ s costs the identity provider a few fetches a minute at most,
+  and each fetch is bounded as a whole (``GATEWAY_JWKS_TIMEOUT`` seconds, 1 MB), so a slow or
+  endless identity provider costs a request a few seconds at most, then a 503;
   or, in development, an HS256 secret (``GATEWAY_JWT_SECRET``);
 - the algorithm is the key's own (the JWK's ``alg``, else what its type implies), never the
   token's choice: ``alg: none`` and an HS256 token "signed" with an RSA public key are refused;
@@ -137,9 +139,10 @@ class KeySet:
             async with asyncio.timeout(self.fetch_timeout):
                 document = await self._download()
             keys = _signing_keys(orjson.loads(document))
-        except (httpx.HTTPError, TimeoutError, ValueError) as error:
-            # orjson's errors (bad JSON, too deeply nested) are ValueErrors. The URL stays out
-            # of the log, as upstream URLs do; the kind of failure is enough.
+        except Exception as error:
+            # Whatever the failure (httpx's errors, the deadline, bad or too deeply nested JSON,
+            # an unusable URL), the fetch failed: the requests waiting on it get a 503, never a
+            # 500. The URL stays out of the log, as upstream URLs do; the kind is enough.
             logger.warning("could not fetch the JWKS: %s", type(error).__name__)
         else:
             self._keys = keys
