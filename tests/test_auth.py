@@ -650,3 +650,32 @@ async def test_a_key_set_nested_too_deep_is_503_not_500(standin_url: str) -> Non
         with running_gateway(settings) as gateway:
             [answer] = await post_concurrently(gateway.url, [token()], seconds=30)
     unavailable(answer)
+
+
+async def test_a_caller_who_leaves_does_not_cancel_the_key_fetch_for_the_others(
+    standin_url: str,
+) -> None:
+    """An identity provider that takes a second to answer: a caller who gives up after 0.3 s
+    leaves the fetch running for a caller who waits, who is answered with data once the keys
+    arrive; the provider is asked once."""
+    jwks = json.dumps({"keys": [KEY.jwk()]}).encode()
+
+    async def slow(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(1.0)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        writer.write(b"Content-Length: %d\r\n\r\n" % len(jwks) + jwks)
+        await writer.drain()
+
+    async with raw_http_server(slow) as (url, received):
+        with running_gateway(auth_settings(standin_url, f"{url}/jwks.json")) as gateway:
+            impatient = asyncio.ensure_future(
+                post_concurrently(gateway.url, [token()], seconds=0.3)
+            )
+            await asyncio.sleep(0.1)
+            patient = await post_concurrently(gateway.url, [token()], seconds=10)
+            with pytest.raises(httpx.ReadTimeout):
+                await impatient
+    [answer] = patient
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["data"]["seatBalances"]["nodes"]) == 2
+    assert len(received.heads) == 1
