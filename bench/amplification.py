@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from load import start_gateway  # bench/load.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOMER = "66826d59-42c6-47ad-a3dc-07b0b602e610"
@@ -71,9 +69,7 @@ def aliased_pages(aliases: int, fields: str = SEAT_FIELDS) -> dict[str, Any]:
 
 def nodes(count: int) -> dict[str, Any]:
     return {
-        "query": "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Seat { "
-        + SEAT_FIELDS
-        + " } } }",
+        "query": "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Seat { " + SEAT_FIELDS + " } } }",
         "variables": {"ids": [SEAT_NODE_ID] * count},
     }
 
@@ -97,6 +93,7 @@ def fragments(aliases: int) -> dict[str, Any]:
 
 
 SEAT_NODE_ID = ""  # a seat's Relay id, found at start
+
 
 def entities_held(count: int) -> dict[str, Any]:
     """Entities selecting only the commits' and credits' balances: cheap fields, long lists."""
@@ -156,31 +153,6 @@ def _proc_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _start() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))}
-    env["GATEWAY_LOG_LEVEL"] = "warning"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("gateway serve did not start")
-
-
 def _discover(url: str) -> None:
     """The seat holding the most commits and credits (the stand-in's 130), and its id."""
     global SEAT, SEAT_NODE_ID
@@ -207,7 +179,7 @@ def _discover(url: str) -> None:
 
 
 def run(name: str) -> dict[str, Any]:
-    process, url = _start()
+    process, url = start_gateway()  # default settings, on the embedded stand-in
     try:
         _discover(url)
         body = ATTACKS[name]()

@@ -23,9 +23,9 @@ the bound on selections is what bounds the CPU a document can cost before it is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import (
     ArgumentNode,
@@ -202,16 +202,9 @@ def check_seat_ids(
     ``seatIds`` list multiply the bytes sent to the billing API. ``known``: the counts of a
     stored document's operations, kept there when no variable changes them (at most one per
     operation the document holds)."""
-    count = known.get(operation_name) if known is not None else None
-    if count is None:
-        count, varies = _seat_ids(document, operation_name, variables)
-        if (
-            known is not None
-            and not varies
-            and len(known) < _MAX_KNOWN_COUNTS
-            and operations_run(document, operation_name)  # a name the document holds
-        ):
-            known[operation_name] = count
+    count = kept_per_operation(
+        known, document, operation_name, lambda: _seat_ids(document, operation_name, variables)
+    )
     if count > max_seat_ids:
         raise limit_error(
             f"The operation would send {count} seat ids to the billing API; at most "
@@ -250,7 +243,30 @@ def seat_ids_requested(
     return _seat_ids(document, operation_name, variables)[0]
 
 
-_MAX_KNOWN_COUNTS = 16
+_MAX_KNOWN_COUNTS = 16  # figures kept per stored document (one per operation name asked)
+_T = TypeVar("_T")
+
+
+def kept_per_operation(
+    known: dict[str | None, _T] | None,
+    document: DocumentNode,
+    operation_name: str | None,
+    compute: Callable[[], tuple[_T, bool]],
+) -> _T:
+    """A figure of the operation a request runs, from ``known`` (a stored document's figures)
+    or ``compute`` (the figure, and whether a variable entered it); kept in ``known`` when no
+    variable did and the document holds an operation of that name."""
+    found = known.get(operation_name) if known is not None else None
+    if found is None:
+        found, varies = compute()
+        if (
+            known is not None
+            and not varies
+            and len(known) < _MAX_KNOWN_COUNTS
+            and operations_run(document, operation_name)  # a name the document holds
+        ):
+            known[operation_name] = found
+    return found
 
 
 def _seat_ids(

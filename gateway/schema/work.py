@@ -71,6 +71,7 @@ from gateway.schema.limits import (
     QueryLimits,
     SeatIdCounter,
     argument_value,
+    kept_per_operation,
     limit_error,
     operations_run,
 )
@@ -261,9 +262,6 @@ def _list_size(definition: Any) -> ListSize | None:
     return None
 
 
-_MAX_KNOWN = 16  # estimates kept per stored document (one per operation name asked)
-
-
 def estimate(
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -273,17 +271,12 @@ def estimate(
 ) -> Estimate:
     """The estimate of the operations a request may run (all of them when it names none).
     ``known``: a stored document's estimates, kept there when no variable changes them."""
-    found = known.get(operation_name) if known is not None else None
-    if found is None:
-        found, varies = _estimate(schema, document, operation_name, variables)
-        if (
-            known is not None
-            and not varies
-            and len(known) < _MAX_KNOWN
-            and operations_run(document, operation_name)  # a name the document holds
-        ):
-            known[operation_name] = found
-    return found
+    return kept_per_operation(
+        known,
+        document,
+        operation_name,
+        lambda: _estimate(schema, document, operation_name, variables),
+    )
 
 
 def _estimate(
