@@ -204,3 +204,18 @@ def test_an_answer_over_the_byte_bound_is_one_error(settings: Settings) -> None:
         assert [codes(result) for result in batch] == [["RESPONSE_TOO_LARGE"]] * 2
         fits = post(gateway, {"query": query.replace("FIRST", "3")}).json()
         assert len(fits["data"]["seatBalances"]["edges"]) == 3
+
+
+def test_a_stored_documents_estimate_follows_its_include_variables(small_budget: Gateway) -> None:
+    """A document whose @include takes a variable is estimated with each request's variables,
+    also once the document store knows it: cheap twice, then expensive is refused."""
+    query = (
+        "query($all: Boolean!) { seatBalances("
+        f'customerId: "{DEMO_CUSTOMER_ID}", contractId: "{DEMO_CONTRACT_ID}", first: 30) '
+        "{ pageInfo { hasNextPage } edges @include(if: $all) { node { seatId } } } }"
+    )
+    for _ in range(2):
+        cheap = post(small_budget, {"query": query, "variables": {"all": False}}).json()
+        assert codes(cheap) == []
+    expensive = post(small_budget, {"query": query, "variables": {"all": True}}).json()
+    assert codes(expensive) == ["COST_LIMIT"]

@@ -307,10 +307,26 @@ def _estimate(
         found = walk.root(root)
         work += found.work
         pages += found.upstream_pages
-        # @skip/@include follow the variables too: an estimate of a document with variables is
-        # not kept across requests.
-        varies = varies or walk.sizes.varies or bool(operation.variable_definitions)
-    return Estimate(work, pages), varies
+        varies = varies or walk.sizes.varies
+    # @skip/@include follow the variables too: such a document's estimate is not kept.
+    return Estimate(work, pages), varies or _conditions_vary(document)
+
+
+def _conditions_vary(document: DocumentNode) -> bool:
+    """Whether a directive anywhere in the document takes a variable."""
+    pending: list[Any] = [
+        d.selection_set
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+    ]
+    while pending:
+        for selection in pending.pop().selections:
+            for directive in selection.directives or ():
+                if any(isinstance(a.value, VariableNode) for a in directive.arguments or ()):
+                    return True
+            if getattr(selection, "selection_set", None) is not None:
+                pending.append(selection.selection_set)
+    return False
 
 
 def admit(estimated: Estimate, budget: int, request: RequestContext | None) -> None:
