@@ -163,10 +163,21 @@ class Generator:
 
     def commitment(self, kind: str) -> str:
         id_name = "commitId" if kind == "Commit" else "creditId"
-        details = ["name", "priority", "allocation"] if self.maybe(0.2) else []
+        details: list[str] = []
+        joined: dict[str, Any] = {}
+        if self.maybe(0.2):  # the fields joined from "List balances"
+            details = ["name", "description", "priority", "allocation", "subscriptionId"]
+            details += ["type"] if kind == "Commit" else []
+            joined = {
+                "product": lambda: self.pick(["id", "name"], {}, "Product"),
+                "accessSchedule": lambda: self.pick(
+                    ["id", "amount", "startingAt", "endingBefore"], {}, "ScheduleItem"
+                ),
+                "customFields": lambda: self.pick(["key", "value"], {}, "CustomField"),
+            }
         return self.pick(
             ["id", id_name, "balance", "startDate", "endDate", *details],
-            {"ledgerEntries": self.ledger},
+            {"ledgerEntries": self.ledger, **joined},
             kind,
         )
 

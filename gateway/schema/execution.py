@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from inspect import isawaitable
 from keyword import iskeyword
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -72,7 +73,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from gateway.schema.context import RequestContext, context_of
-from gateway.schema.fields import Asked, Reader, RootAnswer, answer_of, reader_of
+from gateway.schema.fields import Asked, Join, Reader, RootAnswer, answer_of, join_of, reader_of
 from gateway.schema.scalars import same_text
 
 Complete = Callable[[Any], Any]
@@ -234,6 +235,10 @@ class ProjectingExecutor(GatewayExecutor):
     ) -> AwaitableOrValue[dict[str, Any]]:
         if self._projecting:
             project = self._projection(return_type, field_details_list)
+            if project is not None and getattr(project, "joins", None):
+                return self._joined(
+                    project, return_type, field_details_list, path, result, position_context
+                )
             if project is not None:
                 try:
                     data = project(result)
@@ -246,6 +251,34 @@ class ProjectingExecutor(GatewayExecutor):
         return super().collect_and_execute_subfields(
             return_type, field_details_list, path, result, position_context
         )
+
+    async def _joined(
+        self,
+        project: Complete,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> dict[str, Any]:
+        """An object whose selected fields read something joined onto it (the details of a
+        commit or credit): each join awaited once for the object, then the one-pass projection,
+        instead of an awaited resolver per field."""
+        request = self._request
+        if request is not None:
+            for join in project.joins:  # type: ignore[attr-defined]
+                await join(result, request)
+            try:
+                data = project(result)
+            except Exception:  # noqa: S110 - graphql-core completes it, errors and all
+                pass
+            else:
+                request.fast_path = True
+                return data  # type: ignore[no-any-return]
+        completed = super().collect_and_execute_subfields(
+            return_type, field_details_list, path, result, position_context
+        )
+        return await completed if isawaitable(completed) else completed
 
     def _projection(
         self, type_: GraphQLObjectType, field_details_list: FieldDetailsList
@@ -296,6 +329,7 @@ class ProjectingExecutor(GatewayExecutor):
         if defer_usages:
             return None
         fields: list[tuple[str, Reader, Complete]] = []
+        joins: list[Join] = []
         for response_key, group in grouped.items():
             name = group[0].node.name.value
             if name == "__typename":
@@ -309,16 +343,23 @@ class ProjectingExecutor(GatewayExecutor):
             if complete is None:
                 return None
             fields.append((response_key, read, complete))
+            join = join_of(field)
+            if join is not None and join not in joins:
+                joins.append(join)
         is_type_of = type_.is_type_of
         entries = tuple(fields)
         if unrolled:
-            return _unrolled(is_type_of, entries)
+            project = _unrolled(is_type_of, entries)
+        else:
 
-        def project(source: Any) -> dict[str, Any]:
-            if is_type_of is not None and not is_type_of(source, None):  # type: ignore[arg-type]
-                raise _Decline
-            return {key: complete(read(source)) for key, read, complete in entries}
+            def project(source: Any) -> dict[str, Any]:
+                if is_type_of is not None and not is_type_of(source, None):  # type: ignore[arg-type]
+                    raise _Decline
+                return {key: complete(read(source)) for key, read, complete in entries}
 
+        # Awaited before the projection runs (collect_and_execute_subfields), so an object
+        # with joins is never projected inside its parent's projection (_compile_value).
+        project.joins = tuple(joins)  # type: ignore[attr-defined]
         return project
 
     def _compile_value(self, type_: GraphQLOutputType, group: FieldDetailsList) -> Complete | None:
@@ -348,7 +389,7 @@ class ProjectingExecutor(GatewayExecutor):
             return items
         if is_object_type(inner):
             project = self._projection(inner, group)
-            if project is None:
+            if project is None or project.joins:  # type: ignore[attr-defined]
                 return None
 
             def obj(value: Any) -> Any:

@@ -11,7 +11,7 @@ edit, and a field the projection does not know falls back by construction.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -25,23 +25,48 @@ if TYPE_CHECKING:
     from gateway.schema.context import RequestContext
 
 READS = "gateway.reads"
+JOINS = "gateway.joins"
 ANSWERS = "gateway.answers"
 
 Reader = Callable[[Any], Any]
+# join(source, request context): attaches to the source what its readers read.
+Join = Callable[[Any, "RequestContext"], Awaitable[None]]
 
 
-def reads(read: Reader, *, description: str, directives: Sequence[object] = ()) -> Any:
-    """A field whose value is ``read(source)``, whichever executor asks."""
+def reads(
+    read: Reader,
+    *,
+    description: str,
+    directives: Sequence[object] = (),
+    joins: Join | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Any:
+    """A field whose value is ``read(source)``, whichever executor asks. ``joins``: what must
+    be joined onto the source before it is read (awaited once per object, whichever of the
+    fields sharing it are selected); ``metadata``: more of the field's facts (its weight)."""
+    if joins is None:
 
-    def resolver(root: Any) -> Any:
-        return read(root)
+        def resolver(root: Any) -> Any:
+            return read(root)
+
+    else:
+
+        async def resolver(root: Any, info: strawberry.Info) -> Any:  # type: ignore[misc]
+            await joins(root, info.context["gateway"])
+            return read(root)
 
     return strawberry.field(
         resolver=resolver,
         description=description,
-        metadata={READS: read},
+        metadata={**(metadata or {}), READS: read, JOINS: joins},
         directives=list(directives),
     )
+
+
+def join_of(field: GraphQLField) -> Join | None:
+    """What a field's reader needs joined onto its source first (see :func:`reads`)."""
+    definition = (field.extensions or {}).get("strawberry-definition")
+    return definition.metadata.get(JOINS) if definition is not None else None
 
 
 def item_of(attribute: str, key: str, *, optional: bool = False) -> Reader:

@@ -127,6 +127,7 @@ class Held:  # and a frozen dataclass's __init__ costs three times as much
 
     seat: Seat
     record: SeatCommit
+    item: Any = details.UNJOINED  # its "List balances" item, once joined (details.join_item)
 
     def global_id(self, type_name: str) -> strawberry.ID:
         seat = self.seat
@@ -169,14 +170,14 @@ class _Held:
         Held.ledger_entries, description=_LEDGER, directives=[assumed_size(50)]
     )
     # Details from "List balances", fetched only when selected (gateway/schema/details.py).
-    name = details.name_field()
-    description = details.description_field()
-    product = details.product_field()
-    priority = details.priority_field()
-    access_schedule = details.access_schedule_field()
-    custom_fields = details.custom_fields_field()
-    allocation = details.allocation_field()
-    subscription_id = details.subscription_id_field()
+    name: str | None = details.name_field()
+    description: str | None = details.description_field()
+    product: details.Product | None = details.product_field()
+    priority: float | None = details.priority_field()
+    access_schedule: list[details.ScheduleItem] | None = details.access_schedule_field()
+    custom_fields: list[details.CustomField] | None = details.custom_fields_field()
+    allocation: details.SeatAllocation | None = details.allocation_field()
+    subscription_id: strawberry.ID | None = details.subscription_id_field()
 
 
 @strawberry.type(description="A prepaid commit as seen from one seat, with this seat's balance.")
@@ -189,7 +190,7 @@ class Commit(_Held, Node):
         item_of("record", "id"),
         description="The billing API's id of the commit (shared across seats).",
     )
-    type = details.commit_type_field()
+    type: details.CommitType | None = details.commit_type_field()
 
     @classmethod
     def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
