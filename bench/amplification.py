@@ -124,6 +124,12 @@ def everything(first: int) -> dict[str, Any]:
 
 
 ATTACKS: dict[str, Callable[[], Any]] = {
+    # The costliest field per unit of the estimate (a resolver of its own), as often as fits.
+    "credit-type-pages": lambda: {
+        "query": aliased_pages(5, "...S")["query"]
+        + " fragment S on Seat { seatId balances { creditTypeId balance "
+        "creditType { id name isCurrency } } }"
+    },
     "shape-C": lambda: shape("C"),
     "batch-shape-C": lambda: [shape("C")] * 10,
     "everything-25": lambda: everything(25),

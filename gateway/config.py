@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         default=1_000, ge=1, description="Seat ids one operation may send upstream in total."
     )
     max_cost: int = Field(
-        default=100_000,
+        default=200_000,
         ge=100,
         description="Estimated work (field and object completions) one request may cause.",
     )

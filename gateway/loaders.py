@@ -272,6 +272,14 @@ class Loaders:
         """A commit's or credit's details, batched with the operation's others (shielded)."""
         return await _shielded(self.details.load(key))
 
+    def detail_future(self, key: DetailKey) -> asyncio.Future[BalanceItem | None]:
+        """The load of :meth:`detail`, started now (it joins the batch dispatched at the
+        loop's next turn), for a caller that attaches its result itself; awaiting it with
+        ``asyncio.wait`` (or shielded) leaves it to the others when that caller goes."""
+        future = asyncio.ensure_future(self.details.load(key))
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return future
+
     async def credit_type(self, credit_type_id: str) -> CreditType | None:
         """A credit type by id, ``None`` when the credential's listing does not have it. One
         listing per request at most, none while the credential's listing is cached."""

@@ -348,7 +348,7 @@ def test_the_cost_estimate_is_returned_when_asked(fresh: Gateway) -> None:
         # Per alias: seatBalances, its object, edges, and per seat the edge, node, the seat and
         # seatId (gateway.schema.work).
         "estimatedCost": 2 * (3 + 2 * 4),
-        "maxCost": 100_000,
+        "maxCost": 200_000,
         "estimatedUpstreamPages": 2,
         "maxUpstreamCalls": 20,
         "upstreamCalls": 1,

@@ -219,3 +219,20 @@ def test_a_stored_documents_estimate_follows_its_include_variables(small_budget:
         assert codes(cheap) == []
     expensive = post(small_budget, {"query": query, "variables": {"all": True}}).json()
     assert codes(expensive) == ["COST_LIMIT"]
+
+
+def test_a_page_of_100_seats_with_every_detail_field_runs_by_default(gateway: Gateway) -> None:
+    """The heaviest page a dashboard asks for (every field, every detail, 100 seats) is within
+    the default budget since the details are joined once per commit and projected."""
+    fields = (
+        f"seatId balances {{ creditTypeId balance creditType {{ name }} }} "
+        f"commits {{ commitId balance ledgerEntries {{ type amount }} {DETAILS} }} "
+        f"credits {{ creditId balance ledgerEntries {{ type amount }} {DETAILS.replace('type ', '')} }}"
+    )
+    document = PAGE.replace("...Seat", fields)
+    payload = post(gateway, {"query": f"{{ {document} }}"}, **{"x-gateway-cost": "true"}).json()
+    assert codes(payload) == []
+    assert payload["extensions"]["cost"]["estimatedCost"] <= Settings().max_cost
+    seats = [edge["node"] for edge in payload["data"]["seatBalances"]["edges"]]
+    named = [c["name"] for seat in seats for c in seat["commits"]]
+    assert named and all(name for name in named)

@@ -13,6 +13,7 @@ credit type are ``null`` without an error.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -83,24 +84,41 @@ _ALLOCATIONS = {member.name: member for member in SeatAllocation}
 UNJOINED: Any = object()
 
 
-async def join_item(held: Any, context: RequestContext) -> None:
-    """Joins the commit's or credit's "List balances" item onto its ``Held`` (seat, record),
-    once, whichever of its fields are selected: the fields then read it like any other. A
-    failure is kept as the item, and each field that reads it reports it at its own path."""
-    if held.item is not UNJOINED:
-        return
-    key = DetailKey(str(held.seat.customer_id), held.record["id"])
+def join_item(held: Any, context: RequestContext) -> asyncio.Future[Any] | None:
+    """Starts joining the commit's or credit's "List balances" item onto its ``Held`` (seat,
+    record), once, whichever of its fields are selected: the load joins the operation's batch
+    at once, and the future it returns is done when the item is on the ``Held`` (``None``: it
+    already is). A failure is kept as the item, and each field that reads it reports it at its
+    own path."""
+    item = held.item
+    if isinstance(item, asyncio.Future):
+        return item
+    if item is not UNJOINED:
+        return None
     try:
-        held.item = await context.loaders.detail(key)
-    except Exception as error:
+        load = context.loaders.detail_future(
+            DetailKey(str(held.seat.customer_id), held.record["id"])
+        )
+    except Exception as error:  # no credentials, a spent budget: the fields report it
         held.item = error
+        return None
+
+    def attach(done: asyncio.Future[Any]) -> None:
+        held.item = (
+            asyncio.CancelledError() if done.cancelled() else done.exception() or done.result()
+        )
+
+    # Registered before anyone awaits the load, so the item is on the Held when they resume.
+    load.add_done_callback(attach)
+    held.item = load
+    return load
 
 
 def _item(held: Any) -> BalanceItem | None:
     item = held.item
-    if isinstance(item, Exception):
+    if isinstance(item, BaseException):
         raise item
-    if item is UNJOINED:  # a reader ran without its join: a bug, not the caller's fault
+    if item is UNJOINED or isinstance(item, asyncio.Future):  # a bug, not the caller's fault
         raise RuntimeError("a detail field was read before its item was joined")
     return item  # type: ignore[no-any-return]
 
@@ -185,8 +203,12 @@ async def _credit_type(root: strawberry.Parent[Any], info: strawberry.Info) -> C
 
 _FAILS = "`null` if the billing API does not list it or the call failed"
 
-# What completing a detail field costs against a field read from the page (gateway.schema.work).
-DETAIL_WORK = 20
+# What completing a field costs against a field read from the page (gateway.schema.work),
+# measured with bench/amplification.py's pages and entities: a field of a joined item about
+# 2-3 times (the join is a future per commit or credit), a credit type about 60 times (its own
+# resolver, and the balance and seat around it completed field by field by graphql-core).
+DETAIL_WORK = 3
+CREDIT_TYPE_WORK = 60
 _WEIGHT = {WORK: DETAIL_WORK}
 
 
@@ -254,7 +276,7 @@ def subscription_id_field() -> Any:
 
 def credit_type_field() -> Any:
     return strawberry.field(
-        metadata=_WEIGHT,
+        metadata={WORK: CREDIT_TYPE_WORK},
         resolver=_credit_type,
         description=(
             "The credit type's name and kind; `null` when the billing API does not list it "

@@ -33,6 +33,7 @@ error location and the same projection, and graphql-core's executor is not built
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
@@ -235,7 +236,7 @@ class ProjectingExecutor(GatewayExecutor):
     ) -> AwaitableOrValue[dict[str, Any]]:
         if self._projecting:
             project = self._projection(return_type, field_details_list)
-            if project is not None and getattr(project, "joins", None):
+            if project is not None and project.starts is not None:  # type: ignore[attr-defined]
                 return self._joined(
                     project, return_type, field_details_list, path, result, position_context
                 )
@@ -261,14 +262,13 @@ class ProjectingExecutor(GatewayExecutor):
         result: Any,
         position_context: Any,
     ) -> dict[str, Any]:
-        """An object whose selected fields read something joined onto it (the details of a
-        commit or credit): each join awaited once for the object, then the one-pass projection,
-        instead of an awaited resolver per field."""
+        """An object with something joined below it (the details of commits or credits):
+        every join of the whole object started at once (the loaders batch them), awaited
+        together, then the one-pass projection, instead of an awaited resolver per field."""
         request = self._request
         if request is not None:
-            for join in project.joins:  # type: ignore[attr-defined]
-                await join(result, request)
             try:
+                await joined(project, result, request)
                 data = project(result)
             except Exception:  # noqa: S110 - graphql-core completes it, errors and all
                 pass
@@ -330,6 +330,7 @@ class ProjectingExecutor(GatewayExecutor):
             return None
         fields: list[tuple[str, Reader, Complete]] = []
         joins: list[Join] = []
+        below: list[tuple[Reader, Starts]] = []
         for response_key, group in grouped.items():
             name = group[0].node.name.value
             if name == "__typename":
@@ -346,6 +347,9 @@ class ProjectingExecutor(GatewayExecutor):
             join = join_of(field)
             if join is not None and join not in joins:
                 joins.append(join)
+            starts = getattr(complete, "starts", None)
+            if starts is not None:
+                below.append((read, starts))
         is_type_of = type_.is_type_of
         entries = tuple(fields)
         if unrolled:
@@ -357,9 +361,7 @@ class ProjectingExecutor(GatewayExecutor):
                     raise _Decline
                 return {key: complete(read(source)) for key, read, complete in entries}
 
-        # Awaited before the projection runs (collect_and_execute_subfields), so an object
-        # with joins is never projected inside its parent's projection (_compile_value).
-        project.joins = tuple(joins)  # type: ignore[attr-defined]
+        project.starts = _starts(tuple(joins), tuple(below))  # type: ignore[attr-defined]
         return project
 
     def _compile_value(self, type_: GraphQLOutputType, group: FieldDetailsList) -> Complete | None:
@@ -386,10 +388,18 @@ class ProjectingExecutor(GatewayExecutor):
                 return [item(element) for element in value]
 
             items.items_of = item  # type: ignore[attr-defined]  # inlined by _unrolled
+            item_starts: Starts | None = getattr(item, "starts", None)
+            if item_starts is not None:
+
+                def starts(value: Any, request: RequestContext, pending: list[Any]) -> None:
+                    for element in value or ():
+                        item_starts(element, request, pending)
+
+                items.starts = starts  # type: ignore[attr-defined]
             return items
         if is_object_type(inner):
             project = self._projection(inner, group)
-            if project is None or project.joins:  # type: ignore[attr-defined]
+            if project is None:
                 return None
 
             def obj(value: Any) -> Any:
@@ -400,8 +410,50 @@ class ProjectingExecutor(GatewayExecutor):
                 return project(value)
 
             obj.object_of = project  # type: ignore[attr-defined]  # inlined by _unrolled
+            object_starts: Starts | None = project.starts  # type: ignore[attr-defined]
+            if object_starts is not None:
+
+                def starts_object(value: Any, request: RequestContext, pending: list[Any]) -> None:
+                    if value is not None:
+                        object_starts(value, request, pending)
+
+                obj.starts = starts_object  # type: ignore[attr-defined]
             return obj
         return None  # interfaces and unions: graphql-core resolves the runtime type
+
+
+# starts(value, request, pending): starts every join below a value, adding their futures.
+Starts = Callable[[Any, RequestContext, list[Any]], None]
+
+
+def _starts(joins: tuple[Join, ...], below: tuple[tuple[Reader, Starts], ...]) -> Starts | None:
+    """What starts the joins of an object and of everything below it (``None``: there are
+    none): its own fields' joins, then each field's value's, read by the field's reader."""
+    if not joins and not below:
+        return None
+
+    def starts(source: Any, request: RequestContext, pending: list[Any]) -> None:
+        for join in joins:
+            future = join(source, request)
+            if future is not None:
+                pending.append(future)
+        for read, starts_below in below:
+            starts_below(read(source), request, pending)
+
+    return starts
+
+
+async def joined(project: Complete, source: Any, request: RequestContext) -> None:
+    """Every join below ``source`` started, then awaited together (``asyncio.wait``: one
+    caller leaving does not cancel a load another waits for); a reader that raises here is
+    the projection's to decline."""
+    starts: Starts | None = project.starts  # type: ignore[attr-defined]
+    if starts is None:
+        return
+    pending: list[Any] = []
+    starts(source, request, pending)
+    if pending:
+        await asyncio.wait(pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,6 +517,8 @@ async def execute_compiled(
         value = None
     else:
         try:
+            if answered is not None:
+                await joined(plan.project, answered, request)
             value = None if answered is None else plan.project(answered)
         except Exception:
             return None

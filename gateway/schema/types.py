@@ -230,6 +230,9 @@ class Seat(Node):
     _record: Private[SeatBalance]
     _has_commits: Private[bool]
     _has_ledgers: Private[bool]
+    # Its commits and credits as Held objects, made once: what is joined onto them (their
+    # details) stays with them from the join to the projection (Seat.held).
+    _held: Private[dict[str, list[Held]] | None] = None
 
     @classmethod
     def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
@@ -290,8 +293,14 @@ class Seat(Node):
         """The seat's commits or credits (``where``), each as the seat holds it."""
         if not self._has_commits:
             raise LookAheadMissed(where)
-        items: list[SeatCommit] = self._record.get(where) or []  # type: ignore[assignment]
-        return [kind(self, item) for item in items]
+        made = self._held
+        if made is None:
+            made = self._held = {}
+        found = made.get(where)
+        if found is None:
+            items: list[SeatCommit] = self._record.get(where) or []  # type: ignore[assignment]
+            found = made[where] = [kind(self, item) for item in items]
+        return found
 
 
 async def seat_by_key(
