@@ -5,14 +5,17 @@ A request names its document in one of three ways:
 
 * ``query``: free-form text (refused with ``PERSISTED_QUERY_NOT_IN_LIST`` when only trusted
   documents are allowed, unless the text is one of them);
-* ``extensions.persistedQuery = {"version": 1, "sha256Hash": "<hex>"}``: Apollo's protocol. A
-  trusted document with that hash (bare or ``sha256:``-prefixed in the manifest) answers; else
+* ``extensions.persistedQuery = {"version": 1, "sha256Hash": "<hex>"}``: Apollo's protocol (the
+  hash bare or ``sha256:``-prefixed, as GraphQL Code Generator's client preset writes its
+  document ids; both name the same document). A trusted document with that hash (bare or
+  ``sha256:``-prefixed in the manifest) answers; else
   the APQ store; else ``PERSISTED_QUERY_NOT_FOUND``, to which the client answers by sending
   the hash again with ``query``, which is stored once its operation ran without a credential
   refusal (nothing is learned from a refused request), within the limits of
   :class:`PersistedDocuments`;
-* ``documentId``: the GraphQL-over-HTTP persisted documents proposal, a manifest key as written
-  (``sha256:<hex>`` or a bare hash matching each other).
+* ``documentId`` (or Relay's ``doc_id``, its synonym): the GraphQL-over-HTTP persisted
+  documents proposal, a manifest key as written (``sha256:<hex>`` or a bare hash matching each
+  other).
 
 The resolved text goes through the one pipeline (limits, validation, the document store, every
 extension); a document from the manifest was parsed and validated at start-up.
@@ -46,6 +49,8 @@ APOLLO_MANIFEST_FORMAT = "apollo-persisted-query-manifest"
 MAX_REGISTRANTS = 10_000
 
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+# An APQ hash as clients send it: bare, or with the prefix of Code Generator's document ids.
+_APQ_HASH = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
 
 
 class TrustedDocumentsError(Exception):
@@ -127,7 +132,9 @@ class PersistedDocuments:
         persisted = (extensions or {}).get("persistedQuery")
         if document_id is not None:
             if not isinstance(document_id, str):
-                return _refuse("`documentId` must be a string.", PERSISTED_QUERY_INVALID)
+                return _refuse(
+                    "`documentId` (or `doc_id`) must be a string.", PERSISTED_QUERY_INVALID
+                )
             text = self._trusted_text(document_id)
             if text is None:
                 return _refuse("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
@@ -140,18 +147,16 @@ class PersistedDocuments:
                     PERSISTED_QUERY_NOT_IN_LIST,
                 )
             return Resolution(query=query)
-        if not (
-            isinstance(persisted, dict)
-            and persisted.get("version") == 1
-            and isinstance(persisted.get("sha256Hash"), str)
-            and _HEX_SHA256.fullmatch(persisted["sha256Hash"])
-        ):
+        sent = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+        hashed = _APQ_HASH.fullmatch(sent) if isinstance(sent, str) else None
+        if not (isinstance(persisted, dict) and persisted.get("version") == 1 and hashed):
             return _refuse(
                 '`extensions.persistedQuery` must be {"version": 1, "sha256Hash": '
-                '"<64 lower-case hex digits>"}.',
+                '"<64 lower-case hex digits, optionally prefixed sha256:>"}.',
                 PERSISTED_QUERY_INVALID,
             )
-        digest: str = persisted["sha256Hash"]
+        # The bare hex from here on: the store's key, the text's hash, the trusted lookup.
+        digest = hashed.group(1)
         if isinstance(query, str) and sha256_hex(query) != digest:
             return _refuse(
                 "The persisted query's sha256Hash does not match its query.",

@@ -61,8 +61,15 @@ ResultObserver = Callable[[Request, ExecutionResult], None]
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
 RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
-# The `documentId` of each operation of the request being parsed (the GraphQL-over-HTTP
-# persisted documents proposal), which Strawberry's GraphQLRequestData has no field for.
+# The 400 for a request that names no document: what a request may carry instead (Strawberry's
+# own "No GraphQL query found" sends a Relay or persisted-documents client looking for `query`).
+NO_DOCUMENT = (
+    "The request names no GraphQL document: send `query` (the document's text), `documentId` "
+    "or `doc_id` (a trusted document's id), or `extensions.persistedQuery` (an APQ hash)."
+)
+# The `documentId` (or Relay's `doc_id`) of each operation of the request being parsed (the
+# GraphQL-over-HTTP persisted documents proposal), which Strawberry's GraphQLRequestData has no
+# field for.
 _DOCUMENT_IDS: ContextVar[list[Any] | None] = ContextVar("document_ids", default=None)
 # Strawberry's request data's fields, looked up once (``dataclasses.fields`` per request cost
 # more than copying them).
@@ -160,6 +167,8 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         if isinstance(request_data, PersistedRequestData) and request_data.refusal is not None:
             # Nothing runs: a request error, as a parse failure would be.
             return ExecutionResult(data=None, errors=[request_data.refusal])
+        if not request_data.query:
+            raise HTTPException(400, NO_DOCUMENT)
         result = await super().execute_single(
             request, request_adapter, sub_response, context, root_value, request_data
         )
@@ -218,7 +227,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
                 '{"query": "...", "variables": {...}, "operationName": "..."}.',
             )
         items = parsed if isinstance(parsed, list) else [parsed]
-        _DOCUMENT_IDS.set([item.get("documentId") for item in items])
+        _DOCUMENT_IDS.set([_document_id(item) for item in items])
         return parsed
 
     def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
@@ -235,7 +244,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
                     400, f"The GraphQL operation's `{name}` must be a JSON object or null."
                 )
             parsed[name] = value
-        _DOCUMENT_IDS.set([parsed.pop("documentId", None)])
+        _DOCUMENT_IDS.set([_document_id(parsed)])
         return parsed
 
     async def parse_http_body(
@@ -452,6 +461,16 @@ def _request_error(result: ExecutionResult) -> bool:
         and bool(result.errors)
         and all(not error.path for error in result.errors or ())
     )
+
+
+def _document_id(item: dict[str, Any]) -> Any:
+    """The operation's persisted document id: ``documentId``, or Relay's ``doc_id`` (its
+    synonym); both naming different documents is a ``400``, not a guess."""
+    document_id = item.get("documentId")
+    relay_id = item.get("doc_id")
+    if document_id is not None and relay_id is not None and document_id != relay_id:
+        raise HTTPException(400, "`documentId` and `doc_id` name different documents; send one.")
+    return relay_id if document_id is None else document_id
 
 
 def _request_shaped(data: object) -> bool:

@@ -322,6 +322,28 @@ def test_a_get_parameter_of_the_wrong_type_is_a_400_under_both(
 
 
 @pytest.mark.parametrize("media_type", MEDIA_TYPES)
+def test_a_request_that_names_no_document_is_a_400_naming_what_it_may_carry(
+    gateway: Gateway, media_type: str
+) -> None:
+    """A POST or a GET with variables but no `query`, `documentId`, `doc_id` or persisted
+    query hash is a 400 whose message names each of those, so that a client speaking another
+    protocol (Relay's `doc_id`, APQ) learns what the gateway reads."""
+    for response in (
+        post(gateway, {"variables": {"first": 1}}, media_type),
+        post(gateway, {"query": None, "extensions": {}}, media_type),
+        get(gateway, {"variables": "{}"}, media_type),
+    ):
+        assert response.status_code == 400
+        assert response.headers["content-type"] == media_type
+        assert varies_on_accept(response)
+        assert codes(response) == ["BAD_REQUEST"]
+        message = response.json()["errors"][0]["message"]
+        for field in ("`query`", "`documentId`", "`doc_id`", "`extensions.persistedQuery`"):
+            assert field in message, message
+    assert gateway.calls == []
+
+
+@pytest.mark.parametrize("media_type", MEDIA_TYPES)
 def test_refusals_keep_their_status_and_take_the_negotiated_type(
     gateway: Gateway, media_type: str
 ) -> None:

@@ -89,6 +89,34 @@ def test_a_registered_hash_answers_alone_over_post_and_get(fresh: Gateway) -> No
     assert get.json()["data"] == registered.json()["data"]
 
 
+def get(gateway: Gateway, params: dict[str, object], accept: str = JSON) -> httpx.Response:
+    """A GET of /graphql whose object parameters (`extensions`, `variables`) go as JSON."""
+    encoded = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
+    return gateway.http.get(
+        f"{gateway.url}/graphql", params=encoded, headers={**AUTH, "accept": accept}
+    )
+
+
+def test_a_sha256_prefixed_hash_registers_and_answers_over_post_and_get(fresh: Gateway) -> None:
+    """GraphQL Code Generator's client preset sends its document id, `sha256:<hex>`, as the
+    APQ hash: it registers the document and then answers alone over POST and GET, as the
+    same document as the bare hash; an unknown prefixed hash is PersistedQueryNotFound."""
+    prefixed = f"sha256:{sha(QUERY)}"
+    unknown = post(fresh, {"extensions": apq(prefixed)})
+    assert codes(unknown) == ["PERSISTED_QUERY_NOT_FOUND"], unknown.text
+    registered = post(fresh, {"query": QUERY, "extensions": apq(prefixed)})
+    assert registered.json()["data"]["seatBalances"]["edges"], registered.text
+    for answer in (
+        post(fresh, {"extensions": apq(prefixed)}),
+        get(fresh, {"extensions": apq(prefixed)}),
+        post(fresh, {"extensions": apq(sha(QUERY))}),
+    ):
+        assert answer.status_code == 200
+        assert answer.json() == registered.json()
+    mismatch = post(fresh, {"query": OTHER, "extensions": apq(prefixed)})
+    assert codes(mismatch) == ["PERSISTED_QUERY_HASH_MISMATCH"]
+
+
 def test_a_hash_that_does_not_match_the_query_is_refused_and_not_stored(fresh: Gateway) -> None:
     """A hash sent with another document's text is refused before anything runs, and that
     hash stays unknown."""
@@ -213,6 +241,40 @@ def test_trusted_documents_answer_by_id_and_hash_and_refuse_anything_else(
         assert codes(post(gateway, registration)) == ["PERSISTED_QUERY_NOT_IN_LIST"]
         refused = post(gateway, {"query": OTHER}, GRAPHQL_RESPONSE)
         assert refused.status_code == 400
+        assert len(gateway.calls) == calls
+
+
+@pytest.mark.parametrize("which", ["apollo", "codegen"])
+def test_trusted_documents_answer_a_sha256_prefixed_hash_and_relays_doc_id(
+    settings: Settings, tmp_path: Path, which: str
+) -> None:
+    """With GATEWAY_TRUSTED_DOCUMENTS_ONLY, whichever way the manifest writes its ids, a
+    document answers by APQ hash with the `sha256:` prefix and by Relay's `doc_id` (prefixed
+    or not), over POST and GET; `documentId` and `doc_id` naming different documents is a
+    400."""
+    apollo, codegen = manifests(tmp_path)
+    manifest = apollo if which == "apollo" else codegen
+    configured = settings.model_copy(
+        update={"trusted_documents": manifest, "trusted_documents_only": True}
+    )
+    prefixed = f"sha256:{sha(QUERY)}"
+    with running_gateway(configured) as gateway:
+        answers = [
+            post(gateway, {"extensions": apq(prefixed)}),
+            get(gateway, {"extensions": apq(prefixed)}),
+            post(gateway, {"doc_id": prefixed, "variables": {}}),
+            post(gateway, {"doc_id": sha(QUERY)}),
+            get(gateway, {"doc_id": prefixed, "variables": {}}),
+        ]
+        for answer in answers:
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["data"]["seatBalances"]["edges"], answer.text
+        calls = len(gateway.calls)
+        both = post(gateway, {"documentId": prefixed, "doc_id": sha(OTHER)})
+        assert both.status_code == 400
+        assert codes(both) == ["BAD_REQUEST"]
+        assert "doc_id" in both.json()["errors"][0]["message"]
+        assert codes(post(gateway, {"doc_id": sha(OTHER)})) == ["PERSISTED_QUERY_NOT_FOUND"]
         assert len(gateway.calls) == calls
 
 
