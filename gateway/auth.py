@@ -37,7 +37,7 @@ from jwt import PyJWK
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Settings
-from gateway.guard import send_json
+from gateway.guard import send_refusal
 from gateway.schema.access import ANONYMOUS, Caller
 from gateway.state import request_state
 
@@ -368,10 +368,13 @@ class CallerAuthentication:
         except AuthenticationFailed as failure:
             error = {"message": failure.message, "extensions": {"code": failure.code}}
             challenge = [(b"www-authenticate", b'Bearer error="invalid_token"')]
-            await send_json(
+            # In the negotiated media type: a client that asked for graphql-response+json
+            # reads only that as GraphQL errors (Apollo Client 4's error link matches the code).
+            await send_refusal(
+                scope,
                 send,
                 failure.status,
-                {"errors": [error]},
+                error,
                 headers=challenge if failure.status == 401 else [],
             )
             return

@@ -9,7 +9,9 @@
   request: most answers are complete by then, and listening costs a task per request. Such a
   request is marked gone for the access log (status 499). The callbacks of the request state's ``on_close``
   (:mod:`gateway.state`) run when the request ends either way (the request's loaders use it
-  to cancel upstream calls still in flight).
+  to cancel upstream calls still in flight). Its refusals (:func:`send_refusal`, which
+  authentication uses too) are GraphQL errors in the media type the view would have answered
+  in (:mod:`gateway.media`).
 * :class:`GatewayHttpProtocol`, uvicorn's httptools protocol with a deadline on a request's
   headers and caps on their size, which uvicorn lacks: a client that sends them a byte at a
   time would otherwise hold its connection (and a file descriptor) for ever, and one that
@@ -33,6 +35,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from gateway.media import GRAPHQL_RESPONSE_JSON, refusal_media_type
 from gateway.state import request_state
 
 # Lifespan state keys: how long GatewayHttpProtocol waits for a request's headers, and the
@@ -87,8 +90,10 @@ class RequestGuard:
             return
         excess = self._header_excess(scope["headers"])
         if excess is not None:
+            # An Accept over the cap is not parsed: that refusal is application/json.
+            media_type = refusal_media_type(scope["headers"], limit=self.max_header_bytes)
             error = _error(excess, "REQUEST_HEADER_FIELDS_TOO_LARGE")
-            await send_json(send, 431, {"data": None, "errors": [error]}, close=True)
+            await send_refusal(scope, send, 431, error, media_type=media_type, close=True)
             return
         if await _refused_credentials(scope, send):
             return
@@ -99,10 +104,10 @@ class RequestGuard:
             request_state(scope).client_gone = True
             return
         except TimeoutError:
-            await _too_slow(send, self.body_timeout)
+            await _too_slow(scope, send, self.body_timeout)
             return
         if body is None:
-            await _too_large(send, self.max_body_bytes)
+            await _too_large(scope, send, self.max_body_bytes)
             return
         disconnected = asyncio.Event()
         complete = False
@@ -206,7 +211,7 @@ async def _refused_credentials(scope: Scope, send: Send) -> bool:
     values = [value for name, value in scope["headers"] if name == b"authorization"]
     if len(values) > 1:
         error = _error("Send one Authorization header, not several.", "BAD_REQUEST")
-        await send_json(send, 400, {"data": None, "errors": [error]}, close=True)
+        await send_refusal(scope, send, 400, error, close=True)
         return True
     if values and not _PRINTABLE_ASCII.fullmatch(values[0]):
         error = _error(
@@ -214,10 +219,11 @@ async def _refused_credentials(scope: Scope, send: Send) -> bool:
             "'Authorization: Bearer <Metronome API token>'.",
             "UNAUTHENTICATED",
         )
-        await send_json(
+        await send_refusal(
+            scope,
             send,
             401,
-            {"data": None, "errors": [error]},
+            error,
             close=True,
             headers=[(b"www-authenticate", b'Bearer error="invalid_token"')],
         )
@@ -237,20 +243,47 @@ def _error(message: str, code: str) -> dict[str, Any]:
     return {"message": message, "extensions": {"code": code}}
 
 
-async def _too_large(send: Send, limit: int) -> None:
+async def _too_large(scope: Scope, send: Send, limit: int) -> None:
     error = _error(f"The request body is larger than {limit} bytes.", "REQUEST_TOO_LARGE")
-    await send_json(send, 413, {"data": None, "errors": [error]}, close=True)
+    await send_refusal(scope, send, 413, error, close=True)
 
 
-async def _too_slow(send: Send, limit: float) -> None:
+async def _too_slow(scope: Scope, send: Send, limit: float) -> None:
     error = _error(f"The request body took longer than {limit:g} s to arrive.", "REQUEST_TIMEOUT")
-    await send_json(send, 408, {"data": None, "errors": [error]}, close=True)
+    await send_refusal(scope, send, 408, error, close=True)
 
 
-async def send_json(
+async def send_refusal(
+    scope: Scope,
+    send: Send,
+    status: int,
+    error: dict[str, Any],
+    *,
+    media_type: str | None = None,
+    close: bool = False,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A request the gateway refuses before the view, as one GraphQL error in the media type
+    the request's ``Accept`` negotiates (:func:`gateway.media.refusal_media_type`, unless
+    ``media_type`` is given), varying on ``Accept`` as the view's answers do. Nothing ran: under
+    ``application/graphql-response+json`` there is no ``data`` (a request error); under
+    ``application/json`` ``data`` is ``null``, as it always was. ``close`` when the rest of the
+    request will not be read."""
+    media_type = media_type or refusal_media_type(scope["headers"])
+    payload: dict[str, Any] = {"errors": [error]}
+    if media_type != GRAPHQL_RESPONSE_JSON:
+        payload = {"data": None, **payload}
+    vary = [(b"vary", b"Accept")]
+    await _send_json(
+        send, status, payload, media_type, close=close, headers=[*vary, *(headers or ())]
+    )
+
+
+async def _send_json(
     send: Send,
     status: int,
     payload: object,
+    media_type: str,
     *,
     close: bool = False,
     headers: list[tuple[bytes, bytes]] | None = None,
@@ -258,7 +291,7 @@ async def send_json(
     """A whole JSON response; ``close`` when the rest of the request will not be read."""
     body = orjson.dumps(payload)
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", media_type.encode()),
         (b"content-length", str(len(body)).encode()),
         *(headers or ()),
     ]
@@ -451,7 +484,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def _write_error(self, status: int, message: str, code: str) -> None:
         """A whole JSON error answer, written straight to the connection (no request to hand
-        the app), saying that the connection closes."""
+        the app), saying that the connection closes. Always ``application/json``: the headers
+        are incomplete, so there is no ``Accept`` to negotiate with."""
         body = orjson.dumps({"data": None, "errors": [_error(message, code)]})
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:

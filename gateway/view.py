@@ -7,7 +7,8 @@ hook of the view:
 
 * ``get_context``: the request's :class:`~gateway.schema.RequestContext` (fresh loaders, the
   caller's credential) beside Starlette's ``request`` and ``response``;
-* ``run``: the response media type is negotiated by ``Accept`` (:func:`negotiate`):
+* ``run``: the response media type is negotiated by ``Accept``
+  (:func:`gateway.media.negotiate`, which the guard's and authentication's refusals share):
   ``application/graphql-response+json`` or ``application/json``, else a ``406``; every answer
   carries ``Vary: Accept``; the view's refusals (``HTTPException``) answer a GraphQL error with
   ``extensions.code`` ``BAD_REQUEST`` instead of plain text, so every answer of ``/graphql`` is
@@ -50,6 +51,7 @@ from strawberry.http.types import QueryParams
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
+from gateway.media import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, accept_of, negotiate
 from gateway.persisted import PersistedDocuments
 from gateway.schema import RequestContext
 from gateway.schema.errors import refused_for_credentials
@@ -58,8 +60,6 @@ from gateway.state import request_state
 ContextFactory = Callable[[Request], RequestContext]
 ResultObserver = Callable[[Request, ExecutionResult], None]
 
-GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
-APPLICATION_JSON = "application/json"
 RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
 # The 400 for a request that names no document: what a request may carry instead (Strawberry's
 # own "No GraphQL query found" sends a Relay or persisted-documents client looking for `query`).
@@ -183,7 +183,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         return result
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        media_type = negotiate(request.headers.get("accept"))
+        media_type = negotiate(accept_of(request.scope["headers"]))
         request_state(request.scope).media_type = media_type
         try:
             # A browser asking for the IDE accepts HTML, not JSON: only GraphQL answers negotiate.
@@ -382,77 +382,6 @@ def bad_request(
     )
 
 
-def negotiate(accept: str | None) -> str | None:
-    """The response media type an ``Accept`` header asks for, or ``None`` when it accepts
-    neither ``application/graphql-response+json`` nor ``application/json``.
-
-    Each type takes the quality of the most specific range matching it (RFC 9110 12.5.1); the
-    higher quality wins, then the more specific match. Between two types named outright the
-    specification's preference (graphql-response+json) breaks the tie; matched only by a
-    wildcard (``*/*``, ``application/*``), or with no ``Accept`` at all, the answer is
-    ``application/json``, which is what a legacy client sending those means.
-    """
-    if accept is None or not accept.strip():
-        return APPLICATION_JSON
-    ranges = _media_ranges(accept)
-    best: tuple[float, int, bool] | None = None
-    chosen = None
-    for media_type in (GRAPHQL_RESPONSE_JSON, APPLICATION_JSON):
-        match = _quality(media_type, ranges)
-        if match is None or match[0] <= 0:
-            continue
-        quality, specificity = match
-        preferred = media_type == (
-            GRAPHQL_RESPONSE_JSON if specificity == _EXACT else APPLICATION_JSON
-        )
-        rank = (quality, specificity, preferred)
-        if best is None or rank > best:
-            best, chosen = rank, media_type
-    return chosen
-
-
-_EXACT = 2  # specificity of a range naming the type itself; `type/*` is 1, `*/*` is 0
-
-
-def _media_ranges(accept: str) -> list[tuple[str, float]]:
-    """``Accept``'s media ranges (lower-cased, parameters other than ``q`` dropped) with their
-    quality; a range or a quality that does not parse is ignored, not an error."""
-    ranges = []
-    for element in accept.split(","):
-        media_range, *parameters = (part.strip() for part in element.split(";"))
-        if media_range.count("/") != 1:
-            continue
-        quality = 1.0
-        for parameter in parameters:
-            name, _, value = parameter.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = min(max(float(value.strip()), 0.0), 1.0)
-                except ValueError:
-                    quality = -1.0  # malformed: this range says nothing
-        if quality >= 0:
-            ranges.append((media_range.lower(), quality))
-    return ranges
-
-
-def _quality(media_type: str, ranges: list[tuple[str, float]]) -> tuple[float, int] | None:
-    """The quality the most specific matching range gives ``media_type``, and how specific."""
-    kind = media_type.split("/")[0]
-    best: tuple[int, float] | None = None
-    for media_range, quality in ranges:
-        if media_range == media_type:
-            specificity = _EXACT
-        elif media_range == f"{kind}/*":
-            specificity = 1
-        elif media_range == "*/*":
-            specificity = 0
-        else:
-            continue
-        if best is None or specificity > best[0]:
-            best = (specificity, quality)
-    return None if best is None else (best[1], best[0])
-
-
 def _request_error(result: ExecutionResult) -> bool:
     """An error before execution (the document does not parse or validate, a limit refuses
     it, variables do not coerce, no such operation): no data, and no error has a path."""
@@ -480,4 +409,4 @@ def _request_shaped(data: object) -> bool:
     )
 
 
-__all__ = ["APPLICATION_JSON", "GRAPHQL_RESPONSE_JSON", "GraphQLView", "bad_request", "negotiate"]
+__all__ = ["GraphQLView", "bad_request"]

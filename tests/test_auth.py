@@ -386,7 +386,7 @@ def test_without_a_token_data_is_unauthenticated_but_the_schema_is_readable(
     [error] = gateway.errors(SEATS, DEMO, token=None)
     assert error["extensions"]["code"] == "UNAUTHENTICATED"
     data = gateway.query("{ __schema { queryType { name } } _service { sdl } }", token=None)
-    assert "@authenticated" in data["_service"]["sdl"]
+    assert "type Seat implements Node" in data["_service"]["sdl"]
     assert gateway.calls == []
 
 
@@ -399,6 +399,75 @@ def test_a_non_bearer_authorization_is_refused(gateway: Gateway) -> None:
     )
     refusal(response)
     assert gateway.calls == []
+
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+# What Apollo Client 4 sends: it reads GraphQL errors (and runs an error link matching
+# `extensions.code`) only from graphql-response+json; anything else is a ServerError.
+APOLLO_CLIENT_ACCEPT = f"{GRAPHQL_RESPONSE_JSON},{JSON};q=0.9"
+ACCEPTS = pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        (APOLLO_CLIENT_ACCEPT, GRAPHQL_RESPONSE_JSON),
+        (JSON, JSON),
+        (None, JSON),
+        ("text/html", JSON),
+    ],
+    ids=["apollo-client", "json", "no-accept", "neither"],
+)
+
+
+def in_media_type(response: httpx.Response, media_type: str) -> None:
+    """The refusal is in ``media_type``, says it varies on Accept, and has no `data` under
+    graphql-response+json (nothing ran: a request error)."""
+    assert response.headers["content-type"] == media_type
+    vary = ",".join(response.headers.get_list("vary"))
+    assert "accept" in {value.strip().lower() for value in vary.split(",")}
+    if media_type == GRAPHQL_RESPONSE_JSON:
+        assert "data" not in response.json()
+
+
+@ACCEPTS
+def test_a_refused_token_is_answered_in_the_media_type_the_client_accepts(
+    gateway: Gateway, accept: str | None, media_type: str
+) -> None:
+    """An expired JWT is a 401 UNAUTHENTICATED in graphql-response+json when the client
+    prefers it (Apollo Client 4), in application/json otherwise, as the view negotiates."""
+    headers = {"Authorization": f"Bearer {token(exp=int(time.time()) - 120)}"}
+    if accept is not None:
+        headers["Accept"] = accept
+    response = gateway.http.post(
+        f"{gateway.url}/graphql", json={"query": SEATS, "variables": DEMO}, headers=headers
+    )
+    assert "expired" in refusal(response)["message"]
+    in_media_type(response, media_type)
+    assert gateway.calls == []
+
+
+@ACCEPTS
+async def test_unavailable_keys_are_answered_in_the_media_type_the_client_accepts(
+    standin_url: str, accept: str | None, media_type: str
+) -> None:
+    """A key set that cannot be had (here not a JWKS document) is a 503
+    AUTHENTICATION_UNAVAILABLE in the negotiated media type too."""
+    headers = {"Authorization": f"Bearer {token()}"}
+    if accept is not None:
+        headers["Accept"] = accept
+    async with raw_http_server(b'{"keys": "none"}') as (url, _):
+        settings = auth_settings(standin_url, f"{url}/jwks.json")
+        with running_gateway(settings) as gateway:
+            async with httpx.AsyncClient(timeout=10) as http:
+                response = await http.post(
+                    f"{gateway.url}/graphql",
+                    json={"query": SEATS, "variables": DEMO},
+                    headers=headers,
+                )
+    assert response.status_code == 503, response.text
+    assert [error["extensions"]["code"] for error in response.json()["errors"]] == [
+        "AUTHENTICATION_UNAVAILABLE"
+    ]
+    in_media_type(response, media_type)
 
 
 def test_the_admin_scope_reads_every_customer(gateway: Gateway) -> None:

@@ -345,6 +345,99 @@ def test_gateway_serve_refuses_oversized_headers_with_431() -> None:
     assert elapsed < 1.0
 
 
+# --- 4c. Refusals in the media type the client asked for -----------------------------------
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+# What Apollo Client 4 sends: it reads GraphQL errors only from graphql-response+json.
+APOLLO_CLIENT_ACCEPT = f"{GRAPHQL_RESPONSE_JSON},{JSON};q=0.9"
+
+
+def refused_as(
+    status: int, headers: Any, body: Any, expected: tuple[int, str], media_type: str
+) -> None:
+    """A refusal with the expected status and code, as one GraphQL error in ``media_type``
+    that says it varies on Accept; under graphql-response+json without `data` (nothing ran)."""
+    assert status == expected[0], body
+    assert headers["content-type"] == media_type
+    assert "accept" in {value.strip().lower() for value in headers["vary"].split(",")}
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == expected[1]
+    if media_type == GRAPHQL_RESPONSE_JSON:
+        assert "data" not in body
+    else:
+        assert body["data"] is None
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [(APOLLO_CLIENT_ACCEPT, GRAPHQL_RESPONSE_JSON), (JSON, JSON), ("text/html", JSON)],
+    ids=["apollo-client", "json", "neither"],
+)
+def test_the_guards_refusals_take_the_media_type_the_client_accepts(
+    gateway: Gateway, impatient: Gateway, standin_url: str, accept: str, media_type: str
+) -> None:
+    """Every refusal the guard writes before the view (400 for several Authorization headers,
+    401 for a token that is not ASCII, 413 for a body over the cap, 408 for a body too slow,
+    431 for headers over their caps under another server) follows the view's negotiation:
+    graphql-response+json when the client prefers it, application/json otherwise (and when
+    it accepts neither, as the view's 406 does), varying on Accept."""
+    url = f"{gateway.url}/graphql"
+    typename = {"query": "{ __typename }"}
+    answers = {
+        (400, "BAD_REQUEST"): gateway.http.post(
+            url,
+            json=typename,
+            headers=[("Accept", accept), ("Authorization", "Bearer a"), ("Authorization", "b")],
+        ),
+        (401, "UNAUTHENTICATED"): gateway.http.post(
+            url,
+            json=typename,
+            headers={"Accept": accept, "Authorization": "Bearer t\xf6ken".encode("latin-1")},
+        ),
+        (413, "REQUEST_TOO_LARGE"): gateway.http.post(
+            url, content=b" " * 1_000_001, headers={"Accept": accept}
+        ),
+    }
+    for expected, response in answers.items():
+        refused_as(response.status_code, response.headers, response.json(), expected, media_type)
+    assert answers[(401, "UNAUTHENTICATED")].headers["www-authenticate"].startswith("Bearer")
+    slow = SLOW_BODY.replace(
+        b"Host: gateway\r\n", b"Host: gateway\r\nAccept: %s\r\n" % accept.encode()
+    )
+    refused_as(*parse(dribble(impatient.url, slow)), (408, "REQUEST_TIMEOUT"), media_type)
+    with serve(create_app(Settings(metronome_base_url=standin_url)), http="httptools") as other:
+        oversized = httpx.post(
+            f"{other}/graphql", json=typename, headers={"Accept": accept, "X-Big": "b" * 10_000}
+        )
+    refused_as(
+        oversized.status_code,
+        oversized.headers,
+        oversized.json(),
+        (431, "REQUEST_HEADER_FIELDS_TOO_LARGE"),
+        media_type,
+    )
+    assert gateway.calls == [] and impatient.calls == []
+
+
+def test_a_refusal_for_an_accept_over_the_header_cap_does_not_read_it(standin_url: str) -> None:
+    """Under another server, an Accept header over GATEWAY_MAX_HEADER_BYTES that names
+    graphql-response+json is refused 431 in application/json: an oversized header is refused,
+    not parsed."""
+    accept = ", ".join([GRAPHQL_RESPONSE_JSON] + ["x/y"] * 2000)  # 10 KB
+    with serve(create_app(Settings(metronome_base_url=standin_url)), http="httptools") as other:
+        response = httpx.post(
+            f"{other}/graphql", json={"query": "{ __typename }"}, headers={"Accept": accept}
+        )
+    refused_as(
+        response.status_code,
+        response.headers,
+        response.json(),
+        (431, "REQUEST_HEADER_FIELDS_TOO_LARGE"),
+        JSON,
+    )
+
+
 # --- 8. Headers forwarded upstream ---------------------------------------------------------
 
 
