@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,7 +24,7 @@ import pytest
 from gateway.config import Settings
 from gateway.schema.ids import global_id
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
-from tests.support import ROOT, Gateway, running_gateway
+from tests.support import ROOT, Gateway, gateway_process, running_gateway
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
@@ -386,6 +388,77 @@ def test_get_queries_negotiate_like_posts(gateway: Gateway, media_type: str) -> 
     assert ok.json() == {"data": {"__typename": "Query"}}
     broken = get(gateway, {"query": "{ __typename"}, media_type)
     assert_request_error(broken, media_type, "GRAPHQL_PARSE_FAILED")
+
+
+# --- not offered yet (README: "Not offered yet") ----------------------------------------------
+
+NOT_OFFERED = ROOT.joinpath("README.md").read_text().partition("### Not offered yet")[2]
+# What Apollo Client sends with an operation that uses @defer.
+DEFER_ACCEPT = f"multipart/mixed;deferSpec=20220824,{GRAPHQL_RESPONSE_JSON},{JSON};q=0.9"
+
+
+@pytest.mark.parametrize(
+    ("query", "accept", "status", "message"),
+    [
+        (
+            f"query Q {{ ... @defer {{ {SEATS} }} }}",
+            DEFER_ACCEPT,
+            400,
+            "Unknown directive '@defer'.",
+        ),
+        (
+            f"query Q {{ {SEATS.replace('edges', 'edges @stream')} }}",
+            MODERN_ACCEPT,
+            400,
+            "Unknown directive '@stream'.",
+        ),
+        (
+            "subscription S { balances }",
+            MODERN_ACCEPT,
+            400,
+            "The subscription operation is not supported by the schema.",
+        ),
+        (f"{{ {SEATS} }}", "text/event-stream", 406, None),
+        (f"{{ {SEATS} }}", "multipart/mixed", 406, None),
+    ],
+    ids=["defer", "stream", "subscription", "event-stream", "multipart"],
+)
+def test_what_is_not_offered_yet_is_refused_as_the_readme_says(
+    gateway: Gateway, query: str, accept: str, status: int, message: str | None
+) -> None:
+    """`@defer`, `@stream`, subscriptions and streaming transports are refused before anything
+    runs, with the message the README's "Not offered yet" quotes."""
+    response = post(gateway, {"query": query}, accept)
+    assert response.status_code == status, response.text
+    [error] = response.json()["errors"]
+    if message is None:
+        assert error["extensions"]["code"] == "NOT_ACCEPTABLE"
+    else:
+        assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        assert error["message"] == message
+        assert " ".join(message.split()) in " ".join(NOT_OFFERED.split()), (
+            "README's 'Not offered yet' should quote this refusal"
+        )
+    assert gateway.calls == []
+
+
+@pytest.mark.process  # starts another program
+@pytest.mark.parametrize("subprotocol", ["graphql-transport-ws", "graphql-ws"])
+def test_gateway_serve_answers_a_websocket_upgrade_with_a_bare_403(subprotocol: str) -> None:
+    """`gateway serve` (uvicorn with WebSocket support) refuses a GraphQL WebSocket handshake on
+    /graphql with HTTP 403, as the README's "Not offered yet" says."""
+    assert "bare HTTP 403" in " ".join(NOT_OFFERED.split())
+    handshake = (
+        "GET /graphql HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {subprotocol}\r\n\r\n"
+    ).encode()
+    with gateway_process() as (_, url, _output):
+        address = urlsplit(url)
+        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+            sock.sendall(handshake)
+            answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
 
 
 # --- graphql-http's audit ----------------------------------------------------------------------
