@@ -42,16 +42,8 @@ def gateway(module_gateway: Gateway) -> Gateway:
 # The two tiers. The fast tier runs in this process (ASGI apps over httpx.ASGITransport, or
 # uvicorn on 127.0.0.1 in a thread): `pytest -m "not process"`, seconds after every change. The
 # process tier starts other programs (`gateway serve`, Node's Apollo gateway and composers,
-# chromium); CI runs both.
-PROCESS_TIER = frozenset(
-    {"test_serve", "test_readme", "test_federation", "test_browser", "test_redis"}
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in PROCESS_TIER:
-            item.add_marker(pytest.mark.process)
+# chromium, redis-server): each such module (or test) says so with `pytest.mark.process`; CI
+# runs both.
 
 
 @pytest.fixture(scope="session")

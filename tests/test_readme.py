@@ -12,6 +12,8 @@ import pytest
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID
 from tests.support import gateway_process
 
+pytestmark = pytest.mark.process  # the process tier: starts `gateway serve` as the README says
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 

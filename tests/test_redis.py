@@ -27,6 +27,8 @@ from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
 from tests.support import Gateway, running_gateway
 from tests.test_persisted_documents import OTHER, QUERY, apq, codes, post, sha
 
+pytestmark = pytest.mark.process  # the process tier: starts redis-server
+
 REDIS_SERVER = shutil.which("redis-server")
 if REDIS_SERVER is None:
     if os.environ.get("GATEWAY_REQUIRE_REDIS"):
