@@ -40,6 +40,8 @@ from gateway.graphiql import ASSETS_PATH, AUTHORIZATION_TABS, CONTENT_SECURITY_P
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 from tests.support import Gateway, running_gateway, serve
 
+pytestmark = pytest.mark.process  # the process tier: drives chromium
+
 CHROMIUM = Path("/usr/bin/chromium")
 # How Chromium must start on these machines: no sandbox as root, and none of its background
 # connections, which the closed network would refuse.
