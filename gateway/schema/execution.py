@@ -18,6 +18,12 @@ null in a non-null field, a value a scalar refuses, a reader that raises), is le
 graphql-core, which completes that object again field by field and reports the error where it
 belongs; readers only read, so reading twice changes nothing.
 
+A field may read something that must first be joined onto its source (a commit's details,
+from another endpoint: ``reads(joins=...)``). A projection knows every join below it
+(``starts``): the object that holds them (an answer, an entity) starts them all at once, so
+the loaders batch them, awaits them together and is then projected in one pass; nothing is
+awaited per field.
+
 Projections live beside graphql-core's own memo of collected fields for the execution; those of
 operations whose ``@skip``/``@include`` take no variable are also kept across requests in a
 bounded :class:`PlanCache` (the selection, and so the projection, is then the same for every
