@@ -6,8 +6,9 @@
 // 1. starts the people subgraph (people-subgraph.mjs) on a free port;
 // 2. fetches billing's SDL from `{ _service { sdl } }` at --billing-url, so the subgraph that
 //    is running is the one composed;
-// 3. composes both with Apollo's and The Guild's composers (compose.mjs; either failing is fatal);
-// 4. serves an @apollo/gateway (ApolloGateway with the supergraph SDL) in @apollo/server on a
+// 3. composes both, billing's SDL as served, with Apollo's and The Guild's composers
+//    (compose.mjs; either failing is fatal);
+// 4. serves an @apollo/gateway (ApolloGateway with that supergraph SDL) in @apollo/server on a
 //    free port, forwarding each client's Authorization header to billing;
 // 5. prints ONE line of JSON to stdout: {"gateway": "http://127.0.0.1:<p>/", "people": "..."}.
 // It stays up until its stdin closes or it gets SIGTERM/SIGINT, then exits 0. Logs go to stderr.
@@ -73,10 +74,6 @@ async function fetchBillingSdl(billingUrl) {
   return sdl;
 }
 
-function withoutAuthenticated(sdl) {
-  return sdl.replace('"@authenticated", ', '').replace(/ @authenticated\b/g, '');
-}
-
 /** Forwards the client's Authorization header to billing; records every subgraph request. */
 class RecordingDataSource extends RemoteGraphQLDataSource {
   constructor({ name, url, forwardAuthorization }) {
@@ -136,21 +133,17 @@ async function main() {
   stops.push(people.stop);
   log(`people subgraph at ${people.url}`);
 
+  // Billing's SDL exactly as served, never an edited copy. ApolloGateway (unlike Apollo Router
+  // and Hive Gateway) refuses a supergraph that links a SECURITY feature such as
+  // @authenticated, which billing prints only with GATEWAY_FEDERATION_AUTH_DIRECTIVES=true:
+  // with that setting on, this gateway fails to start, saying so.
   const billingSdl = await fetchBillingSdl(billingUrl);
-  const { ok, results } = composeBoth([
+  const { ok, supergraphSdl, results } = composeBoth([
     { name: 'billing', url: billingUrl, sdl: billingSdl },
     { name: 'people', url: people.url, sdl: PEOPLE_SDL },
   ]);
   if (!ok) throw new Error(`the subgraphs do not compose:\n${report(results)}`);
   log(`composed:\n${report(results)}`);
-  // ApolloGateway (unlike Apollo Router and Hive Gateway) refuses a supergraph that links a
-  // SECURITY feature such as @authenticated, which it could not enforce anyway; billing
-  // enforces authentication itself, so the gateway here runs the supergraph composed without
-  // it. The check above composed billing's SDL as served, @authenticated included.
-  const { supergraphSdl } = composeBoth([
-    { name: 'billing', url: billingUrl, sdl: withoutAuthenticated(billingSdl) },
-    { name: 'people', url: people.url, sdl: PEOPLE_SDL },
-  ]);
 
   const gateway = new ApolloGateway({
     supergraphSdl,

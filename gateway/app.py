@@ -149,7 +149,12 @@ def create_app(
     if retry_sleep is not None:
         policy = replace(policy, sleep=retry_sleep)
     limits = settings.query_limits()
-    schema = build_schema(limits, fast_path=settings.fast_path, max_batch=settings.max_batch)
+    schema = build_schema(
+        limits,
+        fast_path=settings.fast_path,
+        max_batch=settings.max_batch,
+        auth_directives=settings.federation_auth_directives,
+    )
     trusted = (
         load_trusted_documents(settings.trusted_documents, schema._schema, schema.documents)
         if settings.trusted_documents is not None

@@ -1,4 +1,5 @@
-"""``gateway serve`` and ``gateway export-schema [--check]`` (also ``python -m gateway``)."""
+"""``gateway serve`` and ``gateway export-schema [--client] [--check]`` (also
+``python -m gateway``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gateway.config import Settings
 from gateway.guard import GatewayHttpProtocol
 
 SCHEMA_FILE = Path("schema.graphql")
+CLIENT_SCHEMA_FILE = Path("client-schema.graphql")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,16 +31,39 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=1, help="worker processes (each a full gateway)"
     )
 
-    export = commands.add_parser("export-schema", help="write the SDL to schema.graphql")
-    export.add_argument("--path", type=Path, default=SCHEMA_FILE)
+    export = commands.add_parser(
+        "export-schema",
+        help="write the subgraph SDL to schema.graphql (--client: client-schema.graphql)",
+    )
+    export.add_argument(
+        "--path",
+        type=Path,
+        default=None,
+        help="the file (default: schema.graphql or, with --client, client-schema.graphql)",
+    )
     export.add_argument(
         "--check", action="store_true", help="fail if the file differs from the code"
+    )
+    variant = export.add_mutually_exclusive_group()
+    variant.add_argument(
+        "--client",
+        action="store_true",
+        help="the API schema clients load (no federation fields, types or directives)",
+    )
+    variant.add_argument(
+        "--auth-directives",
+        action="store_true",
+        help="the subgraph SDL with @authenticated, as served with "
+        "GATEWAY_FEDERATION_AUTH_DIRECTIVES=true",
     )
 
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args.host, args.port, args.workers)
-    return _export_schema(args.path, check=args.check)
+    path = args.path or (CLIENT_SCHEMA_FILE if args.client else SCHEMA_FILE)
+    return _export_schema(
+        path, check=args.check, client=args.client, auth_directives=args.auth_directives
+    )
 
 
 def _serve(host: str, port: int, workers: int) -> int:
@@ -151,17 +176,25 @@ def _announce_standin(host: str, port: int) -> None:
     )
 
 
-def _export_schema(path: Path, *, check: bool) -> int:
-    from gateway.schema import build_schema, print_sdl
+def _export_schema(path: Path, *, check: bool, client: bool, auth_directives: bool) -> int:
+    from gateway.schema import build_schema, print_client_sdl, print_sdl
 
-    # The limits shape no SDL: the defaults, whatever the environment says.
-    sdl = print_sdl(build_schema(Settings.model_construct().query_limits()))
+    # The limits shape no SDL: the defaults, whatever the environment says (nor does it
+    # decide the directives: the flag does, so that the committed files never depend on it).
+    schema = build_schema(
+        Settings.model_construct().query_limits(), auth_directives=auth_directives
+    )
+    sdl = print_client_sdl(schema) if client else print_sdl(schema)
     if check:
         current = path.read_text() if path.exists() else ""
         if current != sdl:
+            command = " ".join(
+                ["gateway export-schema"]
+                + (["--client"] if client else [])
+                + (["--auth-directives"] if auth_directives else [])
+            )
             print(
-                f"{path} is out of date with the code; run `gateway export-schema` "
-                "and commit the result.",
+                f"{path} is out of date with the code; run `{command}` and commit the result.",
                 file=sys.stderr,
             )
             return 1

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed to call the API."
     )
+    federation_auth_directives: bool = Field(
+        default=False,
+        description="Mark what needs a caller with @authenticated in the served SDL.",
+    )
     jwks_url: str | None = Field(
         default=None, description="The identity provider's JWKS: callers authenticate by JWT."
     )

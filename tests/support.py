@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from graphql import InterfaceTypeDefinitionNode, ObjectTypeDefinitionNode, parse
 
 from gateway.app import create_app
 from gateway.config import Settings
@@ -104,6 +105,21 @@ def serve(app: Any, *, http: Any = GatewayHttpProtocol) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def authenticated_marks(sdl: str) -> set[str]:
+    """Which types (``Seat``) and fields (``Query.node``) of ``sdl`` carry ``@authenticated``."""
+    marked = set()
+
+    def applies(node: Any) -> bool:
+        return any(d.name.value == "authenticated" for d in node.directives or ())
+
+    for definition in parse(sdl).definitions:
+        if isinstance(definition, ObjectTypeDefinitionNode | InterfaceTypeDefinitionNode):
+            name = definition.name.value
+            marked |= {name} if applies(definition) else set()
+            marked |= {f"{name}.{f.name.value}" for f in definition.fields or () if applies(f)}
+    return marked
 
 
 class GraphQLErrors(AssertionError):

@@ -2,7 +2,7 @@
 
 ``federation/harness.mjs`` (Node) starts a second subgraph, "people", which owns ``Seat.holder``,
 ``Query.team`` and ``Contract.name``; composes it with the billing subgraph that this module runs
-(its SDL fetched from ``_service``); and serves an ``@apollo/gateway`` in front of both. Queries go
+(its SDL fetched from ``_service`` and composed as served); and serves an ``@apollo/gateway`` in front of both. Queries go
 through that gateway in both directions while the billing API calls are counted by the billing
 gateway's recording transport. Every response of the harness carries
 ``extensions.subgraphRequests``: the requests the federation gateway sent to each subgraph.
@@ -29,15 +29,26 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from graphql import build_schema as build_graphql_schema
 
+from gateway.app import demo_query
 from gateway.config import Settings
-from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, OTHER_CUSTOMER_ID
+from gateway.standin import (
+    DEMO_CONTRACT_ID,
+    DEMO_CUSTOMER_ID,
+    DEMO_TOKEN,
+    OTHER_CUSTOMER_ID,
+    create_standin_app,
+)
 from tests.reference import as_graphql, upstream_seats
-from tests.support import Gateway, GraphQLErrors, running_gateway
+from tests.support import Gateway, GraphQLErrors, authenticated_marks, running_gateway
+
+pytestmark = pytest.mark.process  # the process tier: starts node's Apollo gateway and composers
 
 ROOT = Path(__file__).resolve().parent.parent
 FEDERATION = ROOT / "federation"
 SCHEMA = ROOT / "schema.graphql"
+CLIENT_SCHEMA = ROOT / "client-schema.graphql"
 
 BASE = {"customer_id": DEMO_CUSTOMER_ID, "contract_id": DEMO_CONTRACT_ID}
 KEY = {"customerId": DEMO_CUSTOMER_ID, "contractId": DEMO_CONTRACT_ID}
@@ -236,21 +247,16 @@ def billing(module_gateway: Gateway, federation: Federation) -> Gateway:
     return module_gateway
 
 
-def test_the_harness_fails_loudly_without_a_billing_subgraph(
-    node: str, people: People, tmp_path: Path
-) -> None:
-    """harness.mjs exits 1, saying why, when billing's SDL cannot be fetched from _service."""
-    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
-        sock.bind(("127.0.0.1", 0))
-        nowhere = f"http://127.0.0.1:{sock.getsockname()[1]}/graphql"
-    log = tmp_path / "harness.log"
+def failed_harness(node: str, billing_url: str, people: People, log: Path) -> str:
+    """Runs ``harness.mjs`` over ``billing_url`` expecting it to give up: asserts it exits 1
+    with nothing on stdout, and returns its log."""
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [
                 node,
                 str(FEDERATION / "harness.mjs"),
                 "--billing-url",
-                nowhere,
+                billing_url,
                 "--people",
                 str(people.file),
             ],
@@ -272,7 +278,18 @@ def test_the_harness_fails_loudly_without_a_billing_subgraph(
         process.stdout.close()
     assert returncode == 1, log.read_text()
     assert stdout == ""
-    assert f"could not fetch billing's SDL from {nowhere}" in log.read_text()
+    return log.read_text()
+
+
+def test_the_harness_fails_loudly_without_a_billing_subgraph(
+    node: str, people: People, tmp_path: Path
+) -> None:
+    """harness.mjs exits 1, saying why, when billing's SDL cannot be fetched from _service."""
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{sock.getsockname()[1]}/graphql"
+    log = failed_harness(node, nowhere, people, tmp_path / "harness.log")
+    assert f"could not fetch billing's SDL from {nowhere}" in log
 
 
 # --- composition ------------------------------------------------------------------------------
@@ -289,9 +306,82 @@ def test_schema_graphql_composes_with_both_composers(node: str, tmp_path: Path) 
     for graph in ("BILLING", "PEOPLE"):
         assert f'@join__type(graph: {graph}, key: "customerId contractId seatId")' in supergraph
         assert f'@join__type(graph: {graph}, key: "id customerId")' in supergraph
-    # A router that enforces @authenticated agrees with billing on what needs a caller.
+    # No SECURITY feature: @apollo/gateway and an unlicensed Apollo Router run it.
+    assert "for: SECURITY" not in supergraph and "@authenticated" not in supergraph
+
+
+@pytest.fixture(scope="module")
+def auth_billing() -> Iterator[Gateway]:
+    """A billing gateway (on the embedded stand-in) whose SDL carries @authenticated
+    (GATEWAY_FEDERATION_AUTH_DIRECTIVES=true)."""
+    settings = Settings(federation_auth_directives=True)
+    with running_gateway(settings, httpx.ASGITransport(app=create_standin_app())) as gateway:
+        yield gateway
+
+
+def test_with_auth_directives_the_served_sdl_composes_under_both_composers(
+    node: str, auth_billing: Gateway, tmp_path: Path
+) -> None:
+    """With GATEWAY_FEDERATION_AUTH_DIRECTIVES=true the SDL billing serves, as is, composes
+    under The Guild's composer (Hive Gateway's) and Apollo's, into a supergraph whose
+    @authenticated a router enforcing it (Hive Gateway, Apollo Router with GraphOS) applies
+    to every way into a customer's seats."""
+    sdl = tmp_path / "billing.graphql"
+    sdl.write_text(auth_billing.query("{ _service { sdl } }", token=None)["_service"]["sdl"])
+    out = tmp_path / "supergraph.graphql"
+    result = compose(node, sdl, "--out", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "@theguild/federation-composition: composes" in result.stdout
+    assert "@apollo/composition: composes" in result.stdout
+    supergraph = out.read_text()
     assert '@link(url: "https://specs.apollo.dev/authenticated/v0.1", for: SECURITY)' in supergraph
-    assert supergraph.count("@authenticated") >= 5
+    # Composition carries Seat's requirement over to the interface it implements.
+    assert authenticated_marks(supergraph) == {
+        "Query.seatBalances", "Query.node", "Query.nodes", "Contract.seatBalances", "Seat", "Node"
+    }  # fmt: skip
+
+
+def test_apollos_js_gateway_refuses_the_sdl_with_auth_directives(
+    node: str, auth_billing: Gateway, people: People, tmp_path: Path
+) -> None:
+    """The harness runs billing's SDL as served, never an edited copy: with @authenticated in
+    it, @apollo/gateway refuses the supergraph (a SECURITY feature it cannot enforce), which
+    is why the directive is off by default."""
+    log = failed_harness(node, f"{auth_billing.url}/graphql", people, tmp_path / "harness.log")
+    assert "https://specs.apollo.dev/authenticated/v0.1" in log
+    assert "is for: SECURITY but is unsupported" in log
+
+
+def test_client_schema_graphql_loads_in_graphql_js(node: str, tmp_path: Path) -> None:
+    """graphql-js's buildSchema (what Code Generator, Relay's compiler and graphcache build
+    on) takes client-schema.graphql as is, with the types graphql-core builds, and the
+    README's first query validates against it; the subgraph SDL it refuses (@link)."""
+    document = tmp_path / "first.graphql"
+    document.write_text(demo_query())
+    loaded = subprocess.run(
+        [node, str(FEDERATION / "load-schema.mjs"), str(CLIENT_SCHEMA), str(document)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    built = json.loads(loaded.stdout)
+    client = build_graphql_schema(CLIENT_SCHEMA.read_text())
+    assert built["types"] == sorted(name for name in client.type_map if not name.startswith("__"))
+    assert built["queryFields"] == ["seatBalances", "node", "nodes"]
+
+    refused = subprocess.run(
+        [node, str(FEDERATION / "load-schema.mjs"), str(SCHEMA)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert 'Unknown directive "@link"' in refused.stderr
 
 
 @pytest.mark.parametrize(

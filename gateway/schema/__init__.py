@@ -20,19 +20,22 @@ from gateway.schema.nodes import require_entities_caller
 from gateway.schema.pipeline import GatewayPipeline, PipelineSettings
 from gateway.schema.query import Contract, Query
 from gateway.schema.scalars import DATE_TIME, DateTime
+from gateway.schema.sdl import print_client_schema, without_directive
 
 __all__ = [
     "GatewaySchema",
     "QueryLimits",
     "RequestContext",
     "build_schema",
+    "print_client_sdl",
     "print_sdl",
     "shape_error",
 ]
 
 
 # The highest Federation version both Apollo's composition (2.14) and The Guild's composer
-# accept; the subgraph uses only @key, available since 2.0 (see README, "Federation").
+# accept; the subgraph needs @key, @cost and @listSize (2.9), and @authenticated (2.5) when
+# it prints it (see README, "Federation").
 FEDERATION_VERSION: Final = "2.9"
 
 
@@ -40,6 +43,21 @@ class GatewaySchema(strawberry.federation.Schema):
     """The federation schema; errors are logged by :func:`shape_error`, not here."""
 
     documents: DocumentStore  # parsed and validated documents (gateway.schema.documents)
+    # Whether the SDL carries @authenticated, a hint to routers that enforce it (Apollo
+    # Router with GraphOS, Hive Gateway) and one that @apollo/gateway refuses.
+    auth_directives: bool = False
+    _sdl: str | None = None
+
+    def as_str(self) -> str:
+        """The subgraph SDL, as exported and as ``{ _service { sdl } }`` serves it:
+        Strawberry's ``print_schema``, without ``@authenticated`` unless asked for; printed
+        once (routers poll ``_service``)."""
+        if self._sdl is None:
+            printed = super().as_str()
+            self._sdl = (
+                printed if self.auth_directives else without_directive(printed, "authenticated")
+            )
+        return self._sdl
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -76,10 +94,15 @@ class _SchemaNames(NameConverter):
 
 
 def build_schema(
-    limits: QueryLimits, *, fast_path: bool = True, max_batch: int = 10
+    limits: QueryLimits,
+    *,
+    fast_path: bool = True,
+    max_batch: int = 10,
+    auth_directives: bool = False,
 ) -> GatewaySchema:
     """The schema, with ``limits`` on what one operation may ask and ``max_batch`` operations
-    per batched request."""
+    per batched request; ``auth_directives``: its SDL marks what needs a caller with
+    ``@authenticated``."""
     documents = DocumentStore(max_entries=256, max_bytes=4_000_000)
     pipeline = PipelineSettings(limits, documents, limits.validation_rules())
     schema = GatewaySchema(
@@ -102,9 +125,17 @@ def build_schema(
         ),
     )
     schema.documents = documents
+    schema.auth_directives = auth_directives
     return schema
 
 
 def print_sdl(schema: strawberry.Schema) -> str:
-    """The exported ``schema.graphql``: exactly ``print_schema(schema) + "\\n"``."""
+    """The exported ``schema.graphql``: exactly ``print_schema(schema) + "\\n"`` (without
+    ``@authenticated`` unless the schema prints it)."""
     return schema.as_str() + "\n"
+
+
+def print_client_sdl(schema: strawberry.Schema) -> str:
+    """The exported ``client-schema.graphql``: the API schema clients load
+    (:mod:`gateway.schema.sdl`)."""
+    return print_client_schema(schema._schema)

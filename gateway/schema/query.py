@@ -111,8 +111,21 @@ class Contract:
         )
 
 
+@strawberry.type(name="_Service")
+class SubgraphService:
+    """Federation's ``_Service``: the subgraph's SDL, for routers."""
+
+    sdl: str
+
+
 @strawberry.type(description="Seat balances of Metronome seat-based contracts.")
 class Query:
+    # Strawberry's own _service prints the schema on every call and always with every
+    # directive; this one serves the schema's SDL as exported (GatewaySchema.as_str).
+    @strawberry.field(name="_service")
+    def service(self, info: strawberry.Info) -> SubgraphService:
+        return SubgraphService(sdl=info.schema.as_str())
+
     @strawberry.federation.field(
         description=_SEAT_BALANCES,
         authenticated=True,
