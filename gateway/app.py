@@ -52,6 +52,7 @@ from gateway.observability import REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.persisted import PersistedDocuments, load_trusted_documents
 from gateway.schema import RequestContext, build_schema, shape_error
 from gateway.schema.access import ANONYMOUS, UNRESTRICTED
+from gateway.schema.work import COST_HEADER
 from gateway.state import request_state
 from gateway.upstream import BillingClient
 from gateway.upstream.transport import billing_transport
@@ -60,6 +61,26 @@ from gateway.view import GraphQLView
 logger = logging.getLogger("gateway")
 
 STANDIN_BASE_URL = "http://billing-standin.invalid"
+# What a page on a listed origin may send (the preflight's Access-Control-Allow-Headers): a
+# header missing here fails the browser's fetch as a whole. Accept is CORS-safelisted (and
+# Starlette allows it with the other safelisted headers).
+CORS_REQUEST_HEADERS = [
+    # Read by the gateway, or documented for callers to send.
+    "authorization",
+    "content-type",
+    COST_HEADER,  # X-Gateway-Cost: true adds extensions.cost
+    "cache-control",  # no-cache fetches every page anew
+    "pragma",
+    REQUEST_ID_HEADER,
+    "traceparent",  # the W3C trace context joined by the access log's span
+    "tracestate",
+    # Sent by common GraphQL clients: Apollo Client's client awareness, and the headers
+    # Apollo's CSRF prevention asks of clients (Apollo Client with file uploads, Apollo Kotlin).
+    "apollographql-client-name",
+    "apollographql-client-version",
+    "apollo-require-preflight",
+    "x-apollo-operation-name",
+]
 _READY_CACHE_SECONDS = 5.0
 
 
@@ -326,7 +347,7 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["authorization", "content-type", REQUEST_ID_HEADER, "traceparent"],
+            allow_headers=CORS_REQUEST_HEADERS,
             expose_headers=[REQUEST_ID_HEADER],
             max_age=600,
         )

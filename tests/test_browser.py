@@ -4,8 +4,10 @@ The gateway runs on the embedded stand-in. GraphiQL (5, with the explorer open) 
 every request that leaves 127.0.0.1 blocked (no CDN), under its strict CSP: run its default
 query, and build a query by clicking in the explorer, whose choices decide what the gateway asks
 the billing API for. A page on a second local origin, listed in ``cors_origins``, must be able to
-query the gateway with credentials headers, and the same page on an unlisted origin must not.
-The HTTP-level checks of the page and of CORS need no browser.
+query the gateway with credentials headers, and with every header the gateway reads or GraphQL
+clients send (through Chromium's own preflight: while Playwright routes a page's requests it
+answers preflights itself), and the same page on an unlisted origin must not. The HTTP-level
+checks of the page and of CORS need no browser.
 
 ``GATEWAY_SCREENSHOT=docs/graphiql-explorer.png`` makes the explorer test save its screenshot
 there (the README's picture).
@@ -18,6 +20,7 @@ skipped, unless ``GATEWAY_REQUIRE_BROWSER`` is set (as in CI), which makes that 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -31,7 +34,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from gateway.app import demo_query
@@ -61,22 +64,53 @@ SEAT = re.compile(r"[\w.+-]+@acme\.example")
 
 # --- servers: the gateway on the stand-in, and pages on other local origins --------------------
 
+# Every request header the gateway reads or the README tells callers to send, and those common
+# GraphQL clients send (Apollo Client's client awareness, Apollo's CSRF-prevention headers).
+# None of them is CORS-safelisted, so a browser sends them only after a preflight allows them.
+CLIENT_HEADERS = {
+    "X-Gateway-Cost": "true",
+    "Cache-Control": "no-cache",
+    "Pragma": "no-cache",
+    "X-Request-ID": "cross-origin-page-1",
+    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "tracestate": "vendor=opaque",
+    "apollographql-client-name": "seat-dashboard",
+    "apollographql-client-version": "1.4.2",
+    "apollo-require-preflight": "true",
+    "x-apollo-operation-name": "Seats",
+}
+
 CROSS_ORIGIN_PAGE = """<!doctype html>
 <html lang="en">
   <head><meta charset="utf-8"><title>Another origin</title></head>
   <body data-state="loading">
     <ul id="seats"></ul>
     <p id="error"></p>
+    <pre id="result"></pre>
     <script>
-      const gateway = new URLSearchParams(location.search).get("gateway");
-      const { query, token } = __CONFIG__;
+      const params = new URLSearchParams(location.search);
+      const gateway = params.get("gateway");
+      const { query, token, clientHeaders } = __CONFIG__;
+      // ?client-headers: every header the gateway reads or common GraphQL clients send.
+      const extra = params.has("client-headers") ? clientHeaders : {};
       fetch(`${gateway}/graphql`, {
         method: "POST",
         credentials: "include",
-        headers: { "Authorization": `Bearer ${token}`, "content-type": "application/json" },
+        headers: {
+          "Authorization": `Bearer ${token}`,
+          "content-type": "application/json",
+          ...extra,
+        },
         body: JSON.stringify({ query }),
       })
-        .then((response) => response.json())
+        .then(async (response) => {
+          const body = await response.json();
+          document.getElementById("result").textContent = JSON.stringify({
+            requestId: response.headers.get("x-request-id"),
+            cost: body.extensions?.cost ?? null,
+          });
+          return body;
+        })
         .then((body) => {
           for (const edge of body.data.seatBalances.edges) {
             const item = document.createElement("li");
@@ -99,6 +133,7 @@ CROSS_ORIGIN_PAGE = """<!doctype html>
             "query": f"""{{ seatBalances(customerId: "{DEMO_CUSTOMER_ID}",
               contractId: "{DEMO_CONTRACT_ID}", first: 3) {{ edges {{ node {{ seatId }} }} }} }}""",
             "token": DEMO_TOKEN,
+            "clientHeaders": CLIENT_HEADERS,
         }
     ),
     1,
@@ -111,7 +146,10 @@ def cross_origin_app() -> Starlette:
     async def page(request: Request) -> HTMLResponse:
         return HTMLResponse(CROSS_ORIGIN_PAGE)
 
-    return Starlette(routes=[Route("/", page)])
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)  # a browser asks; a 404 would be a console error
+
+    return Starlette(routes=[Route("/", page), Route("/favicon.ico", no_icon)])
 
 
 @pytest.fixture(scope="module")
@@ -484,6 +522,48 @@ def test_a_page_on_a_listed_origin_queries_the_gateway_from_the_browser(
     assert watched.errors == []
 
 
+def test_a_page_on_a_listed_origin_may_send_every_header_the_gateway_reads_or_clients_send(
+    embedded: Gateway, listed_origin: str, browser: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Chromium's own preflight for a fetch with X-Gateway-Cost, Cache-Control, Pragma,
+    X-Request-ID, trace context and Apollo's client headers is allowed, and the gateway reads
+    them: the answer carries extensions.cost and echoes the request id (an exposed header)."""
+    from playwright.sync_api import expect
+
+    caplog.set_level(logging.INFO, logger="gateway.access")
+    # Not the `watched` page: Playwright answers preflights itself while it routes requests,
+    # allowing whatever was asked. Nothing here leaves 127.0.0.1 anyway.
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        requested: list[str] = []
+        errors: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.goto(f"{listed_origin}/?gateway={embedded.url}&client-headers")
+        body = page.locator("body")
+        expect(body).not_to_have_attribute("data-state", "loading")
+        assert body.get_attribute("data-state") == "done", (page.inner_text("#error"), errors)
+        assert len(page.locator("#seats li").all_inner_texts()) == 3
+        result = json.loads(page.inner_text("#result"))
+    finally:
+        context.close()
+    assert errors == []
+    assert all(urlsplit(url).hostname == "127.0.0.1" for url in requested), requested
+    assert result["requestId"] == CLIENT_HEADERS["X-Request-ID"]
+    assert result["cost"]["estimatedCost"] > 0
+    assert [call.authorization for call in embedded.calls[-1:]] == [f"Bearer {DEMO_TOKEN}"]
+    # The browser asked the gateway first (a real preflight), then sent the query.
+    seen = [
+        (line["method"], line["status"], line["requestId"])
+        for line in (record.msg for record in caplog.records if record.name == "gateway.access")
+        if isinstance(line, dict) and line["path"] == "/graphql"
+    ]
+    assert [(method, status) for method, status, _ in seen] == [("OPTIONS", 200), ("POST", 200)]
+    assert seen[1][2] == CLIENT_HEADERS["X-Request-ID"]
+
+
 def test_a_page_on_an_unlisted_origin_cannot_read_the_gateway(
     embedded: Gateway, unlisted_origin: str, watched: Watched
 ) -> None:
@@ -516,6 +596,7 @@ def test_the_preflight_from_a_listed_origin_allows_credentials_and_authorization
     allowed = response.headers["access-control-allow-headers"].lower()
     assert "authorization" in allowed
     assert "content-type" in allowed
+    assert {name.lower() for name in CLIENT_HEADERS} <= set(allowed.split(", "))
     assert "POST" in response.headers["access-control-allow-methods"]
 
     post = embedded.http.post(
