@@ -2,9 +2,10 @@
 (issue 25): each library as its own documentation sets it up, not a hand-made request.
 
 The Node libraries run from ``clients/`` (``npm ci --prefix clients``, a committed lockfile):
-urql's persisted exchange with Code Generator's ``sha256:`` ids, Relay's compiler and network
-layer with ``doc_id``, graphql-request with a client preset ``documentId``, and Apollo Client 4's
-error link reading ``UNAUTHENTICATED`` from a refused JWT. Each script prints one JSON object:
+urql's persisted exchange and Apollo Client 4's persisted queries link with Code Generator's
+``sha256:`` ids, Relay's compiler and network layer with ``doc_id``, graphql-request with a
+client preset ``documentId``, and Apollo Client 4's error link reading ``UNAUTHENTICATED`` from
+a refused JWT. Each script prints one JSON object:
 what the library answered and what each HTTP request carried. Without ``clients/node_modules``
 those tests are skipped, unless ``GATEWAY_REQUIRE_CLIENTS`` is set (as in ``scripts/test``),
 which makes a missing install a failure. They are the process tier (they start node).
@@ -108,23 +109,32 @@ def demo_seat_ids(gateway: Gateway, first: int = 2) -> list[str]:
     return seat_ids(data)
 
 
-# --- urql: the persisted exchange with Code Generator's sha256: ids ---------------------------
+# --- APQ with Code Generator's sha256: ids: urql's persisted exchange, Apollo's link ------------
 
 
 @pytest.mark.process  # starts node
-@pytest.mark.parametrize("method", ["POST", "GET"])
-def test_urqls_persisted_exchange_registers_a_sha256_prefixed_hash_then_sends_it_alone(
-    settings: Settings, node: str, method: str
+@pytest.mark.parametrize(
+    ("script", "method", "registered_by"),
+    [
+        ("urql-apq.mjs", "POST", "POST"),
+        ("urql-apq.mjs", "GET", "GET"),  # preferGetForPersistedQueries: the text in the URL too
+        ("apollo-apq.mjs", "POST", "POST"),
+        ("apollo-apq.mjs", "GET", "POST"),  # useGETForHashedQueries: hashes only
+    ],
+    ids=["urql-post", "urql-get", "apollo-post", "apollo-get"],
+)
+def test_apq_clients_register_a_sha256_prefixed_hash_then_send_it_alone(
+    settings: Settings, node: str, script: str, method: str, registered_by: str
 ) -> None:
-    """urql's persistedExchange hashing as Code Generator's client preset ids read
-    (``sha256:<hex>``): the first page load's hash alone is PersistedQueryNotFound (no billing
-    call), its retry with the text registers it, and the next page load's hash alone answers;
-    over POST, and over GET with ``preferGetForPersistedQueries``."""
+    """urql's persistedExchange and Apollo Client 4's PersistedQueryLink, hashing as Code
+    Generator's client preset ids read (``sha256:<hex>``): the first page load's hash alone is
+    PersistedQueryNotFound (no billing call), its retry with the text registers it, and the
+    next page load's hash alone answers; over POST, and over GET as each library offers it."""
     with running_gateway(settings) as gateway:
         expected = demo_seat_ids(gateway)
         printed = recipe(
             node,
-            "urql-apq.mjs",
+            script,
             {
                 "url": f"{gateway.url}/graphql",
                 "token": DEMO_TOKEN,
@@ -139,12 +149,13 @@ def test_urqls_persisted_exchange_registers_a_sha256_prefixed_hash_then_sends_it
     miss, registration, hit = printed["sent"]
     text = registration["params"]["query"]
     persisted = {"version": 1, "sha256Hash": f"sha256:{sha256(text)}"}
-    assert [request["method"] for request in printed["sent"]] == [method] * 3
+    assert [request["method"] for request in printed["sent"]] == [method, registered_by, method]
     assert "query" not in miss["params"] and "query" not in hit["params"]
-    assert miss["params"]["extensions"]["persistedQuery"] == persisted
-    assert registration["params"]["extensions"]["persistedQuery"] == {**persisted, "miss": True}
-    assert hit["params"]["extensions"]["persistedQuery"] == persisted
-    # urql asks for graphql-response+json: the miss is a request error, a 400 without data.
+    for request in printed["sent"]:
+        # urql marks its retry {"miss": true}; the gateway reads only version and sha256Hash.
+        sent = request["params"]["extensions"]["persistedQuery"]
+        assert {name: sent[name] for name in persisted} == persisted
+    # Both ask for graphql-response+json: the miss is a request error, a 400 without data.
     assert (miss["status"], miss["contentType"]) == (400, GRAPHQL_RESPONSE_JSON)
     assert (registration["status"], hit["status"]) == (200, 200)
     assert calls == 2  # the registration's and the hit's; the miss asked billing nothing
