@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from graphql import InterfaceTypeDefinitionNode, ObjectTypeDefinitionNode, parse
 
@@ -330,3 +332,22 @@ async def raw_http_server(
         for writer in connections:  # an answer still being written ends with the test
             writer.close()
         await server.wait_closed()
+
+
+def node_harness(harness: str, packages: tuple[str, ...], required_by: str, purpose: str) -> str:
+    """The ``node`` executable for a Node harness of this repository (``federation/``,
+    ``audit/``, ``clients/``) once its ``node_modules`` holds ``packages``: skipped on a
+    developer's machine without them, failed where the environment variable ``required_by``
+    is set (scripts/test sets it, so CI runs every harness)."""
+    executable = shutil.which("node")
+    missing = None
+    if executable is None:
+        missing = "node (20 or later) is not installed"
+    elif not all((ROOT / harness / "node_modules" / package).is_dir() for package in packages):
+        missing = f"{harness}/node_modules is missing: run `npm ci --prefix {harness}`"
+    if missing:
+        if os.environ.get(required_by):
+            pytest.fail(f"{missing} ({required_by} is set)")
+        pytest.skip(f"{missing} to {purpose}")
+    assert executable is not None
+    return executable

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -34,7 +33,7 @@ from graphql import GraphQLError
 
 from gateway.config import Settings
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
-from tests.support import ROOT, Gateway, running_gateway
+from tests.support import ROOT, Gateway, node_harness, running_gateway
 
 CLIENTS = ROOT / "clients"
 CLIENT_SCHEMA = ROOT / "client-schema.graphql"
@@ -62,19 +61,9 @@ def sha256(text: str) -> str:
 @pytest.fixture(scope="module")
 def node() -> str:
     """The ``node`` executable, once ``clients/node_modules`` is installed."""
-    required = bool(os.environ.get("GATEWAY_REQUIRE_CLIENTS"))
-    executable = shutil.which("node")
-    missing = None
-    if executable is None:
-        missing = "node is not installed"
-    elif not all((CLIENTS / "node_modules" / package).is_dir() for package in PACKAGES):
-        missing = "clients/node_modules is missing: run `npm ci --prefix clients`"
-    if missing:
-        if required:
-            pytest.fail(f"{missing} (GATEWAY_REQUIRE_CLIENTS is set)")
-        pytest.skip(f"{missing} to run the client libraries' recipes")
-    assert executable is not None
-    return executable
+    return node_harness(
+        "clients", PACKAGES, "GATEWAY_REQUIRE_CLIENTS", "run the client libraries' recipes"
+    )
 
 
 def run(node: str, script: str, *args: str, cwd: Path = CLIENTS) -> str:

@@ -14,9 +14,7 @@ unless ``GATEWAY_REQUIRE_FEDERATION`` is set (as in CI), which makes a missing i
 from __future__ import annotations
 
 import json
-import os
 import selectors
-import shutil
 import socket
 import subprocess
 import time
@@ -41,7 +39,13 @@ from gateway.standin import (
     create_standin_app,
 )
 from tests.reference import as_graphql, upstream_seats
-from tests.support import Gateway, GraphQLErrors, authenticated_marks, running_gateway
+from tests.support import (
+    Gateway,
+    GraphQLErrors,
+    authenticated_marks,
+    node_harness,
+    running_gateway,
+)
 
 pytestmark = pytest.mark.process  # the process tier: starts node's Apollo gateway and composers
 
@@ -71,15 +75,9 @@ DEEP_SEAT = """
 @pytest.fixture(scope="module")
 def node() -> str:
     """The ``node`` executable, once ``federation/node_modules`` is installed."""
-    required = bool(os.environ.get("GATEWAY_REQUIRE_FEDERATION"))
-    if not (FEDERATION / "node_modules").is_dir():
-        message = "federation/node_modules is missing: run `npm ci --prefix federation`"
-        if required:
-            pytest.fail(f"{message} (GATEWAY_REQUIRE_FEDERATION is set)")
-        pytest.skip(f"{message} to run the federation tests")
-    executable = shutil.which("node")
-    assert executable, "node (20 or later) must be on PATH to run federation/*.mjs"
-    return executable
+    return node_harness(
+        "federation", (".",), "GATEWAY_REQUIRE_FEDERATION", "run the federation tests"
+    )
 
 
 def compose(node: str, *files: Path | str) -> subprocess.CompletedProcess[str]:

@@ -10,8 +10,6 @@ against a real gateway. Without ``audit/node_modules`` it is skipped, unless
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ import pytest
 from gateway.config import Settings
 from gateway.schema.ids import global_id
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
-from tests.support import ROOT, Gateway, gateway_process, running_gateway
+from tests.support import ROOT, Gateway, gateway_process, node_harness, running_gateway
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
@@ -469,19 +467,9 @@ AUDIT = ROOT / "audit"
 @pytest.fixture(scope="module")
 def node() -> str:
     """The ``node`` executable, once ``audit/node_modules`` is installed."""
-    required = bool(os.environ.get("GATEWAY_REQUIRE_AUDIT"))
-    executable = shutil.which("node")
-    missing = None
-    if executable is None:
-        missing = "node is not installed"
-    elif not (AUDIT / "node_modules" / "graphql-http").is_dir():
-        missing = "audit/node_modules is missing: run `npm ci --prefix audit`"
-    if missing:
-        if required:
-            pytest.fail(f"{missing} (GATEWAY_REQUIRE_AUDIT is set)")
-        pytest.skip(f"{missing} to run graphql-http's audit")
-    assert executable is not None
-    return executable
+    return node_harness(
+        "audit", ("graphql-http",), "GATEWAY_REQUIRE_AUDIT", "run graphql-http's audit"
+    )
 
 
 @pytest.mark.process  # starts another program
