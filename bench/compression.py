@@ -45,10 +45,10 @@ import uvicorn
 import zstandard
 
 from gateway.app import create_app
-from gateway.compression import CODINGS, ResponseCompression
 from gateway.config import Settings
 from gateway.graphiql import ASSETS_DIR
-from gateway.guard import ASGIApp, Message, Receive, Scope, Send
+from gateway.http.compression import CODINGS, ResponseCompression
+from gateway.http.guard import ASGIApp, Message, Receive, Scope, Send
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
 
 REPO = Path(__file__).resolve().parent.parent

@@ -85,7 +85,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "loaders (gateway, aiodataloader)",
-        ("gateway/loaders.py", "gateway/details_loaders.py", "aiodataloader"),
+        ("gateway/loaders/__init__.py", "gateway/loaders/details.py", "aiodataloader"),
     ),
     (
         "projection executor (execution.py, fields.py, types, connection)",
@@ -112,16 +112,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "Strawberry view, request context (view.py, app.py)",
-        ("gateway/view.py", "gateway/app.py", "cross_web/", "email/"),
+        ("gateway/http/view.py", "gateway/app.py", "cross_web/", "email/"),
     ),
     (
         "access log, metrics, tracing",
-        ("gateway/observability.py", "logging/", "prometheus_client/", "opentelemetry/", "json/"),
+        ("gateway/http/observability.py", "logging/", "prometheus_client/", "opentelemetry/", "json/"),
     ),
-    ("compression layer", ("gateway/compression.py",)),
+    ("compression layer", ("gateway/http/compression.py",)),
     (
         "request guard, auth, Starlette/FastAPI routing",
-        ("gateway/guard.py", "gateway/auth.py", "starlette/", "fastapi/"),
+        ("gateway/http/guard.py", "gateway/http/auth.py", "starlette/", "fastapi/"),
     ),
     ("event loop (uvloop, asyncio) and native code", ("uvicorn/server.py", "uvicorn/main.py")),
     ("uvicorn (HTTP protocol)", ("uvicorn/",)),

@@ -4,12 +4,12 @@
 goes through it (``httpx.MockTransport`` for faults, ``ASGITransport`` for the stand-in); when
 ``settings.metronome_base_url`` is unset the stand-in is used in process.
 
-The layers, outermost first: :class:`~gateway.observability.AccessLog` (request id, trace
-context, metrics, one JSON line per request) -> :class:`~gateway.guard.RequestGuard` (header
-and body limits, cancellation) -> :class:`~gateway.compression.ResponseCompression`
+The layers, outermost first: :class:`~gateway.http.observability.AccessLog` (request id, trace
+context, metrics, one JSON line per request) -> :class:`~gateway.http.guard.RequestGuard` (header
+and body limits, cancellation) -> :class:`~gateway.http.compression.ResponseCompression`
 (``Accept-Encoding``, when enabled) -> CORS (when origins are configured) ->
-:class:`~gateway.auth.CallerAuthentication` (when callers authenticate by JWT) -> FastAPI
-(``/graphql`` through :class:`~gateway.view.GraphQLView`, Strawberry's view; GraphiQL's
+:class:`~gateway.http.auth.CallerAuthentication` (when callers authenticate by JWT) -> FastAPI
+(``/graphql`` through :class:`~gateway.http.view.GraphQLView`, Strawberry's view; GraphiQL's
 assets, health, metrics).
 """
 
@@ -35,28 +35,28 @@ from starlette.types import ASGIApp, Scope
 from strawberry.types import ExecutionResult
 
 from gateway import graphiql, standin
-from gateway.auth import CallerAuthentication, CallerAuthenticator
-from gateway.compression import ResponseCompression
 from gateway.config import Settings
-from gateway.details_loaders import CreditTypeCache
-from gateway.guard import RequestGuard
-from gateway.keyvalue import (
+from gateway.http.auth import CallerAuthentication, CallerAuthenticator
+from gateway.http.compression import ResponseCompression
+from gateway.http.guard import RequestGuard
+from gateway.http.observability import REQUEST_ID_HEADER, AccessLog, Metrics
+from gateway.http.persisted import PersistedDocuments, load_trusted_documents
+from gateway.http.state import request_state
+from gateway.http.view import GraphQLView
+from gateway.loaders import PageCache
+from gateway.loaders.details import CreditTypeCache
+from gateway.schema import RequestContext, build_schema, shape_error
+from gateway.schema.access import ANONYMOUS, UNRESTRICTED
+from gateway.schema.work import COST_HEADER
+from gateway.stores import (
     FORMAT_VERSION,
     CircuitBreaker,
     InProcessStore,
     KeyValueStore,
     RedisStore,
 )
-from gateway.loaders import PageCache
-from gateway.observability import REQUEST_ID_HEADER, AccessLog, Metrics
-from gateway.persisted import PersistedDocuments, load_trusted_documents
-from gateway.schema import RequestContext, build_schema, shape_error
-from gateway.schema.access import ANONYMOUS, UNRESTRICTED
-from gateway.schema.work import COST_HEADER
-from gateway.state import request_state
 from gateway.upstream import BillingClient
 from gateway.upstream.transport import billing_transport
-from gateway.view import GraphQLView
 
 logger = logging.getLogger("gateway")
 

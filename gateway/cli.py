@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 from gateway import standin
 from gateway.config import Settings
-from gateway.guard import GatewayHttpProtocol
+from gateway.http.guard import GatewayHttpProtocol
 
 SCHEMA_FILE = Path("schema.graphql")
 CLIENT_SCHEMA_FILE = Path("client-schema.graphql")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(host: str, port: int, workers: int) -> int:
     import uvicorn
 
-    from gateway.observability import configure_logging
+    from gateway.http.observability import configure_logging
 
     try:
         settings = Settings()
@@ -78,7 +78,7 @@ def _serve(host: str, port: int, workers: int) -> int:
         return 2
     if settings.trusted_documents is not None:
         # Checked before the workers start, so that a bad manifest is one clear line.
-        from gateway.persisted import TrustedDocumentsError, load_trusted_documents
+        from gateway.http.persisted import TrustedDocumentsError, load_trusted_documents
         from gateway.schema import build_schema
 
         try:
@@ -130,7 +130,7 @@ def _refuse_configuration(error: ValidationError) -> None:
 def app_from_environment() -> ASGIApp:
     """The app as each uvicorn worker builds it: settings from the environment."""
     from gateway.app import create_app
-    from gateway.observability import configure_logging, configure_tracing
+    from gateway.http.observability import configure_logging, configure_tracing
 
     settings = Settings()
     # Worker processes are spawned afresh: they set up logging and tracing themselves.

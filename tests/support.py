@@ -33,7 +33,7 @@ from graphql import InterfaceTypeDefinitionNode, ObjectTypeDefinitionNode, parse
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.guard import GatewayHttpProtocol
+from gateway.http.guard import GatewayHttpProtocol
 from gateway.standin import DEMO_TOKEN
 from gateway.upstream.transport import billing_transport
 

@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.auth import AuthenticationFailed, KeySet
 from gateway.config import Settings
+from gateway.http.auth import AuthenticationFailed, KeySet
 from gateway.schema.ids import global_id
 from gateway.standin import (
     DEMO_CONTRACT_ID,

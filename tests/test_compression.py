@@ -20,9 +20,9 @@ import pytest
 import zstandard
 from starlette.types import Receive, Scope, Send
 
-from gateway.compression import WHOLE_BODY_BYTES, ResponseCompression
 from gateway.config import Settings
 from gateway.graphiql import ASSETS_DIR, ASSETS_PATH
+from gateway.http.compression import WHOLE_BODY_BYTES, ResponseCompression
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
 from tests.support import Gateway, running_gateway, serve
 
@@ -335,7 +335,7 @@ async def test_a_large_asset_is_compressed_once_whatever_its_path_spelling(tmp_p
     import httpx
     from starlette.staticfiles import StaticFiles
 
-    from gateway.compression import CODINGS, WHOLE_BODY_BYTES, Coding, ResponseCompression
+    from gateway.http.compression import CODINGS, WHOLE_BODY_BYTES, Coding, ResponseCompression
 
     compressions: list[int] = []
 

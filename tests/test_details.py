@@ -15,8 +15,8 @@ from asgi_lifespan import LifespanManager
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.details_loaders import CreditTypeCache, DetailKey
 from gateway.loaders import Loaders
+from gateway.loaders.details import CreditTypeCache, DetailKey
 from gateway.standin import (
     DEMO_CONTRACT_ID,
     DEMO_CUSTOMER_ID,

@@ -23,10 +23,10 @@ from pydantic import ValidationError
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.guard import RequestGuard
-from gateway.observability import Metrics
+from gateway.http.guard import RequestGuard
+from gateway.http.observability import Metrics
+from gateway.http.state import new_request_state
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
-from gateway.state import new_request_state
 from gateway.upstream import SEAT_BALANCES_PATH
 from gateway.upstream.transport import AiohttpTransport
 from tests.support import Gateway, gateway_process, refused_start, running_gateway, serve

@@ -1,7 +1,7 @@
 """Who may read which customer: the one check every field that reads a customer makes.
 
 The schema sees the caller as a plain :class:`Caller` value that the composition root built
-(from a verified JWT, see ``gateway/auth.py``); it never sees a token. The check runs where a
+(from a verified JWT, see ``gateway/http/auth.py``); it never sees a token. The check runs where a
 customer id is first known and before any loader is touched, so a refused field costs no
 upstream call and nothing it would have fetched reaches any cache.
 """

@@ -11,8 +11,8 @@ from graphql import GraphQLError, OperationDefinitionNode
 from opentelemetry import trace
 from strawberry.types import ExecutionContext
 
-from gateway.details_loaders import CreditTypeCache
 from gateway.loaders import BatchObserver, Loaders, PageCache
+from gateway.loaders.details import CreditTypeCache
 from gateway.schema.access import UNRESTRICTED, Caller
 from gateway.schema.errors import OPERATION_RESOLUTION_FAILURE, UNAUTHENTICATED, GatewayError
 from gateway.upstream import BillingClient

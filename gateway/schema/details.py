@@ -4,7 +4,7 @@ schedule and subscription (from "List balances"), and a credit type's name.
 The fields are added to ``Commit``, ``Credit`` and ``CreditTypeBalance`` (``types.py``) by the
 ``*_field()`` functions below, and resolve lazily: nothing is fetched unless one of them is
 selected. They load through the request's ``details`` loader, which batches every commit and
-credit of the operation (see :mod:`gateway.details_loaders`), and the credential's credit type
+credit of the operation (see :mod:`gateway.loaders.details`), and the credential's credit type
 listing. All are nullable: when a detail call fails, these fields are ``null`` with an error at
 their path, and the seats and balances around them are still answered. A commit the billing
 API does not list any more, a type or allocation this gateway does not know, and an unknown
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import strawberry
 
-from gateway.details_loaders import DetailKey
+from gateway.loaders.details import DetailKey
 from gateway.schema.context import request_context
 from gateway.schema.fields import Reader, assumed_size, reads
 from gateway.schema.scalars import DateTime

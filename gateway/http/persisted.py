@@ -36,9 +36,9 @@ from typing import Any, Protocol
 from graphql import GraphQLError, GraphQLSchema, parse, validate
 from starlette.types import Scope
 
-from gateway.keyvalue import KeyValueStore
+from gateway.http.state import request_state
 from gateway.schema.documents import DocumentStore
-from gateway.state import request_state
+from gateway.stores import KeyValueStore
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 PERSISTED_QUERY_NOT_IN_LIST = "PERSISTED_QUERY_NOT_IN_LIST"

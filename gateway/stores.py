@@ -32,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-logger = logging.getLogger("gateway.keyvalue")
+logger = logging.getLogger("gateway.stores")
 
 # The format of what is stored under a key; part of every Redis key (gateway:v2:page:<hash>).
 # Change it whenever the bytes kept under a key change meaning.

@@ -32,7 +32,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.state import new_request_state, request_state
+from gateway.http.state import new_request_state, request_state
 from gateway.upstream.tracing import tracing_on
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -185,7 +185,7 @@ class Metrics:
     def circuit(self, name: str, is_open: bool) -> None:
         self.cache_circuit_open.labels(name).set(1 if is_open else 0)
 
-    # FlightObserver (gateway.loaders), RegistrationObserver (gateway.persisted)
+    # FlightObserver (gateway.loaders), RegistrationObserver (gateway.http.persisted)
     def shared_call(self) -> None:
         self.upstream_shared.inc()
 

@@ -8,7 +8,7 @@ hook of the view:
 * ``get_context``: the request's :class:`~gateway.schema.RequestContext` (fresh loaders, the
   caller's credential) beside Starlette's ``request`` and ``response``;
 * ``run``: the response media type is negotiated by ``Accept``
-  (:func:`gateway.media.negotiate`, which the guard's and authentication's refusals share):
+  (:func:`gateway.http.media.negotiate`, which the guard's and authentication's refusals share):
   ``application/graphql-response+json`` or ``application/json``, else a ``406``; every answer
   carries ``Vary: Accept``; the view's refusals (``HTTPException``) answer a GraphQL error with
   ``extensions.code`` ``BAD_REQUEST`` instead of plain text, so every answer of ``/graphql`` is
@@ -23,7 +23,7 @@ hook of the view:
   ``application/graphql-response+json`` (the GraphQL-over-HTTP specification's status codes);
 * ``encode_json``/``decode_json``: orjson; ``render_graphql_ide``: the gateway's own GraphiQL;
 * ``parse_http_body``/``execute_single``: persisted documents (APQ, trusted documents, see
-  :mod:`gateway.persisted`) resolve to query text before Strawberry executes anything, and a
+  :mod:`gateway.http.persisted`) resolve to query text before Strawberry executes anything, and a
   refusal (``PERSISTED_QUERY_NOT_FOUND``...) is a request error in the negotiated media type;
 * ``execute_operation``: each operation of a batch gets its own request context sharing the
   request's loaders (identical upstream requests across the batch are made once, and the
@@ -51,11 +51,11 @@ from strawberry.http.types import QueryParams
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from gateway.media import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, accept_of, negotiate
-from gateway.persisted import PersistedDocuments
+from gateway.http.media import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, accept_of, negotiate
+from gateway.http.persisted import PersistedDocuments
+from gateway.http.state import request_state
 from gateway.schema import RequestContext
 from gateway.schema.errors import refused_for_credentials
-from gateway.state import request_state
 
 ContextFactory = Callable[[Request], RequestContext]
 ResultObserver = Callable[[Request, ExecutionResult], None]

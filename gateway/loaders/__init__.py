@@ -12,7 +12,7 @@ must never outlive the request):
   ``next_page`` while ``limit`` or the 100 commits/credits cap splits the answer.
 * ``details`` is keyed by one commit or credit of a customer (:class:`DetailKey`) and answers
   with its full "List balances" item; :meth:`Loaders.credit_type` answers a credit type from one
-  listing per credential (see :mod:`gateway.details_loaders` for both). Every call of all of
+  listing per credential (see :mod:`gateway.loaders.details` for both). Every call of all of
   them counts against the request's budget.
 """
 
@@ -32,13 +32,13 @@ import orjson
 from aiodataloader import DataLoader
 from pydantic import TypeAdapter
 
-from gateway.details_loaders import (
+from gateway.loaders.details import (
     CommitDetails,
     CreditTypeCache,
     DetailKey,
     list_credit_types,
 )
-from gateway.keyvalue import KeyValueStore
+from gateway.stores import KeyValueStore
 from gateway.upstream import BalanceItem, BillingClient, CreditType, SeatBalance, SeatBalancePage
 from gateway.upstream.client import CUSTOMER_BALANCES_PATH, SEAT_BALANCES_PATH
 from gateway.upstream.details import BALANCES_PAGE

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.keyvalue import CircuitBreaker
-from gateway.persisted import MAX_REGISTRANTS, RegistrationBudget
+from gateway.http.persisted import MAX_REGISTRANTS, RegistrationBudget
+from gateway.stores import CircuitBreaker
 
 
 @dataclass

@@ -8,10 +8,10 @@
   upstream calls nobody will read). It listens for the disconnect from 20 ms into the
   request: most answers are complete by then, and listening costs a task per request. Such a
   request is marked gone for the access log (status 499). The callbacks of the request state's ``on_close``
-  (:mod:`gateway.state`) run when the request ends either way (the request's loaders use it
+  (:mod:`gateway.http.state`) run when the request ends either way (the request's loaders use it
   to cancel upstream calls still in flight). Its refusals (:func:`send_refusal`, which
   authentication uses too) are GraphQL errors in the media type the view would have answered
-  in (:mod:`gateway.media`).
+  in (:mod:`gateway.http.media`).
 * :class:`GatewayHttpProtocol`, uvicorn's httptools protocol with a deadline on a request's
   headers and caps on their size, which uvicorn lacks: a client that sends them a byte at a
   time would otherwise hold its connection (and a file descriptor) for ever, and one that
@@ -35,8 +35,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.media import GRAPHQL_RESPONSE_JSON, refusal_media_type
-from gateway.state import request_state
+from gateway.http.media import GRAPHQL_RESPONSE_JSON, refusal_media_type
+from gateway.http.state import request_state
 
 # Lifespan state keys: how long GatewayHttpProtocol waits for a request's headers, and the
 # caps on one header line and on the whole head (request line and headers), in bytes.
@@ -57,7 +57,7 @@ _WATCH_AFTER = 0.02
 # What survives the trip upstream unchanged: a header value of printable ASCII.
 _PRINTABLE_ASCII = re.compile(rb"[\x20-\x7e]*")
 
-logger = logging.getLogger("gateway.guard")
+logger = logging.getLogger("gateway.http.guard")
 
 
 class RequestGuard:
@@ -264,7 +264,7 @@ async def send_refusal(
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     """A request the gateway refuses before the view, as one GraphQL error in the media type
-    the request's ``Accept`` negotiates (:func:`gateway.media.refusal_media_type`, unless
+    the request's ``Accept`` negotiates (:func:`gateway.http.media.refusal_media_type`, unless
     ``media_type`` is given), varying on ``Accept`` as the view's answers do. Nothing ran: under
     ``application/graphql-response+json`` there is no ``data`` (a request error); under
     ``application/json`` ``data`` is ``null``, as it always was. ``close`` when the rest of the

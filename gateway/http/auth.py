@@ -37,11 +37,11 @@ from jwt import PyJWK
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Settings
-from gateway.guard import send_refusal
+from gateway.http.guard import send_refusal
+from gateway.http.state import request_state
 from gateway.schema.access import ANONYMOUS, Caller
-from gateway.state import request_state
 
-logger = logging.getLogger("gateway.auth")
+logger = logging.getLogger("gateway.http.auth")
 
 _KEYS_MAX_AGE = 300.0  # seconds; a key the identity provider withdrew stops working by then
 DEFAULT_FETCH_TIMEOUT = 5.0  # seconds for a whole JWKS fetch (GATEWAY_JWKS_TIMEOUT)
