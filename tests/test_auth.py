@@ -579,27 +579,29 @@ async def test_a_stale_key_set_refreshes_in_the_background_while_known_keys_stil
     provider's timeout."""
     now = [1000.0]
     hanging = asyncio.Event()
+    answered = 0
 
-    async def hang(request: httpx.Request) -> httpx.Response:
-        await hanging.wait()
-        return httpx.Response(200, json={"keys": [KEY.jwk()]})
+    async def answer_once_then_hang(request: httpx.Request) -> httpx.Response:
+        nonlocal answered
+        answered += 1
+        if answered > 1:
+            await hanging.wait()
+        body = json.dumps({"keys": [KEY.jwk()]}).encode()  # streamed, as a server sends it
+        return httpx.Response(200, stream=httpx.ByteStream(body))
 
-    real = KeySet(key_server.url, refetch_interval=10, clock=lambda: now[0])
-    assert (await real.key("key-1")).key_id == "key-1"
     keys = KeySet(
         key_server.url,
         refetch_interval=10,
         clock=lambda: now[0],
-        transport=httpx.MockTransport(hang),
+        transport=httpx.MockTransport(answer_once_then_hang),
     )
-    keys._keys, keys._fetched_at = real._keys, now[0]  # a set fetched earlier
-    await real.aclose()
-    now[0] += 3600  # long past the max age
     try:
+        assert (await keys.key("key-1")).key_id == "key-1"  # the set, fetched once
+        now[0] += 3600  # long past the max age
         for _ in range(5):
             key = await asyncio.wait_for(keys.key("key-1"), timeout=0.5)
             assert key.key_id == "key-1"
-        assert keys.fetches == 1  # one background refresh, still waiting on the provider
+        assert keys.fetches == 2  # one background refresh, still waiting on the provider
     finally:
         hanging.set()
         await keys.aclose()

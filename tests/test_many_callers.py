@@ -71,11 +71,13 @@ class HeldUpstream:
         self.started = threading.Event()
         self.cancelled = threading.Event()
         self.release: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's, once a call waits
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         if body.get("limit") == 7:  # the slow query
             self.release = asyncio.Event()
+            self.loop = asyncio.get_running_loop()
             self.started.set()
             try:
                 await self.release.wait()
@@ -114,11 +116,9 @@ def test_a_slow_upstream_call_does_not_block_other_requests(
         fast = gateway.query(QUERY, ACCOUNTS[DEMO_TOKEN])
         assert fast["seatBalances"]["nodes"]
         assert not slow.done()
-        assert upstream.release is not None
-        loop_release = upstream.release
-        # Release from the server's own loop thread-safely.
-        gateway_loop = _loop_of(loop_release)
-        gateway_loop.call_soon_threadsafe(loop_release.set)
+        assert upstream.release is not None and upstream.loop is not None
+        # Released from the server's own loop, thread-safely.
+        upstream.loop.call_soon_threadsafe(upstream.release.set)
         assert slow.result(10)["seatBalances"]["nodes"]
 
 
@@ -188,9 +188,3 @@ def test_no_token_or_upstream_url_in_any_response_or_log_line(
     for text in [*texts, logged]:
         assert "billing.internal" not in text
         assert secret_token not in text
-
-
-def _loop_of(event: asyncio.Event) -> asyncio.AbstractEventLoop:
-    loop = event._loop  # type: ignore[attr-defined]  # the server thread's loop
-    assert loop is not None
-    return loop  # type: ignore[no-any-return]
