@@ -47,23 +47,38 @@ def all_seat_ids(standin_url: str) -> list[str]:
     return [seat["seat_id"] for seat in upstream_seats(standin_url, BASE)]
 
 
+# Page sizes the fast tier walks with (the smallest, primes, around the 100 commits cap and
+# the largest); the process tier walks with every other size from 1 to 100.
+FAST_TIER_SIZES = (1, 2, 3, 7, 13, 25, 41, 64, 99, 100)
+PAGE_SIZES = [
+    pytest.param(FAST_TIER_SIZES, id="some sizes"),
+    pytest.param(
+        tuple(n for n in range(1, 101) if n not in FAST_TIER_SIZES),
+        id="the other sizes",
+        marks=pytest.mark.process,
+    ),
+]
+
+
+@pytest.mark.parametrize("sizes", PAGE_SIZES)
 def test_walking_with_every_page_size_visits_every_seat_once(
-    gateway: Gateway, all_seat_ids: list[str]
+    gateway: Gateway, all_seat_ids: list[str], sizes: tuple[int, ...]
 ) -> None:
     """Pages of 1 to 100 seats, balances only, list the contract's seats in order, no gap."""
-    for first in range(1, 101):
+    for first in sizes:
         pages = walk(gateway, SEATS, first)
         seen = [edge["node"]["seatId"] for page in pages for edge in page["edges"]]
         assert seen == all_seat_ids, f"first={first}"
         assert all(len(page["edges"]) == first for page in pages[:-1])
 
 
+@pytest.mark.parametrize("sizes", PAGE_SIZES)
 def test_walking_with_commits_follows_pages_shortened_by_the_cap(
-    gateway: Gateway, all_seat_ids: list[str]
+    gateway: Gateway, all_seat_ids: list[str], sizes: tuple[int, ...]
 ) -> None:
     """With commits selected, the 100 commits cap shortens pages; the walk still has no gap."""
     shortened = 0
-    for first in range(1, 101):
+    for first in sizes:
         pages = walk(gateway, SEATS_WITH_COMMITS, first)
         seen = [edge["node"]["seatId"] for page in pages for edge in page["edges"]]
         assert seen == all_seat_ids, f"first={first}"
