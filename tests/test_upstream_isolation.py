@@ -19,9 +19,9 @@ import pytest
 from gateway.config import Settings
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 from gateway.upstream import CREDIT_TYPES_PATH, CUSTOMER_BALANCES_PATH, SEAT_BALANCES_PATH
-from tests.support import BUDGET, DEFAULT_SETTINGS, Gateway, SleepRecorder, running_gateway
+from tests.support import BUDGET, Gateway, SleepRecorder, running_gateway
 
-DETAILS_DEADLINE = DEFAULT_SETTINGS.details_deadline
+DETAILS_DEADLINE = 1.0  # GATEWAY_DETAILS_DEADLINE for these tests (3 s by default)
 
 LISTING = f'customerId: "{DEMO_CUSTOMER_ID}", contractId: "{DEMO_CONTRACT_ID}"'
 PLAIN = f"{{ seatBalances({LISTING}, first: 5) {{ nodes {{ seatId balances {{ balance }} }} }} }}"
@@ -54,7 +54,7 @@ class DetailsHang(httpx.AsyncBaseTransport):
 @pytest.fixture
 def hanging() -> Iterator[tuple[Gateway, DetailsHang]]:
     upstream = DetailsHang()
-    with running_gateway(Settings(), upstream) as gateway:
+    with running_gateway(Settings(details_deadline=DETAILS_DEADLINE), upstream) as gateway:
         yield gateway, upstream
 
 
