@@ -7,27 +7,37 @@ definition. A field declared as a plain attribute is read with ``getattr``, as S
 default resolver reads it. Any other field (an argument, an ``async`` resolver) has no reader,
 and an object selecting it is completed by graphql-core field by field: adding a field is one
 edit, and a field the projection does not know falls back by construction.
+
+A field that fetches (``seatBalances``) is declared by its answer, an async function of the
+request (:class:`Asked`) and its arguments; :func:`answering` makes Strawberry's resolver from
+it, arguments and all, and :func:`answer_of` gives the compiled root the answer of a root field
+only through a resolver made so: the resolver and the compiled root call the same function, and
+there is no second body to drift.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import strawberry
 from graphql import GraphQLField, GraphQLList, GraphQLNonNull, GraphQLScalarType
 from strawberry.federation.schema_directives import ListSize
 from strawberry.types.unset import UNSET
 
+from gateway.schema.context import request_context
+from gateway.schema.selection import selected_names
+
 if TYPE_CHECKING:
     from gateway.schema.context import RequestContext
 
 READS = "gateway.reads"
 JOINS = "gateway.joins"
-ANSWERS = "gateway.answers"
 
 Reader = Callable[[Any], Any]
 # join(source, request context): starts attaching to the source what its readers read, and
@@ -130,6 +140,73 @@ Answer = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
+class _Answering:
+    """What :func:`answering` made a resolver from."""
+
+    answer: Answer
+    reads_source: bool  # some arguments are read from the parent object, not the operation
+
+
+# Every resolver made by answering(), with its answer: answer_of() trusts nothing else.
+_MADE: WeakKeyDictionary[Callable[..., Any], _Answering] = WeakKeyDictionary()
+
+
+def answering(
+    answer: Answer, *, source: Mapping[str, Reader] | None = None
+) -> Callable[..., Awaitable[Any]]:
+    """Strawberry's resolver of a field whose value is ``answer(asked, **arguments)``, made
+    from the answer so that the two cannot differ: the field's GraphQL arguments are the
+    answer's keyword-only parameters (their annotations, with the descriptions, and their
+    defaults), less those ``source`` reads from the parent object instead (``{Python name:
+    reader}``, e.g. an entity's own ids), and its type is the answer's return annotation, read
+    in the answer's module. The resolver does nothing but call the answer, so a behaviour of the
+    field is the answer's, whichever executor asks; the compiled root calls the same answer
+    without the resolver (:func:`answer_of`)."""
+    signature = inspect.signature(answer)
+    _asked, *keywords = signature.parameters.values()  # the answer takes Asked first
+    sourced = dict(source or {})
+    if any(parameter.kind is not inspect.Parameter.KEYWORD_ONLY for parameter in keywords):
+        raise TypeError(f"{answer.__qualname__}: every argument must be keyword-only")
+    unknown = set(sourced) - {parameter.name for parameter in keywords}
+    if unknown:
+        raise TypeError(f"{answer.__qualname__} has no parameter {sorted(unknown)}")
+    arguments = [parameter for parameter in keywords if parameter.name not in sourced]
+    reserved = [
+        inspect.Parameter("info", inspect.Parameter.KEYWORD_ONLY, annotation=strawberry.Info)
+    ]
+    readers = tuple(sourced.items())
+    if readers:
+        reserved.insert(0, inspect.Parameter("root", inspect.Parameter.KEYWORD_ONLY))
+
+        async def resolve(*, root: Any, info: strawberry.Info, **arguments: Any) -> Any:
+            for name, read in readers:
+                arguments[name] = read(root)
+            return await answer(asked(info), **arguments)
+
+    else:
+
+        async def resolve(*, info: strawberry.Info, **arguments: Any) -> Any:  # type: ignore[misc]
+            return await answer(asked(info), **arguments)
+
+    # What Strawberry reads: the signature (arguments and return type), the module whose names
+    # the answer's annotations use, and the name.
+    resolve.__signature__ = signature.replace(parameters=[*reserved, *arguments])  # type: ignore[attr-defined]
+    resolve.__annotations__ = {
+        **{p.name: p.annotation for p in (*reserved, *arguments) if p.annotation is not p.empty},
+        "return": signature.return_annotation,
+    }
+    resolve.__module__ = answer.__module__
+    resolve.__name__ = resolve.__qualname__ = answer.__name__
+    _MADE[resolve] = _Answering(answer, reads_source=bool(readers))
+    return resolve
+
+
+def asked(info: strawberry.Info) -> Asked:
+    """What a root field's answer takes from a resolver's ``info``."""
+    return Asked(request_context(info), selected_names(info._raw_info), info.field_name)
+
+
+@dataclass(frozen=True, slots=True)
 class RootAnswer:
     """A root field's answer and how its arguments reach it: (GraphQL name, Python name, the
     resolver's own default) per argument, in declaration order."""
@@ -144,15 +221,17 @@ class RootAnswer:
 
 
 def answer_of(field: GraphQLField) -> RootAnswer | None:
-    """The answer of a root field declared with ``metadata={ANSWERS: answer}`` whose resolver
-    calls exactly that answer, when it can be called without Strawberry's resolver wrapper:
-    no field extensions or permissions (they run in the wrapper), and only scalar arguments
-    (and lists of them), which Strawberry passes on exactly as graphql-core coerced them."""
+    """The answer of a root field whose resolver :func:`answering` made from it (and so calls
+    exactly that answer, with every argument from the operation), when it can be called
+    without Strawberry's resolver wrapper: no field extensions or permissions (they run in the
+    wrapper), and only scalar arguments (and lists of them), which Strawberry passes on exactly
+    as graphql-core coerced them."""
     definition = (field.extensions or {}).get("strawberry-definition")
     if definition is None or definition.extensions or definition.permission_classes:
         return None
-    answer: Answer | None = definition.metadata.get(ANSWERS)
-    if answer is None:
+    resolver = definition.base_resolver
+    made = _MADE.get(resolver.wrapped_func) if resolver is not None else None
+    if made is None or made.reads_source:
         return None
     arguments = []
     for argument in definition.arguments:
@@ -161,7 +240,7 @@ def answer_of(field: GraphQLField) -> RootAnswer | None:
             return None
         default = None if argument.default is UNSET else argument.default
         arguments.append((graphql, argument.python_name, default))
-    return RootAnswer(answer, tuple(arguments))
+    return RootAnswer(made.answer, tuple(arguments))
 
 
 def _graphql_name(field: GraphQLField, python_name: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Annotated, Any
 
 import strawberry
@@ -19,9 +20,8 @@ from gateway.schema.arguments import (
     listing_from_arguments,
 )
 from gateway.schema.connection import SeatConnection, connection_for
-from gateway.schema.fields import ANSWERS, Asked
+from gateway.schema.fields import Asked, answering
 from gateway.schema.nodes import parse_node_id, parse_node_ids, resolve_node, resolve_nodes
-from gateway.schema.selection import asked
 from gateway.schema.types import Node
 
 # For a router's demand control (Apollo's @cost/@listSize, Federation 2.9): a field that calls
@@ -48,14 +48,37 @@ _SEAT_BALANCES = (
 
 
 async def answer_seat_balances(
-    asked: Asked, *, first: int | None, after: str | None, **filters: Any
-) -> SeatConnection:
-    """``seatBalances``: the one definition of the field, which its resolvers call and the
-    compiled root of :mod:`gateway.schema.execution` calls without them; ``filters`` are the
-    listing's (:func:`~gateway.schema.arguments.listing_from_arguments`)."""
+    asked: Asked,
+    *,
+    customer_id: Annotated[strawberry.ID, strawberry.argument(description="The customer (UUID).")],
+    contract_id: Annotated[
+        strawberry.ID, strawberry.argument(description="The seat-based contract (UUID).")
+    ],
+    subscription_ids: SubscriptionIds = None,
+    seat_ids: SeatIds = None,
+    skip_missing_seat_ids: SkipMissingSeatIds = False,
+    covering_date: CoveringDate = None,
+    starting_at: StartingAt = None,
+    effective_before: EffectiveBefore = None,
+    first: First = 25,
+    after: After = None,
+) -> SeatConnection | None:
+    """``seatBalances``: the one definition of the field. Its resolvers are made from it
+    (:func:`~gateway.schema.fields.answering`: its parameters are the field's arguments,
+    ``Contract``'s less the two ids it holds), and the compiled root of
+    :mod:`gateway.schema.execution` calls it without them."""
     return await connection_for(
         asked.context,
-        listing_from_arguments(**filters),
+        listing_from_arguments(
+            customer_id=customer_id,
+            contract_id=contract_id,
+            subscription_ids=subscription_ids,
+            seat_ids=seat_ids,
+            skip_missing_seat_ids=skip_missing_seat_ids,
+            covering_date=covering_date,
+            starting_at=starting_at,
+            effective_before=effective_before,
+        ),
         first=first,
         after=after,
         selected=asked.selected,
@@ -81,34 +104,16 @@ class Contract:
         # Checked when seatBalances runs, where a bad id becomes a BAD_USER_INPUT.
         return cls(id=key.get("id"), customer_id=key.get("customerId"))  # type: ignore[arg-type]
 
-    @strawberry.federation.field(
-        description=_SEAT_BALANCES, authenticated=True, directives=_CONNECTION_COST
+    # The contract's own seats: the same answer, with the ids this entity holds.
+    seat_balances = strawberry.federation.field(
+        resolver=answering(
+            answer_seat_balances,
+            source={"customer_id": attrgetter("customer_id"), "contract_id": attrgetter("id")},
+        ),
+        description=_SEAT_BALANCES,
+        authenticated=True,
+        directives=_CONNECTION_COST,
     )
-    async def seat_balances(
-        self,
-        info: strawberry.Info,
-        subscription_ids: SubscriptionIds = None,
-        seat_ids: SeatIds = None,
-        skip_missing_seat_ids: SkipMissingSeatIds = False,
-        covering_date: CoveringDate = None,
-        starting_at: StartingAt = None,
-        effective_before: EffectiveBefore = None,
-        first: First = 25,
-        after: After = None,
-    ) -> SeatConnection | None:
-        return await answer_seat_balances(
-            asked(info),
-            customer_id=self.customer_id,
-            contract_id=self.id,
-            subscription_ids=subscription_ids,
-            seat_ids=seat_ids,
-            skip_missing_seat_ids=skip_missing_seat_ids,
-            covering_date=covering_date,
-            starting_at=starting_at,
-            effective_before=effective_before,
-            first=first,
-            after=after,
-        )
 
 
 @strawberry.type(name="_Service")
@@ -126,43 +131,12 @@ class Query:
     def service(self, info: strawberry.Info) -> SubgraphService:
         return SubgraphService(sdl=info.schema.as_str())
 
-    @strawberry.federation.field(
+    seat_balances = strawberry.federation.field(
+        resolver=answering(answer_seat_balances),
         description=_SEAT_BALANCES,
         authenticated=True,
         directives=_CONNECTION_COST,
-        metadata={ANSWERS: answer_seat_balances},
     )
-    async def seat_balances(
-        self,
-        info: strawberry.Info,
-        customer_id: Annotated[
-            strawberry.ID, strawberry.argument(description="The customer (UUID).")
-        ],
-        contract_id: Annotated[
-            strawberry.ID, strawberry.argument(description="The seat-based contract (UUID).")
-        ],
-        subscription_ids: SubscriptionIds = None,
-        seat_ids: SeatIds = None,
-        skip_missing_seat_ids: SkipMissingSeatIds = False,
-        covering_date: CoveringDate = None,
-        starting_at: StartingAt = None,
-        effective_before: EffectiveBefore = None,
-        first: First = 25,
-        after: After = None,
-    ) -> SeatConnection | None:
-        return await answer_seat_balances(
-            asked(info),
-            customer_id=customer_id,
-            contract_id=contract_id,
-            subscription_ids=subscription_ids,
-            seat_ids=seat_ids,
-            skip_missing_seat_ids=skip_missing_seat_ids,
-            covering_date=covering_date,
-            starting_at=starting_at,
-            effective_before=effective_before,
-            first=first,
-            after=after,
-        )
 
     @strawberry.federation.field(
         description="Any Seat, Commit or Credit by its `id` (Relay); `null` once it is gone.",

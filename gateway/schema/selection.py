@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import strawberry
 from graphql import GraphQLResolveInfo
 
-from gateway.schema.context import RequestContext, request_context
-from gateway.schema.fields import Asked
+from gateway.schema.context import RequestContext
 
 
 def selected_names(info: GraphQLResolveInfo[Any]) -> frozenset[str]:
@@ -23,8 +21,3 @@ def selected_names(info: GraphQLResolveInfo[Any]) -> frozenset[str]:
     request = info.context.get("gateway") if isinstance(info.context, dict) else None
     assert isinstance(request, RequestContext) and request.executor is not None
     return request.executor.names_below(info.return_type, info.field_nodes)  # type: ignore[no-any-return]
-
-
-def asked(info: strawberry.Info) -> Asked:
-    """What a root field's answer takes from a resolver's ``info``."""
-    return Asked(request_context(info), selected_names(info._raw_info), info.field_name)
