@@ -41,6 +41,7 @@ from gateway.http.compression import ResponseCompression
 from gateway.http.guard import RequestGuard
 from gateway.http.observability import REQUEST_ID_HEADER, AccessLog, Metrics
 from gateway.http.persisted import PersistedDocuments, load_trusted_documents
+from gateway.http.responses import refusal_response
 from gateway.http.state import request_state
 from gateway.http.view import GraphQLView
 from gateway.loaders import PageCache
@@ -323,17 +324,10 @@ def create_app(
             if metrics_token is not None and not _same_secret(
                 _bearer(request.scope), metrics_token
             ):
-                return JSONResponse(
-                    {
-                        "errors": [
-                            {
-                                "message": "/metrics needs 'Authorization: Bearer "
-                                "<GATEWAY_METRICS_TOKEN>'.",
-                                "extensions": {"code": "UNAUTHENTICATED"},
-                            }
-                        ]
-                    },
-                    status_code=401,
+                return refusal_response(
+                    "/metrics needs 'Authorization: Bearer <GATEWAY_METRICS_TOKEN>'.",
+                    401,
+                    code="UNAUTHENTICATED",
                     headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
                 )
             return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -37,7 +37,7 @@ from jwt import PyJWK
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Settings
-from gateway.http.guard import send_refusal
+from gateway.http.responses import graphql_error, send_refusal
 from gateway.http.state import request_state
 from gateway.schema.access import ANONYMOUS, Caller
 
@@ -366,7 +366,7 @@ class CallerAuthentication:
                 raise AuthenticationFailed("Send 'Authorization: Bearer <JWT>'.")
             caller = await self.authenticator.authenticate(token.strip())
         except AuthenticationFailed as failure:
-            error = {"message": failure.message, "extensions": {"code": failure.code}}
+            error = graphql_error(failure.message, failure.code)
             challenge = [(b"www-authenticate", b'Bearer error="invalid_token"')]
             # In the negotiated media type: a client that asked for graphql-response+json
             # reads only that as GraphQL errors (Apollo Client 4's error link matches the code).

@@ -9,9 +9,8 @@
   request: most answers are complete by then, and listening costs a task per request. Such a
   request is marked gone for the access log (status 499). The callbacks of the request state's ``on_close``
   (:mod:`gateway.http.state`) run when the request ends either way (the request's loaders use it
-  to cancel upstream calls still in flight). Its refusals (:func:`send_refusal`, which
-  authentication uses too) are GraphQL errors in the media type the view would have answered
-  in (:mod:`gateway.http.media`).
+  to cancel upstream calls still in flight). Its refusals are GraphQL errors in the media type
+  the view would have answered in (:func:`gateway.http.responses.send_refusal`).
 * :class:`GatewayHttpProtocol`, uvicorn's httptools protocol with a deadline on a request's
   headers and caps on their size, which uvicorn lacks: a client that sends them a byte at a
   time would otherwise hold its connection (and a file descriptor) for ever, and one that
@@ -29,13 +28,13 @@ import logging
 import re
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.http.media import GRAPHQL_RESPONSE_JSON, refusal_media_type
+from gateway.http.media import refusal_media_type
+from gateway.http.responses import graphql_error, refusal_body, send_refusal
 from gateway.http.state import request_state
 
 # Lifespan state keys: how long GatewayHttpProtocol waits for a request's headers, and the
@@ -92,7 +91,7 @@ class RequestGuard:
         if excess is not None:
             # An Accept over the cap is not parsed: that refusal is application/json.
             media_type = refusal_media_type(scope["headers"], limit=self.max_header_bytes)
-            error = _error(excess, "REQUEST_HEADER_FIELDS_TOO_LARGE")
+            error = graphql_error(excess, "REQUEST_HEADER_FIELDS_TOO_LARGE")
             await send_refusal(scope, send, 431, error, media_type=media_type, close=True)
             return
         if await _refused_credentials(scope, send):
@@ -210,11 +209,11 @@ async def _refused_credentials(scope: Scope, send: Send) -> bool:
     body is read, so that it holds on every path (the fast lane and FastAPI's view alike)."""
     values = [value for name, value in scope["headers"] if name == b"authorization"]
     if len(values) > 1:
-        error = _error("Send one Authorization header, not several.", "BAD_REQUEST")
+        error = graphql_error("Send one Authorization header, not several.", "BAD_REQUEST")
         await send_refusal(scope, send, 400, error, close=True)
         return True
     if values and not _PRINTABLE_ASCII.fullmatch(values[0]):
-        error = _error(
+        error = graphql_error(
             "The Authorization header must be printable ASCII: "
             "'Authorization: Bearer <Metronome API token>'.",
             "UNAUTHENTICATED",
@@ -239,66 +238,16 @@ def headers_too_large(limit: int) -> str:
     return f"The request's headers are larger than {limit} bytes in all."
 
 
-def _error(message: str, code: str) -> dict[str, Any]:
-    return {"message": message, "extensions": {"code": code}}
-
-
 async def _too_large(scope: Scope, send: Send, limit: int) -> None:
-    error = _error(f"The request body is larger than {limit} bytes.", "REQUEST_TOO_LARGE")
+    error = graphql_error(f"The request body is larger than {limit} bytes.", "REQUEST_TOO_LARGE")
     await send_refusal(scope, send, 413, error, close=True)
 
 
 async def _too_slow(scope: Scope, send: Send, limit: float) -> None:
-    error = _error(f"The request body took longer than {limit:g} s to arrive.", "REQUEST_TIMEOUT")
-    await send_refusal(scope, send, 408, error, close=True)
-
-
-async def send_refusal(
-    scope: Scope,
-    send: Send,
-    status: int,
-    error: dict[str, Any],
-    *,
-    media_type: str | None = None,
-    close: bool = False,
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    """A request the gateway refuses before the view, as one GraphQL error in the media type
-    the request's ``Accept`` negotiates (:func:`gateway.http.media.refusal_media_type`, unless
-    ``media_type`` is given), varying on ``Accept`` as the view's answers do. Nothing ran: under
-    ``application/graphql-response+json`` there is no ``data`` (a request error); under
-    ``application/json`` ``data`` is ``null``, as it always was. ``close`` when the rest of the
-    request will not be read."""
-    media_type = media_type or refusal_media_type(scope["headers"])
-    payload: dict[str, Any] = {"errors": [error]}
-    if media_type != GRAPHQL_RESPONSE_JSON:
-        payload = {"data": None, **payload}
-    vary = [(b"vary", b"Accept")]
-    await _send_json(
-        send, status, payload, media_type, close=close, headers=[*vary, *(headers or ())]
+    error = graphql_error(
+        f"The request body took longer than {limit:g} s to arrive.", "REQUEST_TIMEOUT"
     )
-
-
-async def _send_json(
-    send: Send,
-    status: int,
-    payload: object,
-    media_type: str,
-    *,
-    close: bool = False,
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    """A whole JSON response; ``close`` when the rest of the request will not be read."""
-    body = orjson.dumps(payload)
-    headers = [
-        (b"content-type", media_type.encode()),
-        (b"content-length", str(len(body)).encode()),
-        *(headers or ()),
-    ]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_refusal(scope, send, 408, error, close=True)
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
@@ -486,7 +435,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         """A whole JSON error answer, written straight to the connection (no request to hand
         the app), saying that the connection closes. Always ``application/json``: the headers
         are incomplete, so there is no ``Accept`` to negotiate with."""
-        body = orjson.dumps({"data": None, "errors": [_error(message, code)]})
+        body = refusal_body(graphql_error(message, code))
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]

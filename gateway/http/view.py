@@ -11,8 +11,9 @@ hook of the view:
   (:func:`gateway.http.media.negotiate`, which the guard's and authentication's refusals share):
   ``application/graphql-response+json`` or ``application/json``, else a ``406``; every answer
   carries ``Vary: Accept``; the view's refusals (``HTTPException``) answer a GraphQL error with
-  ``extensions.code`` ``BAD_REQUEST`` instead of plain text, so every answer of ``/graphql`` is
-  a GraphQL response;
+  ``extensions.code`` ``BAD_REQUEST`` instead of plain text
+  (:func:`gateway.http.responses.refusal_response`), so every answer of ``/graphql`` is a
+  GraphQL response;
 * ``parse_json``/``parse_http_body``/``parse_query_params``: a body that is not a GraphQL
   request (a JSON value that is not an object or a list of objects, an ``operationName`` that is
   not a string) or a GET whose ``variables``/``extensions`` is not an object is a ``400``;
@@ -53,6 +54,7 @@ from strawberry.types.unset import UNSET
 
 from gateway.http.media import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, accept_of, negotiate
 from gateway.http.persisted import PersistedDocuments
+from gateway.http.responses import RESPONSE_TOO_LARGE, refusal_response, too_large_response
 from gateway.http.state import request_state
 from gateway.schema import RequestContext
 from gateway.schema.errors import refused_for_credentials
@@ -60,7 +62,6 @@ from gateway.schema.errors import refused_for_credentials
 ContextFactory = Callable[[Request], RequestContext]
 ResultObserver = Callable[[Request, ExecutionResult], None]
 
-RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
 # The 400 for a request that names no document: what a request may carry instead (Strawberry's
 # own "No GraphQL query found" sends a Relay or persisted-documents client looking for `query`).
 NO_DOCUMENT = (
@@ -200,7 +201,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
                 response = self._too_large(request, response)
         except HTTPException as refusal:
             code = "NOT_ACCEPTABLE" if refusal.status_code == 406 else "BAD_REQUEST"
-            response = bad_request(refusal.reason, refusal.status_code, media_type, code=code)
+            response = refusal_response(refusal.reason, refusal.status_code, media_type, code=code)
             if refusal.status_code == 405:
                 response.headers["Allow"] = "GET, POST"
             request_state(request.scope).answered_errors = True
@@ -323,23 +324,15 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
     def _too_large(self, request: Any, response: Response) -> Response:
         """An answer over ``GATEWAY_MAX_RESPONSE_BYTES`` replaced by one error (per operation
         of a batch): its bytes are neither sent nor held while a slow client reads them."""
-        size = len(response.body)
-        error = {
-            "message": f"The answer is {size} bytes; at most {self._max_response_bytes} are "
-            "sent. Select fewer fields, a smaller `first`, or fewer aliases, ids or "
-            "representations.",
-            "extensions": {"code": RESPONSE_TOO_LARGE},
-        }
         state = request_state(request.scope)
         state.answered_errors = True
         state.access.update(errorCodes=[RESPONSE_TOO_LARGE], outcome="error")
-        body: object = {"data": None, "errors": [error]}
-        if state.batch is not None:
-            body = [body] * state.batch
-        return Response(
-            orjson.dumps(body),
-            status_code=response.status_code,
+        return too_large_response(
+            len(response.body),
+            self._max_response_bytes,
+            status=response.status_code,
             media_type=response.headers.get("content-type"),
+            batch=state.batch,
         )
 
     def _cache_control(self, scope: Any) -> str:
@@ -365,21 +358,6 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
     async def render_graphql_ide(self, request: Any) -> Response:
         assert self._graphiql_page is not None  # the view serves no IDE without a page
         return self._graphiql_page()
-
-
-def bad_request(
-    message: str,
-    status: int = 400,
-    media_type: str | None = APPLICATION_JSON,
-    *,
-    code: str = "BAD_REQUEST",
-) -> Response:
-    """A request the view refuses, as a GraphQL response (``extensions.code`` BAD_REQUEST by
-    default) in the negotiated media type (``application/json`` when none could be)."""
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return Response(
-        orjson.dumps(body), status_code=status, media_type=media_type or APPLICATION_JSON
-    )
 
 
 def _request_error(result: ExecutionResult) -> bool:
@@ -409,4 +387,4 @@ def _request_shaped(data: object) -> bool:
     )
 
 
-__all__ = ["GraphQLView", "bad_request"]
+__all__ = ["GraphQLView"]
