@@ -5,14 +5,13 @@ byte for byte, with the same upstream calls.
 
 In-process tier: two gateways (compiled root and projection on, and the reference with
 ``GATEWAY_FAST_PATH=false``) over ``httpx.ASGITransport`` with their lifespan, each over its
-own stand-in behind a transport that counts the billing API's calls and can corrupt its pages.
+own stand-in behind a transport that counts the billing API's calls and can fail them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,33 +21,27 @@ from asgi_lifespan import LifespanManager
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.schema import execution
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 
-Page = dict[str, Any]
+# "List balances", where the detail fields of commits and credits come from.
+BALANCES_PATH = "/v1/contracts/customerBalances/list"
 
 
 class Billing(httpx.AsyncBaseTransport):
-    """The stand-in, counting calls; ``corrupt`` rewrites each page, ``status`` replaces the
-    answer by an empty one with that status."""
+    """The stand-in, counting calls; ``status`` answers the calls to ``failing`` (every path
+    when it is ``None``) with an empty answer of that status instead."""
 
     def __init__(self) -> None:
         self.standin = httpx.ASGITransport(app=create_standin_app())
         self.calls = 0
-        self.corrupt: Callable[[Page], None] | None = None
         self.status: int | None = None
+        self.failing: str | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.calls += 1
-        if self.status is not None:
+        if self.status is not None and self.failing in (None, request.url.path):
             return httpx.Response(self.status, json={"message": "unavailable"})
-        response = await self.standin.handle_async_request(request)
-        body = await response.aread()
-        if self.corrupt is None or response.status_code != 200:
-            return httpx.Response(response.status_code, content=body, headers=response.headers)
-        page = json.loads(body)
-        self.corrupt(page)
-        return httpx.Response(200, json=page)
+        return await self.standin.handle_async_request(request)
 
 
 @dataclass
@@ -99,7 +92,7 @@ DEMO = {"customer": DEMO_CUSTOMER_ID, "contract": DEMO_CONTRACT_ID}
 
 
 async def twice_alike(
-    pair: tuple[Gateway, Gateway], variables: dict[str, Any]
+    pair: tuple[Gateway, Gateway], variables: dict[str, Any], query: str = QUERY
 ) -> tuple[int, bytes]:
     """The document sent twice to each gateway (the second time it is stored): every answer
     the same bytes, every request the same number of upstream calls."""
@@ -107,8 +100,8 @@ async def twice_alike(
     answers = []
     for _ in range(2):
         before = compiled.billing.calls, reference.billing.calls
-        expected = await reference.post(QUERY, variables)
-        got = await compiled.post(QUERY, variables)
+        expected = await reference.post(query, variables)
+        got = await compiled.post(query, variables)
         assert got == expected
         assert compiled.billing.calls - before[0] == reference.billing.calls - before[1]
         answers.append(got)
@@ -157,29 +150,44 @@ async def test_an_upstream_failure_is_located_at_the_field(
     assert compiled.billing.calls == 2
 
 
+# The first seats with their commits' names, which a detail call joins onto each commit.
+NAMED_COMMITS = QUERY.replace(
+    "balances { balance }", "balances { balance } commits { commitId name }"
+)
+
+
 async def test_a_value_the_projection_declines_goes_to_graphql_core_without_another_call(
-    pair: tuple[Gateway, Gateway], monkeypatch: pytest.MonkeyPatch
+    pair: tuple[Gateway, Gateway],
 ) -> None:
-    """When the compiled root's projection declines a value (a null where the schema promises
-    none: the page validation makes that a bug, so the fault is injected into the compiled
-    plan), graphql-core completes the operation again from the request's loaders and reports
-    what it finds: the same bytes, and still one upstream call for the request."""
-    compiled, _ = pair
-
-    def declining(*args: Any) -> execution.RootPlan | None:
-        plan = compile_root(*args)
-        return None if plan is None else dataclasses.replace(plan, project=refuse)
-
-    def refuse(value: Any) -> Any:
-        raise execution._Decline
-
-    compile_root = execution._compile_root
-    monkeypatch.setattr(execution, "_compile_root", declining)
-    _, body = await twice_alike(pair, DEMO)
-    assert len(json.loads(body)["data"]["page"]["edges"]) == 5
-    assert compiled.billing.calls == 2
+    """When the projection declines what the answer gave (here the commits' names, whose
+    detail calls failed: their reader raises), the compiled root leaves the operation to
+    graphql-core, which completes it again from the request's loaders and reports each
+    failure at its own field: the same bytes as the reference, the same upstream calls, and the
+    stored document is still compiled once the details answer."""
+    compiled, reference = pair
+    for billing in (compiled.billing, reference.billing):
+        billing.status, billing.failing = 503, BALANCES_PATH
+    status, body = await twice_alike(pair, DEMO, NAMED_COMMITS)
+    answer = json.loads(body)
+    edges = answer["data"]["page"]["edges"]
+    named = [commit["name"] for edge in edges for commit in edge["node"]["commits"]]
+    assert status == 200 and len(edges) == 5 and named and set(named) == {None}
+    assert {error["extensions"]["code"] for error in answer["errors"]} == {"UPSTREAM_UNAVAILABLE"}
+    assert sorted(tuple(error["path"]) for error in answer["errors"]) == sorted(
+        ("page", "edges", n, "node", "commits", c, "name")
+        for n, edge in enumerate(edges)
+        for c in range(len(edge["node"]["commits"]))
+    )
     assert await compiled.executed("compiled") == 0  # graphql-core answered both
-    assert await compiled.executed("fast-path") == 2
+    assert await compiled.executed("fast-path") == 2  # pageInfo and the balances projected
+    for billing in (compiled.billing, reference.billing):
+        billing.status = None
+    calls = compiled.billing.calls
+    status, body = await compiled.post(NAMED_COMMITS, DEMO)
+    assert (status, body) == await reference.post(NAMED_COMMITS, DEMO)
+    assert b'"errors"' not in body and b'"name":null' not in body
+    assert await compiled.executed("compiled") == 1
+    assert compiled.billing.calls > calls + 1  # the page, then the details
 
 
 async def test_a_request_whose_variables_are_refused_leaves_the_compiled_root_to_later_ones(

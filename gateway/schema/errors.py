@@ -157,3 +157,21 @@ def stamp_validation_codes(errors: list[GraphQLError]) -> None:
     for error in errors:
         if not error.extensions or "code" not in error.extensions:
             error.extensions = {**(error.extensions or {}), "code": GRAPHQL_VALIDATION_FAILED}
+
+
+def in_path_order(errors: list[GraphQLError]) -> None:
+    """Puts an execution's errors in the order of their paths (list items by index, response
+    keys by name), then of their locations. graphql-core lists them in the order their fields
+    finished, which for fields waiting on calls is the order the calls came back (a batch's
+    failures, each commit's detail call), and which the projection, completing an object again
+    after a failed join, cannot repeat: in a fixed order, the same answer is the same bytes
+    whichever executor wrote it."""
+    if len(errors) > 1:
+        errors.sort(key=_position)
+
+
+def _position(error: GraphQLError) -> tuple[tuple[tuple[int, int, str], ...], tuple[Any, ...]]:
+    path = tuple(
+        (0, step, "") if isinstance(step, int) else (1, 0, step) for step in error.path or ()
+    )
+    return path, tuple((location.line, location.column) for location in error.locations or ())

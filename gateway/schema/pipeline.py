@@ -25,7 +25,8 @@ What each stage does, in order:
   variable changes it); the work estimate, admitted against the request's budget (kept the
   same way; :mod:`~gateway.schema.work`), and answered when asked; then, for a stored document with a
   compiled root, the result itself (:func:`~gateway.schema.execution.execute_compiled`), and
-  graphql-core does not run.
+  graphql-core does not run; afterwards the errors in the order of their paths
+  (:func:`~gateway.schema.errors.in_path_order`), whichever executor answered.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from gateway.schema.context import (
     operation_span,
 )
 from gateway.schema.documents import DocumentStore, Known
-from gateway.schema.errors import refused_for_credentials, stamp_validation_codes
+from gateway.schema.errors import in_path_order, refused_for_credentials, stamp_validation_codes
 from gateway.schema.execution import execute_compiled
 from gateway.schema.limits import (
     QueryLimits,
@@ -161,6 +162,9 @@ class GatewayPipeline(SchemaExtension):
             if result is not None:
                 context.result = result
         yield
+        executed = context.result
+        if executed is not None and executed.errors:
+            in_path_order(executed.errors)
 
     def get_results(self) -> dict[str, Any]:
         if self.estimate is None:
