@@ -28,9 +28,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+from gateway.caches import TLRUCache
 
 logger = logging.getLogger("gateway.stores")
 
@@ -78,17 +79,31 @@ class KeyValueStore(Protocol):
 
 class InProcessStore:
     """Bytes by key in this process: at most ``max_entries`` entries and ``max_bytes`` of values,
-    least recently used first out; an entry past its TTL is a miss (and forgotten)."""
+    least recently used first out (each one pushed out is counted); an entry past its TTL is a
+    miss, and is dropped before a live one is pushed out."""
 
     def __init__(
-        self, name: str, *, max_entries: int, max_bytes: int, observer: StoreObserver | None = None
+        self,
+        name: str,
+        *,
+        max_entries: int,
+        max_bytes: int,
+        observer: StoreObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._observer = observer
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._bytes = 0
+        # Each entry is its expiry (on ``clock``) and its bytes.
+        self._entries: TLRUCache[str, tuple[float, bytes]] = TLRUCache(
+            max_entries,
+            ttu=_expiry,
+            timer=clock,
+            max_size=max_bytes,
+            getsizeof=_size,
+            evicted=self._evicted,
+        )
 
     @property
     def degraded(self) -> bool:
@@ -96,7 +111,7 @@ class InProcessStore:
 
     @property
     def held_bytes(self) -> int:
-        return self._bytes
+        return int(self._entries.currsize)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -104,51 +119,46 @@ class InProcessStore:
     async def get(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
         if entry is None:
+            if self._entries.expire():  # it may have just expired: say what is held now
+                self._held()
             return None
-        expires_at, value = entry
-        if time.monotonic() >= expires_at:
-            self._forget(key)
-            return None
-        self._entries.move_to_end(key)
-        return value
+        return entry[1]
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         if ttl <= 0 or len(value) > self.max_bytes:
             return
-        if key in self._entries:
-            self._forget(key)
-        self._entries[key] = (time.monotonic() + ttl, value)
-        self._bytes += len(value)
-        evicted = 0
-        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-            _, (_, old) = self._entries.popitem(last=False)
-            self._bytes -= len(old)
-            evicted += 1
-        if self._observer is not None:
-            if evicted:
-                self._observer.evicted(self.name, evicted)
-            self._observer.held(self.name, self._bytes)
+        self._entries[key] = (self._entries.timer() + ttl, value)
+        self._held()
 
     async def delete(self, key: str) -> None:
-        if key in self._entries:
-            self._forget(key)
+        if self._entries.pop(key, None) is not None:
+            self._held()
 
     def rejected(self) -> None:
         if self._observer is not None:
             self._observer.rejected(self.name)
 
-    def _forget(self, key: str) -> None:
-        _, value = self._entries.pop(key)
-        self._bytes -= len(value)
+    def _evicted(self, key: str, entry: tuple[float, bytes]) -> None:
         if self._observer is not None:
-            self._observer.held(self.name, self._bytes)
+            self._observer.evicted(self.name, 1)
+
+    def _held(self) -> None:
+        if self._observer is not None:
+            self._observer.held(self.name, self.held_bytes)
 
     async def ping(self) -> bool:
         return True
 
     async def aclose(self) -> None:
         self._entries.clear()
-        self._bytes = 0
+
+
+def _expiry(key: str, entry: tuple[float, bytes], now: float) -> float:
+    return entry[0]
+
+
+def _size(entry: tuple[float, bytes]) -> int:
+    return len(entry[1])
 
 
 class CircuitBreaker:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import json
 import random
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -369,3 +370,42 @@ async def test_objects_below_node_and_nodes_are_projected_identically(gateways: 
     before = await projected(gateways.projecting)
     assert await send(gateways.projecting, case) == expected
     assert await projected(gateways.projecting) == before + 1
+
+
+# An unexpected error's id, different in each answer (and each log line) by design.
+ERROR_ID = re.compile(rb"[0-9a-f]{32}")
+
+
+async def test_a_null_in_a_non_null_field_propagates_over_the_wire_as_graphql_core_does(
+    gateways: Gateways,
+) -> None:
+    """A null where the schema promises none, sent by a caller: no billing page can carry one
+    (the page validation refuses it), but a Contract representation without its `id` does.
+    The projection (the document's first request: a plan for this request; the second: the
+    stored document's generated plan) answers the very bytes graphql-core answers, but for
+    the error's id: the error at `_entities.1.id` and the null propagated to that entity, the
+    nearest nullable parent; the whole contract beside it is still projected."""
+    case = Case(
+        "query Contracts($representations: [_Any!]!) { _entities(representations: "
+        "$representations) { ... on Contract { id customerId } } }",
+        {
+            "representations": [
+                {"__typename": "Contract", "id": DEMO_CONTRACT_ID, "customerId": DEMO_CUSTOMER_ID},
+                {"__typename": "Contract", "customerId": DEMO_CUSTOMER_ID},
+            ]
+        },
+        "Contracts",
+        DEMO_TOKEN,
+    )
+    status, media_type, body = await send(gateways.reference, case)
+    expected = (status, media_type, ERROR_ID.sub(b"<id>", body))
+    before = await projected(gateways.projecting)
+    for _ in range(2):
+        status, media_type, body = await send(gateways.projecting, case)
+        assert (status, media_type, ERROR_ID.sub(b"<id>", body)) == expected
+    assert await projected(gateways.projecting) == before + 2
+    answer = json.loads(body)
+    assert answer["data"] == {
+        "_entities": [{"id": DEMO_CONTRACT_ID, "customerId": DEMO_CUSTOMER_ID}, None]
+    }
+    assert [error["path"] for error in answer["errors"]] == [["_entities", 1, "id"]]

@@ -1,17 +1,22 @@
 """The projection's plans (gateway/schema/execution.py): shared across requests only for
-documents the store has learned and where no variable can change the selection, and bounded."""
+documents the store has learned and where no variable can change the selection, and bounded;
+and a null where a type promises none propagated as graphql-core propagates it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from operator import itemgetter
 from typing import Any, cast
 
 import httpx
 import pytest
+import strawberry
 from graphql import OperationDefinitionNode, parse
 
 from gateway.schema import GatewaySchema, RequestContext, build_schema
-from gateway.schema.execution import PlanCache
+from gateway.schema.errors import in_path_order
+from gateway.schema.execution import GatewayExecutor, PlanCache, ProjectingExecutor
+from gateway.schema.fields import reads
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
 from gateway.upstream import BillingClient
 from tests.support import BUDGET, DEFAULT_LIMITS, DEFAULT_POLICY
@@ -103,3 +108,103 @@ def test_the_plan_cache_is_bounded_and_checks_the_operation() -> None:
     assert cache.get(("key", 0), operations[0]) is not plans[0]  # forgotten
     assert cache.get(("key", 2), operations[2]) is plans[2]
     assert cache.get(("key", 2), operations[1]) is not plans[2]
+
+
+# Null propagation. No billing page can bring a null into a non-null field (pydantic-core
+# refuses the page), so a schema of the projection's own kinds of values holds one of each:
+# a leaf, a list, a list's item, an object, and a leaf of an object inside a required list.
+
+
+@strawberry.type
+class Leaf:
+    value: str = reads(itemgetter("value"), description="A non-null leaf of an object.")
+
+
+@strawberry.type
+class Holder:
+    name: str = reads(itemgetter("name"), description="A non-null leaf.")
+    tags: list[str] = reads(itemgetter("tags"), description="A non-null list of non-nulls.")
+    leaf: Leaf = reads(itemgetter("leaf"), description="A non-null object.")
+    leaves: list[Leaf] = reads(itemgetter("leaves"), description="Non-null objects.")
+    maybe: Leaf | None = reads(itemgetter("maybe"), description="A nullable object.")
+
+
+def _holder(**nulls: Any) -> dict[str, Any]:
+    whole = {
+        "name": "n",
+        "tags": ["a", "b"],
+        "leaf": {"value": "v"},
+        "leaves": [{"value": "w"}],
+        "maybe": {"value": "m"},
+    }
+    return {**whole, **nulls}
+
+
+HOLDERS = [
+    _holder(),
+    _holder(name=None),
+    _holder(tags=None),
+    _holder(tags=["a", None]),
+    _holder(leaf=None),
+    _holder(leaf={"value": None}),
+    _holder(leaves=[{"value": "w"}, {"value": None}]),
+    _holder(maybe={"value": None}),  # null stops at `maybe`: the holder stays
+    _holder(maybe=None),
+]
+
+
+@strawberry.type
+class HoldersQuery:
+    @strawberry.field(description="Holders, each nullable: where a null must stop.")
+    def holders(self) -> list[Holder | None]:
+        return HOLDERS  # type: ignore[return-value]  # the records the readers read
+
+
+HOLDERS_QUERY = "{ holders { name tags leaf { value } leaves { value } maybe { value } } }"
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["per-request", "kept-across-requests"])
+async def test_a_null_where_none_is_promised_propagates_as_graphql_core_propagates_it(
+    client: BillingClient, kept: bool
+) -> None:
+    """Each holder's null in a non-null leaf, list, list item or object (at any depth) makes
+    the holder null with one error at the null's path, exactly as graphql-core answers, and a
+    null below the nullable `maybe` stops there; the projection still completes the holders
+    that have no null. Both kinds of plan: made for one request, and generated to be kept (a
+    stored document's, which the compiled root uses)."""
+    projecting = type("Projecting", (ProjectingExecutor,), {"plans": PlanCache(64)})
+    answers = []
+    for executor in (GatewayExecutor, projecting):
+        schema = strawberry.Schema(query=HoldersQuery, execution_context_class=executor)
+        request = RequestContext(client=client, token=DEMO_TOKEN, max_upstream_calls=BUDGET)
+        request.document_known = kept
+        result = await schema.execute(HOLDERS_QUERY, context_value={"gateway": request})
+        errors = list(result.errors or [])
+        in_path_order(errors)
+        answers.append((result.data, [error.formatted for error in errors], request.fast_path))
+    (data, errors, reference_projected), (got_data, got_errors, projected) = answers
+    assert (got_data, got_errors) == (data, errors)
+    assert projected and not reference_projected
+    assert data is not None
+    holders = data["holders"]
+    assert holders[0] == {
+        "name": "n",
+        "tags": ["a", "b"],
+        "leaf": {"value": "v"},
+        "leaves": [{"value": "w"}],
+        "maybe": {"value": "m"},
+    }
+    assert holders[1:7] == [None] * 6
+    assert holders[7]["maybe"] is None and holders[8]["maybe"] is None
+    assert [(error["path"], error["message"]) for error in errors] == [
+        (["holders", 1, "name"], "Cannot return null for non-nullable field Holder.name."),
+        (["holders", 2, "tags"], "Cannot return null for non-nullable field Holder.tags."),
+        (["holders", 3, "tags", 1], "Cannot return null for non-nullable field Holder.tags."),
+        (["holders", 4, "leaf"], "Cannot return null for non-nullable field Holder.leaf."),
+        (["holders", 5, "leaf", "value"], "Cannot return null for non-nullable field Leaf.value."),
+        (
+            ["holders", 6, "leaves", 1, "value"],
+            "Cannot return null for non-nullable field Leaf.value.",
+        ),
+        (["holders", 7, "maybe", "value"], "Cannot return null for non-nullable field Leaf.value."),
+    ]

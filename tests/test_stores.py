@@ -1,12 +1,13 @@
 """The rules the stores live by, on a clock of the test's own: the Redis circuit breaker
-(closed, open, one probe at a time) and the per-caller budget of APQ registrations."""
+(closed, open, one probe at a time), the per-caller budget of APQ registrations and the bounds
+of the in-process store."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from gateway.http.persisted import MAX_REGISTRANTS, RegistrationBudget
-from gateway.stores import CircuitBreaker
+from gateway.stores import CircuitBreaker, InProcessStore
 
 
 @dataclass
@@ -87,3 +88,53 @@ def test_the_registration_budget_remembers_a_bounded_number_of_callers() -> None
     for index in range(MAX_REGISTRANTS + 100):
         budget.spend(f"addr:{index}")
     assert len(budget) == MAX_REGISTRANTS
+
+
+@dataclass
+class Observer:
+    """Records what an in-process store reports."""
+
+    evictions: int = 0
+    held_bytes: int = 0
+
+    def evicted(self, store: str, count: int) -> None:
+        self.evictions += count
+
+    def held(self, store: str, size: int) -> None:
+        self.held_bytes = size
+
+
+async def test_the_in_process_store_is_bounded_in_entries_and_bytes_and_counts_evictions() -> None:
+    """The least recently used entries go once either bound is reached, each counted as an
+    eviction; a value larger than the byte bound is never kept; the bytes held are reported."""
+    observer = Observer()
+    store = InProcessStore("memory", max_entries=3, max_bytes=10, observer=observer)
+    for key in "abc":
+        await store.set(key, b"12", ttl=60)
+    assert await store.get("a") == b"12"  # a is now the most recently used
+    await store.set("d", b"12", ttl=60)
+    assert await store.get("b") is None and len(store) == 3
+    assert observer.evictions == 1 and observer.held_bytes == 6
+    await store.set("e", b"12345678", ttl=60)  # 14 bytes: the two least recently used go
+    assert [await store.get(key) for key in "cade"] == [None, None, b"12", b"12345678"]
+    assert observer.evictions == 3 and observer.held_bytes == store.held_bytes == 10
+    await store.set("f", b"12345678901", ttl=60)
+    assert await store.get("f") is None and observer.evictions == 3
+
+
+async def test_an_expired_entry_is_a_miss_and_goes_before_live_ones() -> None:
+    """Past its TTL an entry is a miss and its bytes are no longer held; making room drops
+    expired entries first, without counting them as evictions."""
+    clock, observer = Clock(), Observer()
+    store = InProcessStore("memory", max_entries=2, max_bytes=100, observer=observer, clock=clock)
+    await store.set("short", b"1", ttl=1)
+    await store.set("long", b"22", ttl=10)
+    clock.now += 1
+    assert await store.get("short") is None and observer.held_bytes == 2
+    await store.set("short", b"1", ttl=1)
+    clock.now += 1
+    await store.set("new", b"333", ttl=10)
+    assert await store.get("long") == b"22" and await store.get("new") == b"333"
+    assert observer.evictions == 0 and len(store) == 2
+    await store.set("never", b"4", ttl=0)
+    assert await store.get("never") is None

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import math
 import posixpath
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,6 +38,8 @@ from urllib.parse import unquote
 import brotli
 import zstandard
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.caches import LRUCache
 
 __all__ = [
     "ASSET_CACHE_BYTES",
@@ -202,7 +204,10 @@ class ResponseCompression:
         self.minimum_bytes = minimum_bytes
         self.assets_prefix = assets_path.rstrip("/") + "/" if assets_path else None
         self.codings = codings
-        self.compressed_assets = _AssetCache(ASSET_CACHE_BYTES)
+        # Least recently used dropped first past ASSET_CACHE_BYTES.
+        self.compressed_assets: LRUCache[tuple[str, str, bytes], bytes] = LRUCache(
+            math.inf, max_size=ASSET_CACHE_BYTES, getsizeof=len
+        )
         # Assets being compressed: concurrent first requests wait for one compression.
         self.compressing: dict[tuple[str, str, bytes], asyncio.Future[bytes]] = {}
 
@@ -314,7 +319,8 @@ class _Responder:
             compressed = await asyncio.shield(pending)
         finally:
             self.owner.compressing.pop(key, None)
-        self.owner.compressed_assets.put(key, compressed)
+        if len(compressed) <= ASSET_CACHE_BYTES:
+            self.owner.compressed_assets[key] = compressed
         return compressed
 
     async def _start_streaming(self, first: bytes) -> None:
@@ -395,27 +401,3 @@ def _encoded(
     if length is not None:
         out.append((b"content-length", str(length).encode()))
     return out
-
-
-class _AssetCache:
-    """Compressed GraphiQL assets, least recently used dropped first past ``limit`` bytes."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.size = 0
-        self._entries: OrderedDict[tuple[str, str, bytes], bytes] = OrderedDict()
-
-    def get(self, key: tuple[str, str, bytes]) -> bytes | None:
-        body = self._entries.get(key)
-        if body is not None:
-            self._entries.move_to_end(key)
-        return body
-
-    def put(self, key: tuple[str, str, bytes], body: bytes) -> None:
-        if len(body) > self.limit or key in self._entries:
-            return
-        self._entries[key] = body
-        self.size += len(body)
-        while self.size > self.limit:
-            _, dropped = self._entries.popitem(last=False)
-            self.size -= len(dropped)

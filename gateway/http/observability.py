@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.caches import LRUCache
 from gateway.http.state import new_request_state, request_state
 from gateway.upstream.tracing import tracing_on
 
@@ -156,8 +156,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
-        # Operation names with a label of their own, least recently seen first.
-        self._operation_names: OrderedDict[str, None] = OrderedDict()
+        # Operation names with a label of their own; the least recently seen one gives up its
+        # label and its series to a new name.
+        self._operation_names: LRUCache[str, bool] = LRUCache(
+            _MAX_OPERATION_LABELS, evicted=self._unlabel
+        )
         # The series of the per-request metrics, by metric and labels: prometheus-client's
         # `labels()` checks and converts its labels and takes a lock on every call. As many as
         # the series themselves (the labels are bounded sets); a removed series leaves here too.
@@ -240,23 +243,22 @@ class Metrics:
         burst of one-off names cannot keep a frequent operation in ``other`` for good."""
         if not name:
             return "anonymous"
-        names = self._operation_names
-        if name in names:
-            names.move_to_end(name)
+        if self._operation_names.get(name):  # seen now: the most recently seen
             return name
         if name in _SHARED_LABELS or not _OPERATION_NAME.fullmatch(name):
             return "other"
-        if len(names) >= _MAX_OPERATION_LABELS:
-            evicted, _ = names.popitem(last=False)
-            for outcome in _OUTCOMES:
-                self._series.pop((id(self.operations), (evicted, outcome)), None)
-                with suppress(KeyError):  # older prometheus-clients raise for an unseen series
-                    self.operations.remove(evicted, outcome)
-            self._series.pop((id(self.operation_seconds), (evicted,)), None)
-            with suppress(KeyError):
-                self.operation_seconds.remove(evicted)
-        names[name] = None
+        self._operation_names[name] = True
         return name
+
+    def _unlabel(self, name: str, _: bool) -> None:
+        """``name`` has no label of its own any more: its series go."""
+        for outcome in _OUTCOMES:
+            self._series.pop((id(self.operations), (name, outcome)), None)
+            with suppress(KeyError):  # older prometheus-clients raise for an unseen series
+                self.operations.remove(name, outcome)
+        self._series.pop((id(self.operation_seconds), (name,)), None)
+        with suppress(KeyError):
+            self.operation_seconds.remove(name)
 
 
 def _random_ids() -> Iterator[str]:

@@ -27,7 +27,6 @@ import hashlib
 import json
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any, Protocol
 from graphql import GraphQLError, GraphQLSchema, parse, validate
 from starlette.types import Scope
 
+from gateway.caches import LRUCache
 from gateway.http.state import request_state
 from gateway.schema.documents import DocumentStore
 from gateway.stores import KeyValueStore
@@ -80,16 +80,15 @@ class RegistrationBudget:
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self._clock = clock
-        self._windows: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        # Each caller's minute: when it started, and the registrations spent in it.
+        self._windows: LRUCache[str, tuple[float, int]] = LRUCache(MAX_REGISTRANTS)
 
     def spend(self, registrant: str) -> bool:
         now = self._clock()
-        started, used = self._windows.pop(registrant, (now, 0))
+        started, used = self._windows.get(registrant, (now, 0))
         if now - started >= 60:
             started, used = now, 0
         self._windows[registrant] = (started, used + 1)
-        while len(self._windows) > MAX_REGISTRANTS:
-            self._windows.popitem(last=False)
         return used < self.per_minute
 
     def __len__(self) -> int:

@@ -30,13 +30,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+from gateway.caches import TLRUCache
 from gateway.upstream import (
     BalanceItem,
     BalancesPage,
@@ -270,32 +271,22 @@ class CreditTypeCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl = ttl
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[bytes, tuple[float, dict[str, CreditType]]] = OrderedDict()
+        self._entries: TLRUCache[bytes, dict[str, CreditType]] = TLRUCache(
+            max_entries, ttu=self._expiry, timer=clock
+        )
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, token: str) -> dict[str, CreditType] | None:
-        key = _credential(token)
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
+        return self._entries.get(_credential(token))
 
     def put(self, token: str, types: dict[str, CreditType]) -> None:
-        if self._ttl <= 0:
-            return
-        key = _credential(token)
-        self._entries[key] = (self._clock() + self._ttl, types)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        if self._ttl > 0:
+            self._entries[_credential(token)] = types
+
+    def _expiry(self, key: bytes, types: dict[str, CreditType], now: float) -> float:
+        return now + self._ttl
 
 
 def _per_key(answer: _T | BaseException) -> _T | Exception:

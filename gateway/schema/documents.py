@@ -14,16 +14,18 @@ once its operation has run without a credential refusal (``UNAUTHENTICATED``, ``
 so a request refused for its credentials teaches it nothing, and only documents that passed the
 limits reach it. (A document that reads nothing, ``{ __typename }``, is not refused: such
 documents are learned within the same bounds, and can only push others out.) Strawberry's own ``ParserCache``/``ValidationCache`` are bounded in entries
-only and learn from every request, which is why they are not used.
+only and learn from every request, which is why they are not used; the bookkeeping is
+cachetools' (:mod:`gateway.caches`).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from graphql import DocumentNode, GraphQLError
+
+from gateway.caches import LRUCache
 
 if TYPE_CHECKING:
     from gateway.schema.work import Estimate
@@ -38,6 +40,9 @@ class Known:
     document: DocumentNode
     errors: tuple[GraphQLError, ...]
     measured: bool
+    # The length of its text: what it counts against the store's byte bound (the parsed
+    # document's size is proportional to it).
+    size: int
     # The seat ids each operation of it sends upstream, by the name a request runs it with,
     # for operations whose count no variable changes (gateway.schema.limits.check_seat_ids).
     seat_ids: dict[str | None, int] = field(default_factory=dict, compare=False)
@@ -51,21 +56,19 @@ class DocumentStore:
     def __init__(self, *, max_entries: int, max_bytes: int) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._known: OrderedDict[str, Known] = OrderedDict()
-        self._bytes = 0
+        self._known: LRUCache[str, Known] = LRUCache(
+            max_entries, max_size=max_bytes, getsizeof=_size_of
+        )
 
     def __len__(self) -> int:
         return len(self._known)
 
     @property
     def bytes(self) -> int:
-        return self._bytes
+        return int(self._known.currsize)
 
     def get(self, query: str) -> Known | None:
-        known = self._known.get(query)
-        if known is not None:
-            self._known.move_to_end(query)
-        return known
+        return self._known.get(query)
 
     def learn(
         self,
@@ -78,8 +81,8 @@ class DocumentStore:
         size = len(query)
         if query in self._known or size > self.max_bytes:
             return
-        self._known[query] = Known(document, tuple(errors), measured)
-        self._bytes += size
-        while len(self._known) > self.max_entries or self._bytes > self.max_bytes:
-            forgotten, _ = self._known.popitem(last=False)
-            self._bytes -= len(forgotten)
+        self._known[query] = Known(document, tuple(errors), measured, size)
+
+
+def _size_of(known: Known) -> int:
+    return known.size

@@ -40,7 +40,6 @@ error location and the same projection, and graphql-core's executor is not built
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from inspect import isawaitable
@@ -79,6 +78,7 @@ from graphql.utilities import get_operation_ast
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
+from gateway.caches import LRUCache
 from gateway.schema.context import RequestContext, context_of
 from gateway.schema.fields import Asked, Join, Reader, RootAnswer, answer_of, join_of, reader_of
 from gateway.schema.scalars import same_text
@@ -150,8 +150,10 @@ class PlanCache:
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._plans: OrderedDict[Hashable, tuple[OperationDefinitionNode, Any]] = OrderedDict()
-        self._variable_free: OrderedDict[int, tuple[OperationDefinitionNode, bool]] = OrderedDict()
+        self._plans: LRUCache[Hashable, tuple[OperationDefinitionNode, Any]] = LRUCache(max_entries)
+        self._variable_free: LRUCache[int, tuple[OperationDefinitionNode, bool]] = LRUCache(
+            max_entries
+        )
 
     def __len__(self) -> int:
         return len(self._plans)
@@ -160,12 +162,10 @@ class PlanCache:
         entry = self._plans.get(key)
         if entry is None or entry[0] is not operation:
             return _UNKNOWN
-        self._plans.move_to_end(key)
         return entry[1]
 
     def put(self, key: Hashable, operation: OperationDefinitionNode, plan: Any) -> None:
         self._plans[key] = (operation, plan)
-        self._bound(self._plans)
 
     def variable_free(
         self,
@@ -184,12 +184,7 @@ class PlanCache:
             for argument in directive.arguments or ()
         )
         self._variable_free[id(operation)] = (operation, free)
-        self._bound(self._variable_free)
         return free
-
-    def _bound(self, entries: OrderedDict[Any, Any]) -> None:
-        while len(entries) > self.max_entries:
-            entries.popitem(last=False)
 
 
 def _directive_holders(
