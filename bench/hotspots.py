@@ -111,8 +111,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     (
-        "Strawberry view, request context (view.py, app.py)",
-        ("gateway/http/view.py", "gateway/app.py", "cross_web/", "email/"),
+        "Strawberry view, request context (view.py, context.py)",
+        ("gateway/http/view.py", "gateway/http/context.py", "cross_web/", "email/"),
     ),
     (
         "access log, metrics, tracing",

@@ -1,19 +1,35 @@
 """Settings, read from the environment by ``cli.py`` only; everything else receives a value.
 
 Every default lives here: the settings build the values the rest of the gateway is given
-(:meth:`Settings.query_limits`, :meth:`Settings.retry_policy`, the loaders' budget).
+(:meth:`Settings.query_limits`, :meth:`Settings.retry_policy`, :meth:`Settings.stores`, the
+loaders' budget).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.schema.limits import QueryLimits
+from gateway.stores import (
+    FORMAT_VERSION,
+    CircuitBreaker,
+    InProcessStore,
+    KeyValueStore,
+    RedisStore,
+    StoreObserver,
+)
 from gateway.upstream.client import RetryPolicy
+
+
+class Stores(NamedTuple):
+    """Where the APQ documents and the page cache's pages are kept."""
+
+    apq: KeyValueStore
+    pages: KeyValueStore
 
 
 class Settings(BaseSettings):
@@ -339,6 +355,51 @@ class Settings(BaseSettings):
             max_concurrency=self.upstream_concurrency,
             details_deadline=self.details_deadline,
             details_concurrency=self.details_concurrency,
+        )
+
+    def stores(self, observer: StoreObserver) -> Stores:
+        """The APQ store and the page cache's store: in Redis when GATEWAY_REDIS_URL is set
+        (shared by every replica), else in this process (bounded)."""
+        if self.redis_url is not None:
+            from redis.asyncio import Redis
+
+            client = Redis.from_url(
+                self.redis_url.get_secret_value(),
+                socket_timeout=self.redis_timeout,
+                socket_connect_timeout=self.redis_timeout,
+                retry_on_timeout=False,
+            )
+            common: dict[str, Any] = {
+                "timeout": self.redis_timeout,
+                "max_value_bytes": self.max_body_bytes * 4,
+                "observer": observer,
+                # One Redis, one breaker: both stores skip it once it stops answering.
+                "breaker": CircuitBreaker(
+                    "redis",
+                    threshold=self.redis_breaker_failures,
+                    cooldown=self.redis_breaker_seconds,
+                    observer=observer,
+                ),
+            }
+            return Stores(
+                RedisStore("redis-apq", client, prefix=f"gateway:{FORMAT_VERSION}:apq:", **common),
+                RedisStore(
+                    "redis-pages", client, prefix=f"gateway:{FORMAT_VERSION}:page:", **common
+                ),
+            )
+        return Stores(
+            InProcessStore(
+                "memory-apq",
+                max_entries=self.persisted_queries_max_entries,
+                max_bytes=self.persisted_queries_max_bytes,
+                observer=observer,
+            ),
+            InProcessStore(
+                "memory-pages",
+                max_entries=self.cache_max_entries,
+                max_bytes=self.cache_max_bytes,
+                observer=observer,
+            ),
         )
 
     @property

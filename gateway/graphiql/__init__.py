@@ -26,8 +26,14 @@ import hashlib
 import html
 import json
 import pathlib
+from collections.abc import Callable
 from functools import cache
 from typing import Literal
+
+from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+
+from gateway.config import Settings
 
 __all__ = [
     "ASSETS_DIR",
@@ -35,6 +41,9 @@ __all__ = [
     "AUTHORIZATION_TABS",
     "CONTENT_SECURITY_POLICY",
     "CallerMode",
+    "assets",
+    "caller_mode",
+    "page",
     "render_page",
 ]
 
@@ -188,3 +197,32 @@ def render_page(
   </body>
 </html>
 """
+
+
+def assets() -> StaticFiles:
+    """The app that serves :data:`ASSETS_DIR`, mounted at :data:`ASSETS_PATH`."""
+    return StaticFiles(directory=ASSETS_DIR)
+
+
+def page(*, default_query: str | None, caller_mode: CallerMode) -> Callable[[], HTMLResponse]:
+    """What answers a browser's ``GET /graphql``: the page, rendered from the gateway's own
+    assets as they are now, with :data:`CONTENT_SECURITY_POLICY`."""
+
+    def answer() -> HTMLResponse:
+        html_page = render_page(
+            graphql_path="/graphql", default_query=default_query, caller_mode=caller_mode
+        )
+        return HTMLResponse(html_page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+    return answer
+
+
+def caller_mode(settings: Settings) -> CallerMode:
+    """What the token tab tells a user to send: a JWT (callers authenticate), nothing (the
+    gateway's own billing token serves everyone), or their own billing token (forwarding;
+    optional on the stand-in, which falls back to its demo token)."""
+    if settings.authenticates_callers:
+        return "jwt"
+    if settings.metronome_bearer_token is not None:
+        return "anonymous"
+    return "stand-in" if settings.embedded else "forwarding"

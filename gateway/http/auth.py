@@ -16,10 +16,11 @@ and what its claims allow:
   with ``GATEWAY_JWT_LEEWAY`` seconds of clock skew.
 
 :class:`CallerAuthentication` is the ASGI layer in front of the GraphQL endpoint: a valid token
-puts a :class:`Caller` in the request's scope (``make_context`` hands it to the schema), no
-token makes the caller anonymous (introspection still works; every field that reads a
-customer answers ``UNAUTHENTICATED``), and an invalid one is refused with HTTP 401 and an
-``UNAUTHENTICATED`` GraphQL error before anything else runs. Tokens are never logged.
+puts a :class:`Caller` in the request's state (:class:`~gateway.http.context.RequestContexts`
+hands it to the schema), no token makes the caller anonymous (introspection still works; every
+field that reads a customer answers ``UNAUTHENTICATED``), and an invalid one is refused with
+HTTP 401 and an ``UNAUTHENTICATED`` GraphQL error before anything else runs. Tokens are never
+logged.
 """
 
 from __future__ import annotations

@@ -56,11 +56,10 @@ from gateway.http.media import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, accept_o
 from gateway.http.persisted import PersistedDocuments
 from gateway.http.responses import RESPONSE_TOO_LARGE, refusal_response, too_large_response
 from gateway.http.state import request_state
-from gateway.schema import RequestContext
+from gateway.schema import RequestContext, shape_error
 from gateway.schema.errors import refused_for_credentials
 
 ContextFactory = Callable[[Request], RequestContext]
-ResultObserver = Callable[[Request, ExecutionResult], None]
 
 # The 400 for a request that names no document: what a request may carry instead (Strawberry's
 # own "No GraphQL query found" sends a Relay or persisted-documents client looking for `query`).
@@ -92,7 +91,6 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         schema: Any,
         *,
         context_factory: ContextFactory,
-        on_result: ResultObserver,
         graphiql_page: Callable[[], HTMLResponse] | None,
         persisted: PersistedDocuments,
         cache_ttl: float = 0,
@@ -104,7 +102,6 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
             allow_queries_via_get=True,
         )
         self._context_factory = context_factory
-        self._on_result = on_result
         self._graphiql_page = graphiql_page
         self._persisted = persisted
         self._cache_ttl = cache_ttl
@@ -291,7 +288,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         return sub_response
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
-        self._on_result(request, result)
+        _record(request.scope, result)
         if result.errors:
             request_state(request.scope).answered_errors = True
         response = await super().process_result(request, result)
@@ -358,6 +355,33 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
     async def render_graphql_ide(self, request: Any) -> Response:
         assert self._graphiql_page is not None  # the view serves no IDE without a page
         return self._graphiql_page()
+
+
+def _record(scope: Any, result: ExecutionResult) -> None:
+    """Shapes the result's errors, and tells the access log and the metrics about it."""
+    if result.errors:
+        result.errors = [shape_error(error) for error in result.errors]
+    state = request_state(scope)
+    context = state.context
+    codes = [str((error.extensions or {}).get("code")) for error in result.errors or ()]
+    # Root fields are nullable: an answer whose every root field is null has no data.
+    answered = any(value is not None for value in (result.data or {}).values())
+    outcome = "ok" if not codes else ("partial" if answered else "error")
+    state.access.update(
+        route=("view", _executor_label(context)),
+        operation=context.operation_name if context else None,
+        upstreamCalls=context.upstream_calls if context else 0,
+        errorCodes=codes,
+        outcome=outcome,
+    )
+
+
+def _executor_label(context: RequestContext | None) -> str:
+    """Which executor answered: the compiled root, graphql-core with the projection, or
+    graphql-core field by field (the ``executor`` label of the routes metric)."""
+    if context is not None and context.compiled:
+        return "compiled"
+    return "fast-path" if context is not None and context.fast_path else "graphql-core"
 
 
 def _request_error(result: ExecutionResult) -> bool:

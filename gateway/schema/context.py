@@ -40,6 +40,7 @@ class RequestContext:
     credit_types: CreditTypeCache | None = None  # the process's, shared across requests
     page_cache: PageCache | None = None  # the process's (or Redis's), keyed by credential
     refresh: bool = False  # the caller sent `Cache-Control: no-cache`: fetch anew, then keep
+    cost_asked: bool = False  # the caller sent `X-Gateway-Cost: true`: add extensions.cost
     work: int = 0  # estimated work admitted so far (gateway.schema.work), the batch's in all
     # Commits and credits of seats looked up by key beyond what the estimate assumed for them
     # (gateway.schema.work.charge_held), the batch's in all.
@@ -60,6 +61,7 @@ class RequestContext:
             credit_types=self.credit_types,
             page_cache=self.page_cache,
             refresh=self.refresh,
+            cost_asked=self.cost_asked,
             _request=self,
         )
 

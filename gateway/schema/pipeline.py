@@ -56,7 +56,7 @@ from gateway.schema.limits import (
     check_seat_ids,
     without_graphql_core_depth_rule,
 )
-from gateway.schema.work import Estimate, admit, cost_asked, cost_extensions, estimate
+from gateway.schema.work import Estimate, admit, cost_extensions, estimate
 
 Rules = tuple[type[ASTValidationRule], ...]
 
@@ -154,7 +154,7 @@ class GatewayPipeline(SchemaExtension):
                 self.known.work if self.known is not None else None,
             )
             admit(estimated, limits.max_cost, request)
-            if cost_asked(context.context):
+            if request is not None and request.cost_asked:
                 self.estimate = estimated
         if request is not None and request.document_known:
             # Strawberry's seam for a result: when set here, graphql-core does not run.

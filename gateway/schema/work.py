@@ -25,11 +25,12 @@ specification, Apollo's ``@cost``/``@listSize``), from the same declarations the
 
 The pipeline (:mod:`gateway.schema.pipeline`) refuses an operation whose estimate passes the
 budget (``COST_LIMIT``, before any resolver runs: :func:`admit`), and answers the same estimate
-in ``extensions.cost`` when the request sends ``X-Gateway-Cost: true``
-(:func:`cost_extensions`): ``estimatedCost`` and ``maxCost`` (this estimate and its budget),
-``estimatedUpstreamPages`` (runs of the fields that call the billing API, times the lists they
-are in), ``maxUpstreamCalls`` and ``upstreamCalls`` (what the request made, after the loaders
-shared identical pages and the page cache answered what it could; detail calls included).
+in ``extensions.cost`` when the request asked for it (``RequestContext.cost_asked``, which
+the HTTP layer sets from ``X-Gateway-Cost: true``; :func:`cost_extensions`): ``estimatedCost``
+and ``maxCost`` (this estimate and its budget), ``estimatedUpstreamPages`` (runs of the fields
+that call the billing API, times the lists they are in), ``maxUpstreamCalls`` and
+``upstreamCalls`` (what the request made, after the loaders shared identical pages and the
+page cache answered what it could; detail calls included).
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ from gateway.schema.limits import (
 )
 
 COST_LIMIT = "COST_LIMIT"
-COST_HEADER = "x-gateway-cost"
 
 # A field's weight per parent object, in the metadata of its Strawberry definition.
 WORK = "gateway.work"
@@ -361,13 +361,6 @@ def charge_held(request: RequestContext, held: int) -> None:
             f"{HELD_EXCESS} more in all). Ask for fewer seats at a time.",
             COST_LIMIT,
         )
-
-
-def cost_asked(context_value: Any) -> bool:
-    """Whether the request sent ``X-Gateway-Cost: true``."""
-    request = context_value.get("request") if isinstance(context_value, dict) else None
-    headers = getattr(request, "headers", None)
-    return headers is not None and headers.get(COST_HEADER, "").strip().lower() == "true"
 
 
 def cost_extensions(
