@@ -22,9 +22,8 @@ import strawberry
 
 from gateway.loaders.details import DetailKey
 from gateway.schema.context import request_context
-from gateway.schema.fields import Reader, assumed_size, reads
+from gateway.schema.fields import FACTS, Facts, Reader, assumed_size, reads
 from gateway.schema.scalars import DateTime
-from gateway.schema.work import WORK
 from gateway.upstream import BalanceItem
 
 if TYPE_CHECKING:
@@ -209,7 +208,7 @@ _FAILS = "`null` if the billing API does not list it or the call failed"
 # resolver, and the balance and seat around it completed field by field by graphql-core).
 DETAIL_WORK = 3
 CREDIT_TYPE_WORK = 60
-_WEIGHT = {WORK: DETAIL_WORK}
+_WEIGHT = {FACTS: Facts(work=DETAIL_WORK)}
 
 
 def _detail(read: Reader, description: str, directives: Sequence[object] = ()) -> Any:
@@ -276,7 +275,7 @@ def subscription_id_field() -> Any:
 
 def credit_type_field() -> Any:
     return strawberry.field(
-        metadata={WORK: CREDIT_TYPE_WORK},
+        metadata={FACTS: Facts(work=CREDIT_TYPE_WORK)},
         resolver=_credit_type,
         description=(
             "The credit type's name and kind; `null` when the billing API does not list it "

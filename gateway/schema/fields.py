@@ -27,7 +27,7 @@ from weakref import WeakKeyDictionary
 
 import strawberry
 from graphql import GraphQLField, GraphQLList, GraphQLNonNull, GraphQLScalarType
-from strawberry.federation.schema_directives import ListSize
+from strawberry.federation.schema_directives import Cost, ListSize
 from strawberry.types.unset import UNSET
 
 from gateway.schema.context import request_context
@@ -115,6 +115,50 @@ def reader_of(field: GraphQLField) -> Reader | None:
     if definition.base_resolver is None:
         return attrgetter(definition.python_name)
     return None
+
+
+FACTS = "gateway.facts"
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the limits, the work estimate and the SDL's demand-control directives know of a
+    field, declared once with it (``metadata={FACTS: Facts(...)}``): nothing restates them by
+    name (:mod:`gateway.schema.limits`, :mod:`gateway.schema.work`)."""
+
+    upstream: bool = False  # each run calls the billing API: at least one page
+    seat_ids: str | None = None  # the argument whose items are seat ids sent upstream
+    sized_by: str | None = None  # the list argument each item of which is one object listed
+    page_filter: str | None = None  # the argument naming the seats a page may hold at most
+    held: bool = False  # a list the billing API caps per page (a seat's commits or credits)
+    work: int = 1  # what completing it costs, per parent object, against a field read plainly
+
+
+NO_FACTS = Facts()
+# Federation's ``_entities`` is Strawberry's own field and declares nothing: each
+# representation names one seat (or contract) and is one object of its list.
+ENTITIES_FACTS = Facts(upstream=True, seat_ids="representations", sized_by="representations")
+# What a field that calls the billing API weighs in a router's demand control (@cost): one
+# upstream page more than a field read from a page.
+UPSTREAM_PAGE_COST = 10
+
+
+def facts_of(parent: Any, name: str) -> Facts:
+    """The facts of field ``name`` of type ``parent`` (a GraphQL type)."""
+    field = (getattr(parent, "fields", None) or {}).get(name)
+    definition = (field.extensions or {}).get("strawberry-definition") if field else None
+    facts: Facts | None = definition.metadata.get(FACTS) if definition is not None else None
+    if facts is not None:
+        return facts
+    query_type = getattr(parent, "name", None) == "Query"
+    return ENTITIES_FACTS if query_type and name == "_entities" else NO_FACTS
+
+
+def declared(facts: Facts, *directives: object) -> dict[str, Any]:
+    """A field's metadata and SDL directives from its facts: ``@cost`` for a field that calls
+    the billing API (so the router's weights and the gateway's limits read one fact)."""
+    cost = [Cost(weight=UPSTREAM_PAGE_COST)] if facts.upstream else []
+    return {"metadata": {FACTS: facts}, "directives": [*cost, *directives]}
 
 
 def assumed_size(size: int) -> ListSize:

@@ -34,6 +34,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     ListValueNode,
     NullValueNode,
@@ -53,6 +54,7 @@ from graphql.validation import (
 )
 
 from gateway.schema.errors import MAX_TOKENS_LIMIT, MAX_UPSTREAM_CALLS_LIMIT
+from gateway.schema.fields import facts_of
 
 MAX_QUERY_SIZE_LIMIT = "MAX_QUERY_SIZE_LIMIT"
 MAX_DEPTH_LIMIT = "MAX_DEPTH_LIMIT"
@@ -62,17 +64,6 @@ INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
 MAX_SELECTIONS_LIMIT = "MAX_SELECTIONS_LIMIT"
 MAX_SEAT_IDS_LIMIT = "MAX_SEAT_IDS_LIMIT"
 __all__ = ["MAX_TOKENS_LIMIT", "MAX_UPSTREAM_CALLS_LIMIT", "QueryLimits"]
-
-# Fields each of which costs at least one upstream call when it runs: (type, field).
-UPSTREAM_FIELDS = frozenset(
-    {
-        ("Query", "seatBalances"),
-        ("Query", "node"),
-        ("Query", "nodes"),
-        ("Query", "_entities"),
-        ("Contract", "seatBalances"),
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -191,6 +182,7 @@ def measure_document(
 
 
 def check_seat_ids(
+    schema: GraphQLSchema,
     document: DocumentNode,
     operation_name: str | None,
     variables: dict[str, Any],
@@ -203,7 +195,10 @@ def check_seat_ids(
     stored document's operations, kept there when no variable changes them (at most one per
     operation the document holds)."""
     count = kept_per_operation(
-        known, document, operation_name, lambda: _seat_ids(document, operation_name, variables)
+        known,
+        document,
+        operation_name,
+        lambda: _seat_ids(schema, document, operation_name, variables),
     )
     if count > max_seat_ids:
         raise limit_error(
@@ -211,11 +206,6 @@ def check_seat_ids(
             f"{max_seat_ids} are allowed. Split it into several operations.",
             MAX_SEAT_IDS_LIMIT,
         )
-
-
-# The arguments whose every item is a seat id sent upstream, by field name: `seatBalances`
-# (Query and Contract) filters by them, `node`/`nodes` look seats up by them.
-_SEAT_ID_ARGUMENTS = {"seatBalances": "seatIds", "nodes": "ids", "node": "id"}
 
 
 def operations_run(
@@ -232,15 +222,6 @@ def operations_run(
             or (operation.name is not None and operation.name.value == operation_name)
         )
     ]
-
-
-def seat_ids_requested(
-    document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
-) -> int:
-    """The seat ids an operation of a valid document sends upstream, counted as written:
-    through fragments (each fragment's count computed once), every field that could run
-    (``@skip``/``@include`` ignored), times the representations of ``_entities``."""
-    return _seat_ids(document, operation_name, variables)[0]
 
 
 _MAX_KNOWN_COUNTS = 16  # figures kept per stored document (one per operation name asked)
@@ -270,9 +251,14 @@ def kept_per_operation(
 
 
 def _seat_ids(
-    document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any],
 ) -> tuple[int, bool]:
-    """:func:`seat_ids_requested`, and whether a variable entered the count."""
+    """The seat ids the operations a request may run send upstream, counted as written:
+    through fragments (each fragment's count computed once), every field that could run
+    (``@skip``/``@include`` ignored); and whether a variable entered the count."""
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
@@ -282,14 +268,20 @@ def _seat_ids(
         values = {
             d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
         }
-        counter = SeatIdCounter(fragments, variables, values)
-        total += counter.count(operation.selection_set)
+        counter = SeatIdCounter(schema, fragments, variables, values)
+        total += counter.count(operation.selection_set, schema.get_root_type(operation.operation))
         varies = varies or counter.varies
     return total, varies
 
 
 @dataclass
 class SeatIdCounter:
+    """Counts the seat ids the fields of an operation send upstream, as written, by each
+    field's facts (:class:`~gateway.schema.fields.Facts`): its ``seat_ids`` argument's items,
+    and, below a field whose list is sized by an argument (``nodes``, ``_entities``), what
+    each of its objects sends, once per item."""
+
+    schema: GraphQLSchema
     fragments: dict[str, FragmentDefinitionNode]
     variables: dict[str, Any]
     defaults: Mapping[str, ValueNode | None]
@@ -299,26 +291,34 @@ class SeatIdCounter:
         self.varies = False  # a variable entered the count
 
     def count(
-        self, selection_set: SelectionSetNode | None, visiting: frozenset[str] = frozenset()
+        self,
+        selection_set: SelectionSetNode | None,
+        parent: Any,
+        visiting: frozenset[str] = frozenset(),
     ) -> int:
         total = 0
         for selection in selection_set.selections if selection_set else ():
             if isinstance(selection, FieldNode):
                 name = selection.name.value
-                inner = self.count(selection.selection_set, visiting)
-                if name == "_entities":
-                    # Each representation sends its own seat id (a Contract's counts too: the
-                    # count errs on the side of refusing), and runs the selection below.
-                    total += self.items(argument_value(selection, "representations")) * (1 + inner)
-                    continue
-                total += self.items(argument_value(selection, _SEAT_ID_ARGUMENTS.get(name))) + inner
+                field = (getattr(parent, "fields", None) or {}).get(name)
+                child = get_named_type(field.type) if field is not None else None
+                inner = self.count(selection.selection_set, child, visiting)
+                facts = facts_of(parent, name)
+                if facts.sized_by is not None:
+                    inner *= self.items(argument_value(selection, facts.sized_by))
+                total += self.items(argument_value(selection, facts.seat_ids)) + inner
             elif isinstance(selection, InlineFragmentNode):
-                total += self.count(selection.selection_set, visiting)
+                condition = selection.type_condition
+                on = self.schema.get_type(condition.name.value) if condition else parent
+                total += self.count(selection.selection_set, on, visiting)
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 fragment = self.fragments.get(name)
                 if name not in self.per_fragment and fragment and name not in visiting:
-                    self.per_fragment[name] = self.count(fragment.selection_set, visiting | {name})
+                    on = self.schema.get_type(fragment.type_condition.name.value)
+                    self.per_fragment[name] = self.count(
+                        fragment.selection_set, on, visiting | {name}
+                    )
                 total += self.per_fragment.get(name, 0)
         return total
 
@@ -398,7 +398,7 @@ def _shape(
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
             name = selection.name.value
-            calls = int((getattr(parent, "name", None), name) in UPSTREAM_FIELDS)
+            calls = int(facts_of(parent, name).upstream)
             own = _Shape(1, int(selection.alias is not None), calls)
             if not name.startswith("__"):  # introspection is bounded by its own rule
                 fields = getattr(parent, "fields", None) or {}

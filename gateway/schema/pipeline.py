@@ -140,6 +140,7 @@ class GatewayPipeline(SchemaExtension):
         limits = self.settings.limits
         if document is not None:
             check_seat_ids(
+                context.schema._schema,
                 document,
                 context.operation_name,
                 context.variables or {},

@@ -6,7 +6,7 @@ from operator import attrgetter
 from typing import Annotated, Any
 
 import strawberry
-from strawberry.federation.schema_directives import Cost, ListSize
+from strawberry.federation.schema_directives import ListSize
 
 from gateway.schema.arguments import (
     After,
@@ -20,23 +20,22 @@ from gateway.schema.arguments import (
     listing_from_arguments,
 )
 from gateway.schema.connection import SeatConnection, connection_for
-from gateway.schema.fields import Asked, answering
+from gateway.schema.fields import Asked, Facts, answering, declared
 from gateway.schema.nodes import parse_node_id, parse_node_ids, resolve_node, resolve_nodes
 from gateway.schema.types import Node
 
-# For a router's demand control (Apollo's @cost/@listSize, Federation 2.9): a field that calls
-# the billing API weighs one upstream page more than a field read from a page; `first` sizes a
-# connection's edges, and `nodes` is sized by its ids (at most the seat-id budget, 100 assumed).
-UPSTREAM_PAGE_COST = 10
-_CONNECTION_COST = [
-    Cost(weight=UPSTREAM_PAGE_COST),
+# A connection of seats: calls the billing API (which puts @cost on it), sends its seatIds
+# upstream, holds no more seats than they name; `first` sizes its edges and nodes (Apollo's
+# @listSize, Federation 2.9, which the work estimate reads too).
+_CONNECTION = declared(
+    Facts(upstream=True, seat_ids="seatIds", page_filter="seatIds"),
     # Strawberry leaves unset arguments out of the SDL; its stubs mark them required.
     ListSize(  # type: ignore[call-arg]
         slicing_arguments=["first"],
         sized_fields=["edges", "nodes"],
         require_one_slicing_argument=False,
     ),
-]
+)
 
 _SEAT_BALANCES = (
     "The seats of a contract with their balances, commits, credits and ledger entries, as a "
@@ -112,7 +111,7 @@ class Contract:
         ),
         description=_SEAT_BALANCES,
         authenticated=True,
-        directives=_CONNECTION_COST,
+        **_CONNECTION,
     )
 
 
@@ -135,13 +134,13 @@ class Query:
         resolver=answering(answer_seat_balances),
         description=_SEAT_BALANCES,
         authenticated=True,
-        directives=_CONNECTION_COST,
+        **_CONNECTION,
     )
 
     @strawberry.federation.field(
         description="Any Seat, Commit or Credit by its `id` (Relay); `null` once it is gone.",
         authenticated=True,
-        directives=[Cost(weight=UPSTREAM_PAGE_COST)],
+        **declared(Facts(upstream=True, seat_ids="id")),
     )
     async def node(
         self,
@@ -157,10 +156,10 @@ class Query:
             "of one contract cost one upstream call together."
         ),
         authenticated=True,
-        directives=[
-            Cost(weight=UPSTREAM_PAGE_COST),
+        **declared(
+            Facts(upstream=True, seat_ids="ids", sized_by="ids"),
             ListSize(assumed_size=100, require_one_slicing_argument=False),  # type: ignore[call-arg]
-        ],
+        ),
     )
     async def nodes(
         self,

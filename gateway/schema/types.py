@@ -28,7 +28,7 @@ from gateway.schema.access import check_customer
 from gateway.schema.arguments import MAX_SEAT_ID_CHARS, seat_id_ok, uuid_argument
 from gateway.schema.context import request_context
 from gateway.schema.errors import GatewayError
-from gateway.schema.fields import assumed_size, item_of, reads
+from gateway.schema.fields import FACTS, Facts, assumed_size, item_of, reads
 from gateway.schema.ids import global_id
 from gateway.schema.scalars import DateTime
 from gateway.schema.selection import selected_names
@@ -282,11 +282,13 @@ class Seat(Node):
         lambda seat: seat.held(HeldCommit, "commits"),
         description="The seat's prepaid commits, within the listing's date filters.",
         directives=[assumed_size(10)],
+        metadata={FACTS: Facts(held=True)},
     )
     credits: list[Credit] = reads(
         lambda seat: seat.held(HeldCredit, "credits"),
         description="The seat's credits, within the listing's date filters.",
         directives=[assumed_size(10)],
+        metadata={FACTS: Facts(held=True)},
     )
 
     def held(self, kind: type[Held], where: str) -> list[Held]:

@@ -67,8 +67,8 @@ from strawberry.federation.schema_directives import ListSize
 
 from gateway.schema.context import RequestContext
 from gateway.schema.errors import GatewayError
+from gateway.schema.fields import Facts, facts_of
 from gateway.schema.limits import (
-    UPSTREAM_FIELDS,
     QueryLimits,
     SeatIdCounter,
     argument_value,
@@ -79,9 +79,6 @@ from gateway.schema.limits import (
 
 COST_LIMIT = "COST_LIMIT"
 
-# A field's weight per parent object, in the metadata of its Strawberry definition.
-WORK = "gateway.work"
-
 # Commits and credits on one page of seats, at most: the billing API stops adding seats at 100
 # commits and credits, and the seat that crosses the cap comes whole (upstream-contract.md).
 HELD_PER_PAGE = 200
@@ -89,12 +86,6 @@ HELD_PER_PAGE = 200
 # how far the seats looked up by key in one request may pass it in all (:func:`charge_held`).
 HELD_PER_SEAT = 20
 HELD_EXCESS = HELD_PER_PAGE
-# The fields below a page that the cap above bounds, by (type, field).
-_HELD = frozenset({("Seat", "commits"), ("Seat", "credits")})
-# List arguments whose items each become one object of the field's list, by field name.
-_SIZED_BY = {"_entities": "representations", "nodes": "ids"}
-# The argument naming the seats a page may hold: a page holds no more seats than it names.
-_PAGE_FILTER = "seatIds"
 # An introspection field (`__schema`, `__type`) as a whole: the standard introspection query
 # of this schema completes about this many fields.
 INTROSPECTION_WORK = 2_000
@@ -191,16 +182,15 @@ class _Walk:
         if definition is None:  # validation reports it
             return Estimate(0, 0)
         strawberry_field = (definition.extensions or {}).get("strawberry-definition")
-        metadata = getattr(strawberry_field, "metadata", None) or {}
-        weight: int = metadata.get(WORK, 1)
+        facts = facts_of(parent, name)
         list_size = _list_size(strawberry_field)
-        calls = int((parent.name, name) in UPSTREAM_FIELDS)
+        calls = int(facts.upstream)
         child = get_named_type(definition.type)
         # A connection's page size applies to the sized fields of the object it returns, and
         # to everything below them (the commits cap of a page).
         child_page, child_sized = page, frozenset[str]()
         if list_size is not None and list_size.slicing_arguments:
-            child_page = self.slice(node, definition, list_size.slicing_arguments)
+            child_page = self.slice(node, definition, list_size.slicing_arguments, facts)
             child_sized = frozenset(list_size.sized_fields or ())
         if is_leaf_type(child):
             below, each = Estimate(0, 0), 0
@@ -209,19 +199,21 @@ class _Walk:
             each = below.work + 1  # the object's own completion
         if not _is_list(definition.type):
             size = 1
-        elif name in _SIZED_BY and parent is self.schema.query_type:
-            size = self.sizes.items(argument_value(node, _SIZED_BY[name]))
+        elif facts.sized_by is not None:
+            size = self.sizes.items(argument_value(node, facts.sized_by))
         elif page is not None and name in sized:
             size = page
         else:
             size = (list_size.assumed_size if list_size else None) or 1
-            if (parent.name, name) in _HELD and page:
+            if facts.held and page:
                 size = min(size, -(-HELD_PER_PAGE // page))
-        return Estimate(weight + size * each, calls + size * below.upstream_pages)
+        return Estimate(facts.work + size * each, calls + size * below.upstream_pages)
 
-    def slice(self, node: FieldNode, definition: GraphQLField, arguments: list[str]) -> int:
+    def slice(
+        self, node: FieldNode, definition: GraphQLField, arguments: list[str], facts: Facts
+    ) -> int:
         """The page size a slicing argument asks for (its default when not given), and no more
-        than the seats a ``seatIds`` filter names."""
+        than the seats its page filter names (``seatIds``)."""
         name = arguments[0]
         value = argument_value(node, name)
         size: Any = None
@@ -236,7 +228,7 @@ class _Walk:
             argument = definition.args.get(name)
             size = argument.default_value if argument is not None else None
         bounded = _page_size(size)
-        filtered = argument_value(node, _PAGE_FILTER)
+        filtered = argument_value(node, facts.page_filter)
         if filtered is not None:
             seats = self.sizes.items(filtered)
             if seats:
@@ -302,7 +294,11 @@ def _estimate(
             d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
         }
         walk = _Walk(
-            schema, operation, fragments, coerced, SeatIdCounter(definitions, variables, defaults)
+            schema,
+            operation,
+            fragments,
+            coerced,
+            SeatIdCounter(schema, definitions, variables, defaults),
         )
         found = walk.root(root)
         work += found.work
