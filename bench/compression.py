@@ -4,6 +4,7 @@ Run it from the repository root (the gateway's own dependencies only)::
 
     .venv/bin/python bench/compression.py                 # everything, about 2 minutes
     .venv/bin/python bench/compression.py --no-requests   # the per-body tables only
+    .venv/bin/python bench/compression.py --library --no-requests  # ours vs starlette-compress
 
 Three tables and a line, printed as markdown (see BENCHMARKS.md, "Compression"):
 
@@ -15,6 +16,11 @@ Three tables and a line, printed as markdown (see BENCHMARKS.md, "Compression"):
 2. **GraphiQL assets**: the three largest assets at the answer level and a few higher levels:
    CPU milliseconds for one compression (paid once per process: the result is kept) and bytes.
 3. **Pass-through**: the middleware's own cost on an answer it leaves alone.
+3b. **The library considered** (``--library``; ``pip install -e ".[bench]"`` brings it): CPU per
+   request of the same ASGI app bare, behind ``ResponseCompression`` and behind
+   ``starlette-compress``'s ``CompressMiddleware`` (at level 1 of each coding, as ours answers,
+   and at its own defaults), for the B and C answers and each GraphiQL asset served by
+   ``StaticFiles``, with the bytes each sends.
 4. **Whole requests** (unless ``--no-requests``): ``gateway serve`` as a subprocess in front of
    the stand-in (``python -m gateway.standin``, another subprocess), once with compression on
    and once with ``GATEWAY_COMPRESSION=false``; the same query sent ``--requests`` times per
@@ -43,20 +49,20 @@ from pathlib import Path
 import brotli
 import uvicorn
 import zstandard
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.graphiql import ASSETS_DIR
 from gateway.http.compression import CODINGS, ResponseCompression
-from gateway.http.guard import ASGIApp, Message, Receive, Scope, Send
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN
 
 REPO = Path(__file__).resolve().parent.parent
 QUERIES = REPO / "bench" / "queries"
 SHAPES = ("B", "C")
 LEVELS = {"gzip": (1, 3, 4, 6, 9), "br": (1, 3, 4, 5, 6), "zstd": (1, 3, 6, 9)}
-ASSET_LEVELS = {"gzip": (6, 9), "br": (5, 9, 11), "zstd": (12, 19)}
-ASSETS = ("graphiql.min.js", "graphiql.min.css", "react-dom.production.min.js")
+ASSET_LEVELS = {"gzip": (6,), "br": (5, 9, 11), "zstd": (12, 19)}  # beside the defaults
+ASSETS = ("graphiql.js", "graphiql.css", "graphql.worker.js")  # the largest three
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 COMPRESS: dict[str, Callable[[bytes, int], bytes]] = {c.name: c.compress for c in CODINGS}
@@ -182,7 +188,7 @@ def asset_table() -> None:
     for name in ASSETS:
         data = (ASSETS_DIR / name).read_bytes()
         for coding in COMPRESS:
-            for level in sorted({ANSWER_LEVEL[coding], *ASSET_LEVELS[coding]}):
+            for level in sorted({ANSWER_LEVEL[coding], ASSET_LEVEL[coding], *ASSET_LEVELS[coding]}):
                 began = time.process_time()
                 compressed = COMPRESS[coding](data, level)
                 millis = (time.process_time() - began) * 1000
@@ -231,6 +237,103 @@ def pass_through_line() -> None:
         f"\nPass-through (identity accepted, 78 KB answer): {wrapped - bare:.1f} µs per request "
         "spent in the middleware."
     )
+
+
+async def _never() -> Message:
+    await asyncio.Event().wait()  # the client never leaves (FileResponse listens for it)
+    raise AssertionError
+
+
+async def _cpu_per_request(target: ASGIApp, scope: Scope) -> tuple[float, int]:
+    """CPU µs per request of ``target`` (the best of five batches of about 0.1 s) and the
+    bytes of body it sends."""
+    sent = [0]
+
+    async def send(message: Message) -> None:
+        sent[0] += len(message.get("body", b""))
+
+    await target(dict(scope), _never, send)
+    body_bytes = sent[0]
+    count = 1
+    while True:
+        began = time.process_time()
+        for _ in range(count):
+            await target(dict(scope), _never, send)
+        if time.process_time() - began >= 0.1:
+            break
+        count *= 2
+    best = float("inf")
+    for _ in range(5):
+        began = time.process_time()
+        for _ in range(count):
+            await target(dict(scope), _never, send)
+        best = min(best, (time.process_time() - began) / count)
+    return best * 1e6, body_bytes
+
+
+def library_table(answers: dict[str, bytes]) -> None:
+    """Ours against starlette-compress, the maintained middleware for the same three codings."""
+    from starlette.staticfiles import StaticFiles
+    from starlette_compress import CompressMiddleware, add_compress_type
+
+    add_compress_type("application/graphql-response+json")  # not among its types by default
+    wrappers: dict[str, Callable[[ASGIApp], ASGIApp]] = {
+        "bare": lambda app: app,
+        "ours": lambda app: ResponseCompression(app, assets_path="/assets"),
+        "starlette-compress 1": lambda app: CompressMiddleware(
+            app, minimum_size=1024, zstd_level=1, brotli_quality=1, gzip_level=1
+        ),
+        "starlette-compress defaults": lambda app: CompressMiddleware(app, minimum_size=1024),
+    }
+
+    def answer_app(body: bytes) -> ASGIApp:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        return app
+
+    def scope(path: str, accept: str) -> Scope:
+        root = "/assets" if path.startswith("/assets/") else ""
+        return {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": root,
+            "query_string": b"",
+            "headers": [(b"host", b"gateway"), (b"accept-encoding", accept.encode())],
+            "server": ("gateway", 80),
+        }
+
+    rows: list[tuple[str, ASGIApp, str, str]] = [  # (what, app, path, Accept-Encoding)
+        (f"{shape} answer", answer_app(body), "/graphql", accept)
+        for shape, body in answers.items()
+        for accept in ("identity", "zstd", "br", "gzip")
+    ]
+    files = StaticFiles(directory=ASSETS_DIR)
+    for asset in sorted(path.name for path in ASSETS_DIR.iterdir()):
+        for accept in ("gzip, deflate, br, zstd", "gzip, deflate, br"):  # Chrome's, Safari's
+            rows.append((asset, files, f"/assets/{asset}", accept))
+
+    async def measure() -> None:
+        print("\n### The library considered: CPU µs per request (bytes sent)\n")
+        print("| what | Accept-Encoding | " + " | ".join(wrappers) + " |")
+        print("|---|---|" + "--:|" * len(wrappers))
+        for what, app, path, accept in rows:
+            cells = []
+            for wrap in wrappers.values():
+                micros, sent = await _cpu_per_request(wrap(app), scope(path, accept))
+                cells.append(f"{micros:,.1f} ({sent:,})")
+            print(f"| {what} | {accept} | " + " | ".join(cells) + " |", flush=True)
+
+    asyncio.run(measure())
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -316,11 +419,16 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per row and round")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
     parser.add_argument("--no-requests", action="store_true", help="skip the whole-request table")
+    parser.add_argument(
+        "--library", action="store_true", help="also ours against starlette-compress"
+    )
     args = parser.parse_args()
     answers = identity_answers()
     per_answer_table(answers)
     asset_table()
     pass_through_line()
+    if args.library:
+        library_table(answers)
     if not args.no_requests:
         whole_request_table(args.requests, args.rounds)
     return 0

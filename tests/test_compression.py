@@ -235,6 +235,17 @@ def test_graphiql_assets_go_out_compressed(gateway: Gateway, coding: str) -> Non
     assert not plain.headers["etag"].startswith("W/")
 
 
+def test_the_icon_font_goes_out_compressed_too(gateway: Gateway) -> None:
+    """Monaco's icon font (font/ttf, which has no compression of its own) is compressed like
+    the scripts and decompresses to the file's bytes."""
+    path = f"{ASSETS_PATH}/codicon.ttf"
+    original = (ASSETS_DIR / "codicon.ttf").read_bytes()
+    answer = exchange(gateway.url, "GET", path, accept_encoding="br")
+    assert (answer.status, answer.coding) == (200, "br")
+    assert len(answer.raw) < len(original) * 0.7 and answer.content() == original
+    assert "accept-encoding" in answer.vary
+
+
 def test_head_requests_describe_the_identity_answer(gateway: Gateway) -> None:
     """HEAD of an asset, even from a client accepting gzip: the identity length, no coding
     and no body, with Vary."""
