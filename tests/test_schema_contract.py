@@ -58,7 +58,7 @@ def test_export_schema_check_fails_on_drift(tmp_path: Path) -> None:
 
 def test_every_type_field_and_argument_is_described() -> None:
     """GraphiQL and schema.graphql document every name of the API."""
-    schema = build_schema(DEFAULT_LIMITS)._schema
+    schema = build_schema(DEFAULT_LIMITS).graphql_schema
     missing = []
     for name, kind in schema.type_map.items():
         # Introspection, federation's own (_Any, link__Import, ...) and built-in scalars.
@@ -108,7 +108,7 @@ def test_the_promised_names_are_there() -> None:
         "startingBalance: Float!",
     ):
         assert line in sdl, line
-    enum = build_schema(DEFAULT_LIMITS)._schema.type_map["LedgerEntryType"]
+    enum = build_schema(DEFAULT_LIMITS).graphql_schema.type_map["LedgerEntryType"]
     assert isinstance(enum, GraphQLEnumType)
     assert len(set(enum.values) - {"UNKNOWN"}) == 16
 
@@ -120,7 +120,7 @@ def test_every_list_tells_a_routers_demand_control_its_size() -> None:
 
     schema = build_schema(DEFAULT_LIMITS)
     sdl = print_sdl(schema)
-    graphql_schema = schema._schema
+    graphql_schema = schema.graphql_schema
     for type_name in ("Seat", "Commit", "Credit"):
         for name, field in graphql_schema.get_type(type_name).fields.items():  # type: ignore[union-attr]
             inner = field.type.of_type if is_non_null_type(field.type) else field.type
@@ -231,7 +231,7 @@ def test_client_schema_graphql_loads_in_graphql_core_as_is() -> None:
         "include", "skip", "deprecated", "specifiedBy", "oneOf"
     ]  # fmt: skip
 
-    served = build_schema(DEFAULT_LIMITS)._schema
+    served = build_schema(DEFAULT_LIMITS).graphql_schema
     assert client.query_type is not None and served.query_type is not None
     assert list(client.query_type.fields) == [
         name for name in served.query_type.fields if not name.startswith("_")

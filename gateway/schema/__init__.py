@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSchema
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
@@ -47,6 +47,11 @@ class GatewaySchema(strawberry.federation.Schema):
     # Router with GraphOS, Hive Gateway) and one that @apollo/gateway refuses.
     auth_directives: bool = False
     _sdl: str | None = None
+
+    @property
+    def graphql_schema(self) -> GraphQLSchema:
+        """The graphql-core schema Strawberry built (what the limits and the executor walk)."""
+        return self._schema
 
     def as_str(self) -> str:
         """The subgraph SDL, as exported and as ``{ _service { sdl } }`` serves it:
