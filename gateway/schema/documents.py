@@ -43,10 +43,8 @@ class Known:
     # The length of its text: what it counts against the store's byte bound (the parsed
     # document's size is proportional to it).
     size: int
-    # The seat ids each operation of it sends upstream, by the name a request runs it with,
-    # for operations whose count no variable changes (gateway.schema.limits.check_seat_ids).
-    seat_ids: dict[str | None, int] = field(default_factory=dict, compare=False)
-    # Their estimated work, kept under the same rule (gateway.schema.work).
+    # The estimate of each operation of it (its work, pages and seat ids), by the name a
+    # request runs it with, for operations no variable changes (gateway.schema.work).
     work: dict[str | None, Estimate] = field(default_factory=dict, compare=False)
 
 

@@ -11,7 +11,7 @@
 | selections                | MAX_SELECTIONS_LIMIT          | one pass over the parsed document, before graphql-core's validation |
 | nesting as written (64)   | MAX_DEPTH_LIMIT               | the same pass                     |
 | upstream calls            | MAX_UPSTREAM_CALLS_LIMIT      | static count of the fields that call upstream; the loaders enforce the same budget at run time |
-| seat ids sent upstream    | MAX_SEAT_IDS_LIMIT            | count of the id arguments, variables applied, before execution |
+| seat ids sent upstream    | MAX_SEAT_IDS_LIMIT            | the work estimate's walk (gateway.schema.work), before execution |
 
 The static counts ignore ``@skip``/``@include`` (validation sees no variables): they bound what
 the document could do, which is what a limit is for.
@@ -34,7 +34,6 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    GraphQLSchema,
     InlineFragmentNode,
     ListValueNode,
     NullValueNode,
@@ -181,25 +180,12 @@ def measure_document(
     return selections, deepest
 
 
-def check_seat_ids(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    operation_name: str | None,
-    variables: dict[str, Any],
-    max_seat_ids: int,
-    known: dict[str | None, int] | None = None,
-) -> None:
+def check_seat_ids(count: int, max_seat_ids: int) -> None:
     """Refuses an operation that would send more seat ids upstream than allowed, before it
     runs: a seat-id filter travels in every call it applies to, so aliases repeating a long
-    ``seatIds`` list multiply the bytes sent to the billing API. ``known``: the counts of a
-    stored document's operations, kept there when no variable changes them (at most one per
-    operation the document holds)."""
-    count = kept_per_operation(
-        known,
-        document,
-        operation_name,
-        lambda: _seat_ids(schema, document, operation_name, variables),
-    )
+    ``seatIds`` list multiply the bytes sent to the billing API. ``count`` is the operation's
+    estimate's (:mod:`gateway.schema.work`: every field that will run, variables applied,
+    through fragments, times the objects of a list sized by an argument)."""
     if count > max_seat_ids:
         raise limit_error(
             f"The operation would send {count} seat ids to the billing API; at most "
@@ -250,77 +236,14 @@ def kept_per_operation(
     return found
 
 
-def _seat_ids(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    operation_name: str | None,
-    variables: dict[str, Any],
-) -> tuple[int, bool]:
-    """The seat ids the operations a request may run send upstream, counted as written:
-    through fragments (each fragment's count computed once), every field that could run
-    (``@skip``/``@include`` ignored); and whether a variable entered the count."""
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    total = 0
-    varies = False
-    for operation in operations_run(document, operation_name):
-        values = {
-            d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
-        }
-        counter = SeatIdCounter(schema, fragments, variables, values)
-        total += counter.count(operation.selection_set, schema.get_root_type(operation.operation))
-        varies = varies or counter.varies
-    return total, varies
-
-
 @dataclass
-class SeatIdCounter:
-    """Counts the seat ids the fields of an operation send upstream, as written, by each
-    field's facts (:class:`~gateway.schema.fields.Facts`): its ``seat_ids`` argument's items,
-    and, below a field whose list is sized by an argument (``nodes``, ``_entities``), what
-    each of its objects sends, once per item."""
+class ListItems:
+    """Counts the items of a list argument, with a request's variables (and the operation's
+    variable defaults); notes whether a variable entered the count."""
 
-    schema: GraphQLSchema
-    fragments: dict[str, FragmentDefinitionNode]
     variables: dict[str, Any]
     defaults: Mapping[str, ValueNode | None]
-
-    def __post_init__(self) -> None:
-        self.per_fragment: dict[str, int] = {}
-        self.varies = False  # a variable entered the count
-
-    def count(
-        self,
-        selection_set: SelectionSetNode | None,
-        parent: Any,
-        visiting: frozenset[str] = frozenset(),
-    ) -> int:
-        total = 0
-        for selection in selection_set.selections if selection_set else ():
-            if isinstance(selection, FieldNode):
-                name = selection.name.value
-                field = (getattr(parent, "fields", None) or {}).get(name)
-                child = get_named_type(field.type) if field is not None else None
-                inner = self.count(selection.selection_set, child, visiting)
-                facts = facts_of(parent, name)
-                if facts.sized_by is not None:
-                    inner *= self.items(argument_value(selection, facts.sized_by))
-                total += self.items(argument_value(selection, facts.seat_ids)) + inner
-            elif isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                on = self.schema.get_type(condition.name.value) if condition else parent
-                total += self.count(selection.selection_set, on, visiting)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if name not in self.per_fragment and fragment and name not in visiting:
-                    on = self.schema.get_type(fragment.type_condition.name.value)
-                    self.per_fragment[name] = self.count(
-                        fragment.selection_set, on, visiting | {name}
-                    )
-                total += self.per_fragment.get(name, 0)
-        return total
+    varies: bool = False  # a variable entered the count
 
     def items(self, value: ValueNode | None) -> int:
         """How many items a list argument holds (a single value counts as one)."""

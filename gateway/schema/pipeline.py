@@ -21,10 +21,10 @@ What each stage does, in order:
   passed them) and the choice of operation.
 - **validate**: a known document's validation errors from the store (no validation); every
   validation error gets its code; the errors as validation left them are kept for learning.
-- **execute**: the seat-id budget (variables applied; a stored document's count kept when no
-  variable changes it); the work estimate, admitted against the request's budget (kept the
-  same way; :mod:`~gateway.schema.work`), and answered when asked; then, for a stored document with a
-  compiled root, the result itself (:func:`~gateway.schema.execution.execute_compiled`), and
+- **execute**: one walk of the operation as it will run, variables applied
+  (:mod:`~gateway.schema.work`; a stored document's kept when no variable changes it): the
+  seat-id budget, then the work estimate admitted against the request's budget (and answered
+  when asked); then, for a stored document with a compiled root, the result itself (:func:`~gateway.schema.execution.execute_compiled`), and
   graphql-core does not run; afterwards the errors in the order of their paths
   (:func:`~gateway.schema.errors.in_path_order`), whichever executor answered.
 """
@@ -139,14 +139,8 @@ class GatewayPipeline(SchemaExtension):
         request = context_of(context.context)
         limits = self.settings.limits
         if document is not None:
-            check_seat_ids(
-                context.schema._schema,
-                document,
-                context.operation_name,
-                context.variables or {},
-                limits.max_seat_ids,
-                self.known.seat_ids if self.known is not None else None,
-            )
+            # One walk of the operation as it will run, variables applied: its seat ids, its
+            # work and its pages (gateway.schema.work).
             estimated = estimate(
                 context.schema._schema,
                 document,
@@ -154,6 +148,7 @@ class GatewayPipeline(SchemaExtension):
                 context.variables or {},
                 self.known.work if self.known is not None else None,
             )
+            check_seat_ids(estimated.seat_ids, limits.max_seat_ids)
             admit(estimated, limits.max_cost, request)
             if request is not None and request.cost_asked:
                 self.estimate = estimated

@@ -69,8 +69,8 @@ from gateway.schema.context import RequestContext
 from gateway.schema.errors import GatewayError
 from gateway.schema.fields import Facts, facts_of
 from gateway.schema.limits import (
+    ListItems,
     QueryLimits,
-    SeatIdCounter,
     argument_value,
     kept_per_operation,
     limit_error,
@@ -93,11 +93,13 @@ INTROSPECTION_WORK = 2_000
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """What an operation would do: ``work`` (field and object completions) and
-    ``upstream_pages`` (runs of the fields that call the billing API, each at least one page)."""
+    """What an operation would do: ``work`` (field and object completions),
+    ``upstream_pages`` (runs of the fields that call the billing API, each at least one page)
+    and ``seat_ids`` (the seat ids those runs send upstream: the seat-id limit's count)."""
 
     work: int
     upstream_pages: int
+    seat_ids: int = 0  # seat ids sent upstream (each Facts.seat_ids argument's items)
 
 
 @dataclass
@@ -111,7 +113,7 @@ class _Walk:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDetails]
     variables: Any  # graphql-core's coerced VariableValues
-    sizes: SeatIdCounter  # counts a list argument's items, variables applied
+    sizes: ListItems  # counts a list argument's items, variables applied
     memo: dict[tuple[Any, ...], Estimate] = field(default_factory=dict)
 
     def root(self, root: GraphQLObjectType) -> Estimate:
@@ -129,7 +131,7 @@ class _Walk:
     ) -> Estimate:
         """The work below one object of ``type_`` selected by ``group`` (``page``: the size of
         the page of seats it is on, if any; ``sized``: its fields that list that page). For an
-        abstract type, its costliest possible type."""
+        abstract type, the most any of its possible types would do, figure by figure."""
         key = (type_.name, tuple(id(details.node) for details in group), page, sized)
         known = self.memo.get(key)
         if known is not None:
@@ -146,8 +148,11 @@ class _Walk:
                 self.schema, self.fragments, self.variables, self.operation, runtime, group
             ).grouped_field_set
             estimate = self.fields(runtime, grouped, page, sized)
-            if estimate.work > found.work:
-                found = estimate
+            found = Estimate(
+                max(found.work, estimate.work),
+                max(found.upstream_pages, estimate.upstream_pages),
+                max(found.seat_ids, estimate.seat_ids),
+            )
         self.memo[key] = found
         return found
 
@@ -158,12 +163,13 @@ class _Walk:
         page: int | None,
         sized: frozenset[str],
     ) -> Estimate:
-        work = pages = 0
+        work = pages = seat_ids = 0
         for group in grouped.values():
             found = self.field(parent, group, page, sized)
             work += found.work
             pages += found.upstream_pages
-        return Estimate(work, pages)
+            seat_ids += found.seat_ids
+        return Estimate(work, pages, seat_ids)
 
     def field(
         self,
@@ -207,7 +213,12 @@ class _Walk:
             size = (list_size.assumed_size if list_size else None) or 1
             if facts.held and page:
                 size = min(size, -(-HELD_PER_PAGE // page))
-        return Estimate(facts.work + size * each, calls + size * below.upstream_pages)
+        seat_ids = self.sizes.items(argument_value(node, facts.seat_ids)) if facts.seat_ids else 0
+        return Estimate(
+            facts.work + size * each,
+            calls + size * below.upstream_pages,
+            seat_ids + size * below.seat_ids,
+        )
 
     def slice(
         self, node: FieldNode, definition: GraphQLField, arguments: list[str], facts: Facts
@@ -282,8 +293,7 @@ def _estimate(
         for d in document.definitions
         if isinstance(d, FragmentDefinitionNode)
     }
-    definitions = {name: details.definition for name, details in fragments.items()}
-    work = pages = 0
+    work = pages = seat_ids = 0
     varies = False
     for operation in operations_run(document, operation_name):
         root = schema.get_root_type(operation.operation)
@@ -298,14 +308,15 @@ def _estimate(
             operation,
             fragments,
             coerced,
-            SeatIdCounter(schema, definitions, variables, defaults),
+            ListItems(variables, defaults),
         )
         found = walk.root(root)
         work += found.work
         pages += found.upstream_pages
+        seat_ids += found.seat_ids
         varies = varies or walk.sizes.varies
     # @skip/@include follow the variables too: such a document's estimate is not kept.
-    return Estimate(work, pages), varies or _conditions_vary(document)
+    return Estimate(work, pages, seat_ids), varies or _conditions_vary(document)
 
 
 def _conditions_vary(document: DocumentNode) -> bool:
