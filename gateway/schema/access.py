@@ -9,12 +9,9 @@ upstream call and nothing it would have fetched reaches any cache.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gateway.schema.errors import FORBIDDEN, UNAUTHENTICATED, GatewayError
-
-if TYPE_CHECKING:  # the context holds a Caller; importing it here at run time would cycle
-    from gateway.schema.context import RequestContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +24,14 @@ class Caller:
     authenticated: bool = False
 
 
+class HasCaller(Protocol):
+    """What the checks read of a request's context (the context holds a Caller, so this
+    module names only what it needs of it)."""
+
+    @property
+    def caller(self) -> Caller: ...
+
+
 # No caller authentication configured (the embedded stand-in, forwarding mode, or
 # GATEWAY_ALLOW_ANONYMOUS): the billing token alone decides what is read.
 UNRESTRICTED = Caller(all_customers=True)
@@ -37,7 +42,7 @@ ANONYMOUS = Caller()
 _FORBIDDEN = "This caller may not read that customer's seat balances."
 
 
-def require_caller(context: RequestContext) -> Caller:
+def require_caller(context: HasCaller) -> Caller:
     """The request's caller; ``UNAUTHENTICATED`` when authentication is on and it sent none."""
     caller = context.caller
     if not caller.all_customers and not caller.authenticated:
@@ -49,7 +54,7 @@ def require_caller(context: RequestContext) -> Caller:
     return caller
 
 
-def check_customer(context: RequestContext, customer_id: str) -> None:
+def check_customer(context: HasCaller, customer_id: str) -> None:
     """Refuse, before any upstream call, a read of a customer the caller may not read."""
     caller = require_caller(context)
     if not caller.all_customers and customer_id.lower() not in caller.customer_ids:
