@@ -20,6 +20,7 @@ from gateway.loaders import UpstreamBudgetExceeded
 from gateway.upstream import (
     UpstreamBadResponse,
     UpstreamError,
+    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -75,6 +76,8 @@ def upstream_extensions(error: UpstreamError) -> dict[str, Any]:
         code = UPSTREAM_UNAVAILABLE
     elif isinstance(error, UpstreamBadResponse):
         code = UPSTREAM_BAD_RESPONSE
+    elif isinstance(error, UpstreamRateLimited):
+        code = UPSTREAM_RATE_LIMITED
     elif isinstance(error, UpstreamRejected):
         code = _REJECTION_CODES.get(error.status, UPSTREAM_REJECTED)
     else:

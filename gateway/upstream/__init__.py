@@ -12,6 +12,7 @@ from gateway.upstream.details import BalanceItem, BalancesPage, CreditType, Cred
 from gateway.upstream.errors import (
     UpstreamBadResponse,
     UpstreamError,
+    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -34,6 +35,7 @@ __all__ = [
     "UpstreamBadResponse",
     "UpstreamError",
     "UpstreamObserver",
+    "UpstreamRateLimited",
     "UpstreamRejected",
     "UpstreamTimeout",
     "UpstreamUnavailable",

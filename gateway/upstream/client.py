@@ -34,6 +34,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
+from gateway.upstream.budget import UpstreamBudget
 from gateway.upstream.details import (
     BALANCES_PAGE,
     CREDIT_TYPES_PAGE,
@@ -178,6 +179,7 @@ class BillingClient:
         observer: UpstreamObserver | None = None,
         *,
         user_agent: str = "seat-balance-gateway",
+        budget: UpstreamBudget | None = None,
     ) -> None:
         self._transport = transport
         self._base_url = base_url.rstrip("/")
@@ -185,6 +187,8 @@ class BillingClient:
         self._user_agent = user_agent.encode()
         self._policy = policy
         self._observer = observer or _Unobserved()
+        # Every attempt takes a turn in it first (gateway.upstream.budget); None: no budget.
+        self._budget = budget
         self._seats = _Lane(asyncio.Semaphore(policy.max_concurrency), policy.deadline)
         self._details = _Lane(
             asyncio.Semaphore(policy.details_concurrency), policy.details_deadline
@@ -324,6 +328,11 @@ class BillingClient:
         return response
 
     async def _attempt(self, call: _Call[_Answer], token: str, deadline: float) -> _Answer:
+        if time.monotonic() >= deadline:
+            raise UpstreamTimeout("The billing API did not answer within the deadline.")
+        if self._budget is not None:
+            # Before the lane's slot: a call waiting for its turn holds no slot.
+            await self._budget.turn(token, deadline)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise UpstreamTimeout("The billing API did not answer within the deadline.")
@@ -356,7 +365,17 @@ class BillingClient:
                 self._observer.attempt(outcome, time.perf_counter() - started)
                 if outcome != "200":
                     current.set_status(trace.StatusCode.ERROR, outcome)
-            return _read(response, call.answer)
+            try:
+                return _read(response, call.answer)
+            except _Retryable as failure:
+                # A 429 that says how long: every replica holds this credential until then.
+                if (
+                    self._budget is not None
+                    and failure.error.status == 429
+                    and failure.retry_after is not None
+                ):
+                    await self._budget.hold(token, failure.retry_after)
+                raise
 
     def _announce_retry(self, attempt: int, failure: BaseException | None, wait: float) -> None:
         self._observer.retry()

@@ -5,6 +5,7 @@
      +-- UpstreamUnavailable      connection failed, or the API answered 5xx
      +-- UpstreamRejected         the API answered 4xx: ``status`` and its ``{"message"}``
      +-- UpstreamBadResponse      a 2xx body that is not JSON or breaks the contract
+     +-- UpstreamRateLimited      the gateway's own upstream budget had no turn in time (no call)
 
 httpx's exceptions never leave ``client.py``; these carry no URL and no token, so a caller may
 show ``str(error)`` to a user.
@@ -41,3 +42,8 @@ class UpstreamRejected(UpstreamError):
 
 class UpstreamBadResponse(UpstreamError):
     """A success status with a body we cannot read or that breaks the wire contract."""
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The upstream budget (``gateway.upstream.budget``) had no turn for the call within its
+    wait: the call was not made."""
