@@ -23,6 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
+from ipaddress import ip_network
 
 import httpx
 from fastapi import FastAPI
@@ -39,6 +40,7 @@ from gateway.http.cors import allow_origins
 from gateway.http.guard import RequestGuard
 from gateway.http.observability import AccessLog, Metrics
 from gateway.http.persisted import PersistedDocuments, load_trusted_documents
+from gateway.http.ratelimit import CallerIdentity, CallerRateLimit
 from gateway.http.routes import operations_routes
 from gateway.http.view import GraphQLView
 from gateway.loaders import PageCache
@@ -142,7 +144,9 @@ def create_app(
         if settings.trusted_documents is not None
         else None
     )
-    stores = settings.stores(metrics)
+    redis = settings.redis(metrics)
+    stores = settings.stores(metrics, redis)
+    rates = settings.caller_rates(metrics, redis)
     persisted = PersistedDocuments(
         stores.apq,
         trusted,
@@ -199,10 +203,20 @@ def create_app(
             metrics_token=_secret(settings.metrics_token),
             # The metrics name every caller's operations (README, "Operations").
             serve_metrics=settings.metrics_token is not None or authenticator is None,
+            rates=rates,
         )
     )
 
     stack: ASGIApp = app
+    if rates is not None:
+        # Inside authentication (a JWT's subject names the caller), in front of the view (a
+        # refused request parses nothing and calls nothing upstream).
+        identity = CallerIdentity(
+            authenticates_callers=authenticator is not None,
+            forwarding=settings.metronome_bearer_token is None,
+            trusted_proxies=[ip_network(proxy, strict=False) for proxy in settings.trusted_proxies],
+        )
+        stack = CallerRateLimit(stack, rates, identity, path="/graphql")
     if authenticator is not None:
         stack = CallerAuthentication(stack, authenticator, path="/graphql")
     if settings.cors_origins:

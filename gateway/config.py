@@ -7,12 +7,14 @@ loaders' budget).
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.rates import CallerRates, InProcessRates, Rate, RateObserver, RedisRates
 from gateway.schema.limits import QueryLimits
 from gateway.stores import (
     FORMAT_VERSION,
@@ -30,6 +32,14 @@ class Stores(NamedTuple):
 
     apq: KeyValueStore
     pages: KeyValueStore
+
+
+class RedisConnection(NamedTuple):
+    """The one Redis client of a process and its circuit breaker, shared by the stores and the
+    callers' rate counters."""
+
+    client: Any
+    breaker: CircuitBreaker
 
 
 class Settings(BaseSettings):
@@ -241,11 +251,49 @@ class Settings(BaseSettings):
         le=300,
         description="Seconds Redis is skipped before one operation probes it again.",
     )
+    caller_rate: str | None = Field(
+        default=None,
+        description="Operations one caller may send, e.g. 600/minute; unset: no limit.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Proxies (addresses or CIDRs) whose X-Forwarded-For names the client.",
+    )
     log_level: str = Field(default="info")
     log_format: Literal["json", "text"] = Field(default="json")
     shutdown_timeout: int = Field(
         default=20, ge=0, description="Seconds in-flight requests get to finish on SIGTERM."
     )
+
+    @field_validator("caller_rate")
+    @classmethod
+    def _a_rate(cls, rate: str | None) -> str | None:
+        if rate is None:
+            return None
+        try:
+            return str(Rate.parse(rate))
+        except ValueError as error:
+            raise ValueError(f"GATEWAY_CALLER_RATE: {error}") from None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [proxy.strip() for proxy in value.split(",") if proxy.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"GATEWAY_TRUSTED_PROXIES: {proxy!r} is not an address or a CIDR "
+                    "(e.g. 10.0.0.0/8,192.168.1.7)"
+                ) from None
+        return proxies
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -357,29 +405,59 @@ class Settings(BaseSettings):
             details_concurrency=self.details_concurrency,
         )
 
-    def stores(self, observer: StoreObserver) -> Stores:
+    def redis(self, observer: StoreObserver) -> RedisConnection | None:
+        """The Redis client and its breaker, when GATEWAY_REDIS_URL is set."""
+        if self.redis_url is None:
+            return None
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(
+            self.redis_url.get_secret_value(),
+            socket_timeout=self.redis_timeout,
+            socket_connect_timeout=self.redis_timeout,
+            retry_on_timeout=False,
+        )
+        # One Redis, one breaker: every user of it skips it once it stops answering.
+        breaker = CircuitBreaker(
+            "redis",
+            threshold=self.redis_breaker_failures,
+            cooldown=self.redis_breaker_seconds,
+            observer=observer,
+        )
+        return RedisConnection(client, breaker)
+
+    def caller_rates(
+        self, observer: RateObserver, redis: RedisConnection | None
+    ) -> CallerRates | None:
+        """Each caller's rate counters (GATEWAY_CALLER_RATE): in Redis when there is one (in
+        process while it fails), else in process; ``None`` when callers are not limited."""
+        if self.caller_rate is None:
+            return None
+        rate = Rate.parse(self.caller_rate)
+        in_process = InProcessRates(rate, observer=observer)
+        if redis is None:
+            return in_process
+        return RedisRates(
+            rate,
+            redis.client,
+            timeout=self.redis_timeout,
+            breaker=redis.breaker,
+            fallback=in_process,
+            observer=observer,
+        )
+
+    def stores(self, observer: StoreObserver, redis: RedisConnection | None = None) -> Stores:
         """The APQ store and the page cache's store: in Redis when GATEWAY_REDIS_URL is set
         (shared by every replica), else in this process (bounded)."""
-        if self.redis_url is not None:
-            from redis.asyncio import Redis
-
-            client = Redis.from_url(
-                self.redis_url.get_secret_value(),
-                socket_timeout=self.redis_timeout,
-                socket_connect_timeout=self.redis_timeout,
-                retry_on_timeout=False,
-            )
+        if redis is None:
+            redis = self.redis(observer)
+        if redis is not None:
+            client = redis.client
             common: dict[str, Any] = {
                 "timeout": self.redis_timeout,
                 "max_value_bytes": self.max_body_bytes * 4,
                 "observer": observer,
-                # One Redis, one breaker: both stores skip it once it stops answering.
-                "breaker": CircuitBreaker(
-                    "redis",
-                    threshold=self.redis_breaker_failures,
-                    cooldown=self.redis_breaker_seconds,
-                    observer=observer,
-                ),
+                "breaker": redis.breaker,
             }
             return Stores(
                 RedisStore("redis-apq", client, prefix=f"gateway:{FORMAT_VERSION}:apq:", **common),

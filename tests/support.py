@@ -92,7 +92,11 @@ def serve(app: Any, *, http: Any = GatewayHttpProtocol) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="on", http=http)
+    # Without uvicorn's X-Forwarded-For rewriting, as `gateway serve` runs (the gateway decides
+    # which proxies it trusts: GATEWAY_TRUSTED_PROXIES).
+    config = uvicorn.Config(
+        app, log_level="warning", ws="none", lifespan="on", http=http, proxy_headers=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

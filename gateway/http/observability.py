@@ -156,6 +156,21 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.rate_limited_requests = Counter(
+            "gateway_rate_limited",
+            "Requests refused with RATE_LIMITED (GATEWAY_CALLER_RATE), by where their caller's "
+            "counter was kept (redis: shared by the replicas; process: this process's).",
+            ["counters"],
+            registry=r,
+        )
+        self.rate_limit_fallbacks_counted = Counter(
+            "gateway_rate_limit_fallbacks",
+            "Requests whose caller's rate was counted in this process because Redis could not "
+            "be used (failed: an error, a timeout or an answer that was not the script's; "
+            "skipped: the circuit breaker was open).",
+            ["reason"],
+            registry=r,
+        )
         # Operation names with a label of their own; the least recently seen one gives up its
         # label and its series to a new name.
         self._operation_names: LRUCache[str, bool] = LRUCache(
@@ -189,6 +204,13 @@ class Metrics:
         self.cache_circuit_open.labels(name).set(1 if is_open else 0)
 
     # FlightObserver (gateway.loaders), RegistrationObserver (gateway.http.persisted)
+    # RateObserver
+    def rate_limited(self, counters: str) -> None:
+        self._of(self.rate_limited_requests, counters).inc()
+
+    def rate_limit_fallback(self, reason: str) -> None:
+        self._of(self.rate_limit_fallbacks_counted, reason).inc()
+
     def shared_call(self) -> None:
         self.upstream_shared.inc()
 

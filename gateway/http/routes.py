@@ -3,7 +3,8 @@
 * ``/healthz``: the process lives and answers HTTP;
 * ``/readyz``: the billing API answers (checked at most every 5 s, by one probe at a time:
   concurrent requests share its answer); Redis being unreachable, slow or full makes the
-  cache ``degraded``, not the gateway unready (it is a cache);
+  cache ``degraded``, not the gateway unready (it is a cache), and, with callers' rates
+  limited, ``rateLimits`` ``degraded`` (counted per process meanwhile);
 * ``/metrics``: Prometheus' text format. The metrics name every caller's operations: with
   callers authenticated by JWT they are served only to ``GATEWAY_METRICS_TOKEN`` (else not at
   all: 404); without caller authentication, to anyone unless that token is set (README,
@@ -26,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.http.context import bearer_token
 from gateway.http.observability import Metrics
 from gateway.http.responses import refusal_response
+from gateway.rates import CallerRates
 from gateway.stores import KeyValueStore
 from gateway.upstream import BillingClient
 
@@ -39,12 +41,13 @@ def operations_routes(
     metrics: Metrics,
     metrics_token: str | None,
     serve_metrics: bool,
+    rates: CallerRates | None = None,
 ) -> APIRouter:
     """The health checks and, when ``serve_metrics``, ``/metrics`` (behind ``metrics_token``
     when there is one). ``embedded``: the billing API is the in-process stand-in, always
     ready."""
     router = APIRouter(include_in_schema=False)
-    readiness = Readiness(list(stores), embedded=embedded)
+    readiness = Readiness(list(stores), embedded=embedded, rates=rates)
     router.add_api_route("/healthz", healthz, methods=["GET", "HEAD"])
     router.add_api_route("/readyz", readiness.answer, methods=["GET", "HEAD"])
     if serve_metrics:
@@ -74,8 +77,11 @@ class Readiness:
     """Whether the billing API answers, asked of the billing client the app's lifespan opened
     (``app.state.billing``), at most every :data:`READY_CACHE_SECONDS`."""
 
-    def __init__(self, stores: list[KeyValueStore], *, embedded: bool) -> None:
+    def __init__(
+        self, stores: list[KeyValueStore], *, embedded: bool, rates: CallerRates | None = None
+    ) -> None:
         self.stores = stores
+        self.rates = rates
         self.embedded = embedded
         self.ready = False
         self.ready_at: float | None = None
@@ -83,8 +89,12 @@ class Readiness:
 
     async def answer(self, request: Request) -> JSONResponse:
         cache = "degraded" if not all([await store.ping() for store in self.stores]) else "ok"
+        # Caller rates counted per process while their Redis fails: each replica allows the
+        # whole quota on its own.
+        limits = {} if self.rates is None else {"rateLimits": await _rate_state(self.rates)}
         if self.embedded:
-            return JSONResponse({"status": "ready", "embeddedUpstream": True, "cache": cache})
+            body = {"status": "ready", "embeddedUpstream": True, "cache": cache, **limits}
+            return JSONResponse(body)
         if self.ready_at is None or time.monotonic() - self.ready_at > READY_CACHE_SECONDS:
             if self.probe is None:
                 self.probe = asyncio.ensure_future(self._probe(request.app.state.billing))
@@ -94,6 +104,7 @@ class Readiness:
             "status": "ready" if self.ready else "unavailable",
             "embeddedUpstream": False,
             "cache": cache,
+            **limits,
         }
         return JSONResponse(body, status_code=200 if self.ready else 503)
 
@@ -103,6 +114,10 @@ class Readiness:
             self.ready_at = time.monotonic()
         finally:
             self.probe = None
+
+
+async def _rate_state(rates: CallerRates) -> str:
+    return "ok" if await rates.ping() else "degraded"
 
 
 def _same_secret(presented: str | None, expected: str) -> bool:

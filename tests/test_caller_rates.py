@@ -1,0 +1,158 @@
+"""Each caller's rate (GATEWAY_CALLER_RATE, issue 28 "Per caller"), counted in this process:
+refusals, the IETF headers, what counts and who the caller is."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import jwt
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from gateway.config import Settings
+from gateway.graphiql import ASSETS_PATH
+from gateway.standin import DEMO_TOKEN, OTHER_TOKEN
+from tests.support import Gateway, running_gateway
+from tests.test_persisted_documents import GRAPHQL_RESPONSE, QUERY, codes
+
+TYPENAME = {"query": "{ __typename }"}
+
+
+def ask(
+    gateway: Gateway, body: object, *, token: str | None = DEMO_TOKEN, **headers: str
+) -> httpx.Response:
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return gateway.http.post(f"{gateway.url}/graphql", json=body, headers=headers)
+
+
+def limited(settings: Settings, rate: str, **update: object) -> Settings:
+    return settings.model_copy(update={"caller_rate": rate, **update})
+
+
+def test_a_caller_over_its_rate_is_refused_before_any_upstream_call(settings: Settings) -> None:
+    """Three operations a minute: the fourth is HTTP 429 RATE_LIMITED, in the negotiated media
+    type, with Retry-After and the IETF headers, and calls nothing upstream; another caller
+    (another forwarded token) is served meanwhile."""
+    with running_gateway(limited(settings, "3/minute")) as gateway:
+        for remaining in (2, 1, 0):
+            served = ask(gateway, {"query": QUERY})
+            assert served.json()["data"]["seatBalances"]["edges"]
+            assert served.headers["ratelimit-policy"] == '"caller";q=3;w=60'
+            assert served.headers["ratelimit"].startswith(f'"caller";r={remaining};t=')
+        calls = len(gateway.calls)
+        assert calls == 3
+
+        refused = ask(gateway, {"query": QUERY}, accept=GRAPHQL_RESPONSE)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == GRAPHQL_RESPONSE
+        assert codes(refused) == ["RATE_LIMITED"]
+        assert "data" not in refused.json()  # a request error: nothing ran
+        assert 1 <= int(refused.headers["retry-after"]) <= 20  # one operation drains in 20 s
+        assert refused.headers["ratelimit-policy"] == '"caller";q=3;w=60'
+        reset = int(refused.headers["ratelimit"].split("t=")[1])
+        assert refused.headers["ratelimit"] == f'"caller";r=0;t={reset}'
+        assert 40 <= reset <= 60
+        assert len(gateway.calls) == calls
+
+        other = ask(gateway, {"query": QUERY}, token=OTHER_TOKEN)
+        assert other.status_code == 200
+        assert "RATE_LIMITED" not in codes(other)
+        assert other.headers["ratelimit"].startswith('"caller";r=2;')
+        metrics = gateway.http.get(f"{gateway.url}/metrics").text
+        assert 'gateway_rate_limited_total{counters="process"} 1.0' in metrics
+
+
+def test_a_batch_counts_each_operation(settings: Settings) -> None:
+    with running_gateway(limited(settings, "5/minute")) as gateway:
+        batch = ask(gateway, [TYPENAME] * 3)
+        assert [answer["data"] for answer in batch.json()] == [{"__typename": "Query"}] * 3
+        assert batch.headers["ratelimit"].startswith('"caller";r=2;')
+        refused = ask(gateway, [TYPENAME] * 3)  # three more do not fit in the two left
+        assert refused.status_code == 429
+        assert codes(refused) == ["RATE_LIMITED"]
+        assert refused.headers["ratelimit"].startswith('"caller";r=2;')
+        assert ask(gateway, [TYPENAME] * 2).status_code == 200
+        assert ask(gateway, TYPENAME).status_code == 429
+
+
+def test_health_metrics_and_graphiql_never_count(settings: Settings) -> None:
+    with running_gateway(limited(settings, "1/minute")) as gateway:
+        http, url = gateway.http, gateway.url
+        page = http.get(f"{url}/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 200
+        assert "ratelimit" not in page.headers
+        script = next(p for p in page.text.split('"') if p.startswith(ASSETS_PATH))
+        for _ in range(3):
+            for path in ("/healthz", "/readyz", "/metrics", script):
+                answer = http.get(f"{url}{path}")
+                assert answer.status_code == 200, path
+                assert "ratelimit" not in answer.headers
+        assert http.get(f"{url}/readyz").json()["rateLimits"] == "ok"
+        assert ask(gateway, TYPENAME).status_code == 200
+        assert ask(gateway, TYPENAME).status_code == 429
+
+
+def test_an_address_comes_from_x_forwarded_for_only_through_a_trusted_proxy(
+    settings: Settings,
+) -> None:
+    """Without forwarded tokens or JWTs, the caller is its address: the rightmost
+    X-Forwarded-For hop that is not a trusted proxy, when the peer itself is one."""
+    anonymous = limited(
+        settings,
+        "1/minute",
+        metronome_bearer_token=SecretStr(DEMO_TOKEN),
+        allow_anonymous=True,
+        trusted_proxies=["127.0.0.0/8", "10.1.2.3"],
+    )
+    with running_gateway(anonymous) as gateway:
+
+        def via(hops: str) -> int:
+            return ask(gateway, TYPENAME, token=None, **{"x-forwarded-for": hops}).status_code
+
+        assert via("203.0.113.5") == 200
+        assert via("203.0.113.5") == 429
+        assert via("198.51.100.7, 10.1.2.3") == 200  # the hop before our proxy
+        # A client writing hops of its own on the left is still the hop our proxy saw.
+        assert via("198.51.100.99, 203.0.113.5") == 429
+        assert via("garbage, 192.0.2.1") == 200
+
+    untrusted = anonymous.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]})
+    with running_gateway(untrusted) as gateway:
+        first = ask(gateway, TYPENAME, token=None, **{"x-forwarded-for": "203.0.113.5"})
+        assert first.status_code == 200
+        # The peer (127.0.0.1) is not a proxy of ours: what it claims is ignored.
+        again = ask(gateway, TYPENAME, token=None, **{"x-forwarded-for": "198.51.100.7"})
+        assert again.status_code == 429
+
+
+def test_a_jwt_caller_is_its_subject(settings: Settings) -> None:
+    """Two tokens of one subject share its quota; another subject has its own."""
+    secret = "s" * 32
+    jwt_settings = limited(
+        settings,
+        "2/minute",
+        jwt_secret=SecretStr(secret),
+        metronome_bearer_token=SecretStr(DEMO_TOKEN),
+    )
+
+    def token(subject: str, nonce: str) -> str:
+        claims = {"sub": subject, "exp": int(time.time()) + 600, "nonce": nonce}
+        return jwt.encode(claims, secret, algorithm="HS256")
+
+    with running_gateway(jwt_settings) as gateway:
+        assert ask(gateway, TYPENAME, token=token("ada", "1")).status_code == 200
+        assert ask(gateway, TYPENAME, token=token("ada", "2")).status_code == 200
+        assert ask(gateway, TYPENAME, token=token("ada", "3")).status_code == 429
+        assert ask(gateway, TYPENAME, token=token("grace", "1")).status_code == 200
+
+
+def test_bad_rate_settings_are_refused_with_their_name() -> None:
+    with pytest.raises(ValidationError, match="GATEWAY_CALLER_RATE"):
+        Settings(caller_rate="600/fortnight")
+    with pytest.raises(ValidationError, match="GATEWAY_CALLER_RATE"):
+        Settings(caller_rate="0/second")
+    with pytest.raises(ValidationError, match="GATEWAY_TRUSTED_PROXIES"):
+        Settings(trusted_proxies="10.0.0.0/8,proxy.internal")
+    assert Settings(caller_rate=" 10 / Seconds").caller_rate == "10/second"
