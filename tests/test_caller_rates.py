@@ -156,3 +156,13 @@ def test_bad_rate_settings_are_refused_with_their_name() -> None:
     with pytest.raises(ValidationError, match="GATEWAY_TRUSTED_PROXIES"):
         Settings(trusted_proxies="10.0.0.0/8,proxy.internal")
     assert Settings(caller_rate=" 10 / Seconds").caller_rate == "10/second"
+
+
+def test_a_browser_page_may_read_the_rate_headers(settings: Settings) -> None:
+    configured = limited(settings, "5/minute", cors_origins=["https://app.example.com"])
+    with running_gateway(configured) as gateway:
+        answer = ask(gateway, TYPENAME, origin="https://app.example.com")
+        exposed = {
+            h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")
+        }
+        assert {"ratelimit", "ratelimit-policy", "retry-after"} <= exposed

@@ -3,6 +3,7 @@ sharing one real redis-server count a caller once, and with Redis killed each co
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -10,9 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from gateway.config import Settings
+from gateway.rates import KEY_PREFIX, caller_key
 from gateway.standin import DEMO_TOKEN, OTHER_TOKEN
-from tests.support import gateway_process
+from tests.support import gateway_process, running_gateway
 from tests.test_persisted_documents import QUERY
 from tests.test_redis import RedisServer
 
@@ -90,3 +94,40 @@ def redis_server_keys(server: RedisServer) -> list[bytes]:
         return list(client.keys("*rate*"))
     finally:
         client.close()
+
+
+def test_a_counter_redis_holds_in_another_shape_is_a_failure_counted_in_process(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A caller's key holding something the script cannot read (a list: WRONGTYPE) decides
+    nothing: that caller is counted in the process, the fallback counted, /readyz degraded;
+    another caller is still counted in Redis."""
+    import redis
+
+    redis_server = RedisServer(tmp_path)
+    try:
+        client = redis.Redis.from_url(redis_server.url)
+        token_key = caller_key("token", hashlib.sha256(DEMO_TOKEN.encode()).hexdigest())
+        client.rpush(KEY_PREFIX + token_key, b"not a time")
+        client.close()
+        configured = settings.model_copy(
+            update={"redis_url": SecretStr(redis_server.url), "caller_rate": "2/minute"}
+        )
+        with running_gateway(configured) as gateway:
+
+            def ask(token: str) -> int:
+                return gateway.http.post(
+                    f"{gateway.url}/graphql",
+                    json={"query": "{ __typename }"},
+                    headers={"Authorization": f"Bearer {token}"},
+                ).status_code
+
+            assert [ask(DEMO_TOKEN) for _ in range(3)] == [200, 200, 429]
+            metrics = gateway.http.get(f"{gateway.url}/metrics").text
+            assert 'gateway_rate_limit_fallbacks_total{reason="failed"} 3.0' in metrics
+            assert 'gateway_rate_limited_total{counters="process"} 1.0' in metrics
+            assert [ask(OTHER_TOKEN) for _ in range(3)] == [200, 200, 429]
+            metrics = gateway.http.get(f"{gateway.url}/metrics").text
+            assert 'gateway_rate_limited_total{counters="redis"} 1.0' in metrics
+    finally:
+        redis_server.stop()

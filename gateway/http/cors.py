@@ -43,7 +43,8 @@ def allow_origins(app: ASGIApp, origins: list[str]) -> ASGIApp:
         allow_credentials=True,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=CORS_REQUEST_HEADERS,
-        expose_headers=[REQUEST_ID_HEADER],
+        # A page may read where its caller stands (GATEWAY_CALLER_RATE) and when to retry.
+        expose_headers=[REQUEST_ID_HEADER, "RateLimit", "RateLimit-Policy", "Retry-After"],
         max_age=600,
     )
 
