@@ -47,6 +47,7 @@ from gateway.loaders import PageCache
 from gateway.loaders.details import CreditTypeCache
 from gateway.schema import build_schema
 from gateway.upstream import BillingClient, RetryPolicy
+from gateway.upstream.budget import BudgetMetrics, UpstreamBudget
 from gateway.upstream.transport import billing_transport
 
 logger = logging.getLogger("gateway")
@@ -147,6 +148,7 @@ def create_app(
     redis = settings.redis(metrics)
     stores = settings.stores(metrics, redis)
     rates = settings.caller_rates(metrics, redis)
+    budget = settings.upstream_budget(BudgetMetrics(metrics.registry), metrics, redis)
     persisted = PersistedDocuments(
         stores.apq,
         trusted,
@@ -184,7 +186,7 @@ def create_app(
 
     app = FastAPI(
         title="Seat balance GraphQL gateway",
-        lifespan=_lifespan(settings, upstream, policy, metrics, stores, authenticator),
+        lifespan=_lifespan(settings, upstream, policy, metrics, stores, authenticator, budget),
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -245,6 +247,7 @@ def _lifespan(
     metrics: Metrics,
     stores: Stores,
     authenticator: CallerAuthenticator | None,
+    budget: UpstreamBudget | None = None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Opens the billing client (``app.state.billing``) when the app starts, and closes it,
     the stores and the JWKS client when it stops."""
@@ -264,6 +267,7 @@ def _lifespan(
                 policy,
                 metrics,
                 user_agent="seat-balance-gateway/0.1",
+                budget=budget,
             )
             yield
         finally:

@@ -24,6 +24,7 @@ from gateway.stores import (
     RedisStore,
     StoreObserver,
 )
+from gateway.upstream import budget
 from gateway.upstream.client import RetryPolicy
 
 
@@ -83,6 +84,18 @@ class Settings(BaseSettings):
         gt=0,
         le=300,
         description="Seconds for a whole detail call, retries included.",
+    )
+    upstream_rate: str | None = Field(
+        default=None,
+        description="Calls all replicas together make to the billing API per credential, "
+        "e.g. 50/second; unset: no budget.",
+    )
+    upstream_rate_wait: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Seconds a call over the upstream budget waits for its turn (within its "
+        "deadline) before UPSTREAM_RATE_LIMITED.",
     )
     max_body_bytes: int = Field(default=1_000_000, ge=1_000)
     request_header_timeout: float = Field(
@@ -316,6 +329,16 @@ class Settings(BaseSettings):
                 )
         return origins
 
+    @field_validator("upstream_rate")
+    @classmethod
+    def _upstream_rate_readable(cls, rate: str | None) -> str | None:
+        if rate is not None:
+            try:
+                budget.Rate.parse(rate)
+            except ValueError as error:
+                raise ValueError(f"GATEWAY_UPSTREAM_RATE: {error}") from None
+        return rate
+
     @field_validator("admin_scope")
     @classmethod
     def _admin_scope_named(cls, scope: str | None) -> str | None:
@@ -425,6 +448,27 @@ class Settings(BaseSettings):
             observer=observer,
         )
         return RedisConnection(client, breaker)
+
+    def upstream_budget(
+        self,
+        observer: budget.BudgetObserver,
+        store_observer: StoreObserver,
+        redis: RedisConnection | None,
+    ) -> budget.UpstreamBudget | None:
+        """The upstream budget per credential (GATEWAY_UPSTREAM_RATE; ``None`` when unset): in
+        Redis when there is one (shared by every replica; in process while it fails), else in
+        process."""
+        if self.upstream_rate is None:
+            return None
+        return budget.UpstreamBudget(
+            budget.Rate.parse(self.upstream_rate),
+            wait=self.upstream_rate_wait,
+            observer=observer,
+            redis=redis.client if redis is not None else None,
+            timeout=self.redis_timeout,
+            breaker=redis.breaker if redis is not None else None,
+            store_observer=store_observer,
+        )
 
     def caller_rates(
         self, observer: RateObserver, redis: RedisConnection | None
