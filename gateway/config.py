@@ -334,7 +334,7 @@ class Settings(BaseSettings):
     def _upstream_rate_readable(cls, rate: str | None) -> str | None:
         if rate is not None:
             try:
-                budget.Rate.parse(rate)
+                Rate.parse(rate)
             except ValueError as error:
                 raise ValueError(f"GATEWAY_UPSTREAM_RATE: {error}") from None
         return rate
@@ -461,7 +461,7 @@ class Settings(BaseSettings):
         if self.upstream_rate is None:
             return None
         return budget.UpstreamBudget(
-            budget.Rate.parse(self.upstream_rate),
+            Rate.parse(self.upstream_rate),
             wait=self.upstream_rate_wait,
             observer=observer,
             redis=redis.client if redis is not None else None,

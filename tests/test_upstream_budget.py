@@ -172,7 +172,7 @@ def test_a_held_call_waits_for_the_end_of_the_hold_when_it_may() -> None:
 
 @pytest.mark.parametrize("rate", ["fast", "0/second", "50/fortnight", "50"])
 def test_a_bad_rate_is_a_settings_error_naming_the_setting(rate: str) -> None:
-    """GATEWAY_UPSTREAM_RATE must read <calls>/<second|minute|hour>; anything else stops the
+    """GATEWAY_UPSTREAM_RATE must read <count>/<second|minute|hour|day>; anything else stops the
     configuration with a message naming the setting."""
     with pytest.raises(pydantic.ValidationError, match="GATEWAY_UPSTREAM_RATE"):
         Settings(upstream_rate=rate)

@@ -29,47 +29,22 @@ import asyncio
 import hashlib
 import logging
 import math
-import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.caches import LRUCache
+from gateway.rates import Rate
 from gateway.stores import FORMAT_VERSION, CircuitBreaker, StoreObserver
 from gateway.upstream.errors import UpstreamRateLimited
 
 logger = logging.getLogger("gateway.upstream")
 
-_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
-_RATE = re.compile(r"\s*(\d+)\s*/\s*(second|minute|hour)s?\s*", re.IGNORECASE)
 # A hold longer than this is not believed (the SDKs ignore a longer Retry-After too).
 MAX_HOLD = 60.0
 _STORE = "redis-budget"
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """``calls`` per ``period`` seconds, written ``50/second``, ``600/minute``, ``1000/hour``."""
-
-    calls: int
-    period: float
-
-    @classmethod
-    def parse(cls, text: str) -> Rate:
-        match = _RATE.fullmatch(text)
-        if match is None or int(match[1]) < 1:
-            raise ValueError(
-                f"{text!r} is not a rate: write <calls>/<second|minute|hour>, e.g. 50/second"
-            )
-        return cls(int(match[1]), _UNITS[match[2].lower()])
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two calls."""
-        return self.period / self.calls
 
 
 class BudgetObserver(Protocol):
