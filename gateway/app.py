@@ -38,6 +38,7 @@ from gateway.http.compression import ResponseCompression
 from gateway.http.context import RequestContexts
 from gateway.http.cors import allow_origins
 from gateway.http.guard import RequestGuard
+from gateway.http.mcp import METADATA_PATH, GraphQLTools, McpEndpoint, resource_metadata
 from gateway.http.observability import AccessLog, Metrics
 from gateway.http.persisted import PersistedDocuments, load_trusted_documents
 from gateway.http.ratelimit import CallerIdentity, CallerRateLimit
@@ -45,7 +46,7 @@ from gateway.http.routes import operations_routes
 from gateway.http.view import GraphQLView
 from gateway.loaders import PageCache
 from gateway.loaders.details import CreditTypeCache
-from gateway.schema import build_schema
+from gateway.schema import build_schema, print_client_sdl
 from gateway.upstream import BillingClient, RetryPolicy
 from gateway.upstream.budget import BudgetMetrics, UpstreamBudget
 from gateway.upstream.transport import billing_transport
@@ -184,9 +185,25 @@ def create_app(
         max_response_bytes=settings.max_response_bytes,
     )
 
+    # /mcp: every tool call runs through the same schema with the same request contexts.
+    mcp = (
+        McpEndpoint(
+            GraphQLTools(
+                schema,
+                contexts,
+                sdl=print_client_sdl(schema),
+                trusted=trusted,
+                execute=settings.mcp_execute,
+            ),
+            authenticator,
+        )
+        if settings.mcp
+        else None
+    )
+
     app = FastAPI(
         title="Seat balance GraphQL gateway",
-        lifespan=_lifespan(settings, upstream, policy, metrics, stores, authenticator, budget),
+        lifespan=_lifespan(settings, upstream, policy, metrics, stores, authenticator, budget, mcp),
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -195,6 +212,13 @@ def create_app(
     # dependency injection would only add cost. Every method reaches the view, so that a 405
     # is a GraphQL error that varies on Accept like every other answer of /graphql.
     app.router.routes.append(Route("/graphql", endpoint=view))
+    if mcp is not None:
+        # A plain ASGI endpoint too: the SDK's transport answers every method itself.
+        app.router.routes.append(Route("/mcp", endpoint=mcp))
+        if authenticator is not None:
+            app.router.routes.append(
+                Route(METADATA_PATH, endpoint=resource_metadata(settings.jwt_issuer))
+            )
     if settings.graphiql:
         app.mount(graphiql.ASSETS_PATH, graphiql.assets(), name="graphiql")
     app.include_router(
@@ -248,6 +272,7 @@ def _lifespan(
     stores: Stores,
     authenticator: CallerAuthenticator | None,
     budget: UpstreamBudget | None = None,
+    mcp: McpEndpoint | None = None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Opens the billing client (``app.state.billing``) when the app starts, and closes it,
     the stores and the JWKS client when it stops."""
@@ -269,7 +294,11 @@ def _lifespan(
                 user_agent="seat-balance-gateway/0.1",
                 budget=budget,
             )
-            yield
+            if mcp is None:
+                yield
+            else:
+                async with mcp.run():  # the MCP transport's task group
+                    yield
         finally:
             await transport.aclose()
             for store in stores:

@@ -149,6 +149,10 @@ class Settings(BaseSettings):
         description="Complete pure-data objects by projection; false: graphql-core field by field.",
     )
     graphiql: bool = Field(default=True, description="Serve GraphiQL on GET /graphql.")
+    mcp: bool = Field(default=True, description="Serve the Model Context Protocol on /mcp.")
+    mcp_execute: bool = Field(
+        default=False, description="Offer the MCP tool graphql_query (any query document)."
+    )
     compression: bool = Field(
         default=True, description="Compress answers for clients that accept zstd, br or gzip."
     )
