@@ -106,6 +106,10 @@ def test_seat_balances_answers_what_graphql_answers(settings: Settings) -> None:
         text = result.content[0].text  # type: ignore[union-attr]
         assert text.startswith(f"{len(expected['nodes'])} seat(s).")
         assert expected["nodes"][0]["seatId"] in text
+        # Counted under the tool's name, on the MCP route.
+        metrics = gateway.http.get(f"{gateway.url}/metrics").text
+        assert 'operation="seat_balances",outcome="ok"' in metrics
+        assert 'http="mcp"' in metrics
 
 
 def test_errors_are_tool_results_with_codes(settings: Settings) -> None:
