@@ -12,12 +12,13 @@ from typing import Any, TypeVar
 
 import httpx2
 import jwt
+import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from gateway.config import Settings
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, OTHER_CUSTOMER_ID
-from tests.support import running_gateway
+from tests.support import gateway_process, running_gateway
 
 T = TypeVar("T")
 SECRET = "a-development-secret-of-32-bytes!"
@@ -273,3 +274,22 @@ def test_two_replicas_answer_one_client_without_sessions(settings: Settings) -> 
         assert not result.is_error and result.structured_content["seats"]
         assert set(transport.sent) == set(ports)
         assert first.calls or second.calls
+
+
+@pytest.mark.process  # starts `gateway serve`
+def test_gateway_serve_with_no_configuration_serves_mcp_on_the_demo_data() -> None:
+    """As the README's quick start runs it (the embedded stand-in, nothing configured), the
+    SDK's client lists the tools and reads the demo contract's seats through /mcp, with no
+    token (the stand-in's demo token answers, as for GraphQL)."""
+    with gateway_process() as (_, url, _output):
+
+        async def use(session: ClientSession) -> Any:
+            tools = await session.list_tools()
+            result = await session.call_tool("seat_balances", {**DEMO, "first": 2})
+            return tools, result
+
+        tools, result = run(f"{url}/mcp", use, headers={})
+    assert "seat_balances" in {tool.name for tool in tools.tools}
+    assert not result.is_error
+    assert len(result.structured_content["seats"]) == 2
+    assert result.structured_content["pageInfo"]["hasNextPage"] is True
