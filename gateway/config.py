@@ -372,6 +372,11 @@ class Settings(BaseSettings):
                 "GATEWAY_TRUSTED_DOCUMENTS_ONLY needs GATEWAY_TRUSTED_DOCUMENTS (the manifest "
                 "naming the documents allowed)"
             )
+        if self.trusted_documents_only and self.mcp_execute:
+            raise ValueError(
+                "GATEWAY_MCP_EXECUTE offers agents any query document, which "
+                "GATEWAY_TRUSTED_DOCUMENTS_ONLY forbids: set one of them, not both"
+            )
         if self.jwks_url and self.jwt_secret:
             raise ValueError("set GATEWAY_JWKS_URL or GATEWAY_JWT_SECRET, not both")
         if self.jwks_url and not (self.jwt_issuer and self.jwt_audience):

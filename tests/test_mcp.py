@@ -293,3 +293,12 @@ def test_gateway_serve_with_no_configuration_serves_mcp_on_the_demo_data() -> No
     assert not result.is_error
     assert len(result.structured_content["seats"]) == 2
     assert result.structured_content["pageInfo"]["hasNextPage"] is True
+
+
+def test_any_query_tool_and_trusted_documents_only_are_refused_together(tmp_path: Path) -> None:
+    """GATEWAY_MCP_EXECUTE (any query document for agents) contradicts
+    GATEWAY_TRUSTED_DOCUMENTS_ONLY: the configuration is refused, naming both."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"abc": "query Q { __typename }"}))
+    with pytest.raises(ValueError, match=r"GATEWAY_MCP_EXECUTE.*GATEWAY_TRUSTED_DOCUMENTS_ONLY"):
+        Settings(trusted_documents=manifest, trusted_documents_only=True, mcp_execute=True)
