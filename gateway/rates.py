@@ -21,7 +21,6 @@ it and one Lua script reads and moves it atomically.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import math
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.caches import LRUCache
-from gateway.stores import FORMAT_VERSION, CircuitBreaker
+from gateway.stores import FORMAT_VERSION, CircuitBreaker, RedisSkipped
 
 logger = logging.getLogger("gateway.rates")
 
@@ -202,37 +201,32 @@ class RedisRates:
         return self._failing or self._breaker.is_open
 
     async def ping(self) -> bool:
-        if self._breaker.admit():
-            try:
-                await asyncio.wait_for(self._redis.ping(), self._timeout)
-            except Exception as error:  # unreachable, slow: the counters are per process
-                self._failed("ping", error)
-            except BaseException:
-                self._breaker.abandoned()
-                raise
-            else:
-                self._breaker.answered()
-                self._failing = False
+        try:
+            await self._breaker.ask(self._redis.ping, self._timeout)
+        except RedisSkipped:
+            pass
+        except Exception as error:  # unreachable, slow: the counters are per process
+            self._failed("ping", error)
+        else:
+            self._failing = False
         return not self.degraded
 
     async def take(self, caller: str, cost: int) -> Decision:
-        if not self._breaker.admit():
-            return self._fall_back(caller, cost, "skipped")
         arguments = (
             f"{self.rate.interval * 1000:.6f}",
             str(self.rate.window * 1000),
             str(cost),
         )
         try:
-            answer = await asyncio.wait_for(self._evaluate(caller, arguments), self._timeout)
+            answer = await self._breaker.ask(
+                lambda: self._evaluate(caller, arguments), self._timeout
+            )
             allowed, used = _checked(answer, self.rate)
+        except RedisSkipped:
+            return self._fall_back(caller, cost, "skipped")
         except Exception as error:  # any failure: this request is decided in process
             self._failed("take", error)
             return self._fall_back(caller, cost, "failed")
-        except BaseException:  # cancelled with its request: it tells nothing about Redis
-            self._breaker.abandoned()
-            raise
-        self._breaker.answered()
         self._failing = False
         decision = decide(self.rate, used, cost, allowed)
         if not allowed and self._observer is not None:
@@ -249,17 +243,13 @@ class RedisRates:
             return await self._redis.eval(GCRA_SCRIPT, 1, key, *arguments)
 
     def _failed(self, operation: str, error: Exception) -> None:
-        from redis.exceptions import ResponseError
-
+        """Redis failed or answered something else than the script's two numbers (the
+        breaker has counted the call already, :meth:`CircuitBreaker.ask`)."""
         if not self._failing:
             logger.warning(
                 "redis rate %s failed (%s): counting per process", operation, type(error).__name__
             )
         self._failing = True
-        if isinstance(error, ResponseError | InvalidAnswer):
-            self._breaker.answered()  # Redis is there and quick, it answered wrongly
-        else:
-            self._breaker.unanswered()
 
     def _fall_back(self, caller: str, cost: int, reason: str) -> Decision:
         if self._observer is not None:

@@ -29,9 +29,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from gateway.caches import TLRUCache
+
+_T = TypeVar("_T")
 
 logger = logging.getLogger("gateway.stores")
 
@@ -161,6 +163,10 @@ def _size(entry: tuple[float, bytes]) -> int:
     return len(entry[1])
 
 
+class RedisSkipped(Exception):
+    """The circuit breaker is open: Redis was not asked."""
+
+
 class CircuitBreaker:
     """Whether to ask Redis at all. Closed: every operation goes. After ``threshold``
     unanswered operations in a row: open, every operation is skipped for ``cooldown`` seconds;
@@ -198,6 +204,28 @@ class CircuitBreaker:
             return False
         self._probing = True
         return True
+
+    async def ask(self, call: Callable[[], Awaitable[_T]], seconds: float) -> _T:
+        """``call`` (a Redis operation) through the breaker, within ``seconds``: raises
+        :class:`RedisSkipped` when the breaker is open, and the call's own failure once the
+        breaker has counted it (an error reply is an answer: Redis is there and quick; a
+        timeout or a lost connection is not); a cancellation tells it nothing. The one way
+        every user of Redis (stores, caller rates, upstream budget) asks it."""
+        if not self.admit():
+            raise RedisSkipped(self.name)
+        try:
+            answer = await asyncio.wait_for(call(), seconds)
+        except Exception as error:
+            if _answered(error):
+                self.answered()
+            else:
+                self.unanswered()
+            raise
+        except BaseException:  # cancelled with its request: it tells nothing about Redis
+            self.abandoned()
+            raise
+        self.answered()
+        return answer
 
     def abandoned(self) -> None:
         """An admitted operation was cancelled before Redis answered or timed out."""
@@ -287,19 +315,15 @@ class RedisStore:
         return not self.degraded
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        if not self._breaker.admit():
+        try:
+            answer = await self._breaker.ask(call, self._timeout)
+        except RedisSkipped:
             if self._observer is not None:
                 self._observer.skipped(self.name, operation)
             return None
-        try:
-            answer = await asyncio.wait_for(call(), self._timeout)
         except Exception as error:  # any failure of a cache is a miss: the request goes on
             self._failed(operation, error)
             return None
-        except BaseException:  # cancelled with its request: it tells nothing about Redis
-            self._breaker.abandoned()
-            raise
-        self._breaker.answered()
         self._failing = False
         if operation == "set":
             self._writes_failing = False
@@ -311,13 +335,9 @@ class RedisStore:
                 "redis %s failed (%s): serving without it", operation, type(error).__name__
             )
         self._failing = True
-        if _answered(error):
+        if operation == "set" and _answered(error):
             # Redis is there and quick (it refused, e.g. OOM when full): reads may still work.
-            self._breaker.answered()
-            if operation == "set":
-                self._writes_failing = True
-        else:
-            self._breaker.unanswered()
+            self._writes_failing = True
         if self._observer is not None:
             self._observer.failed(self.name, operation)
 

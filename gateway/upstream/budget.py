@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.caches import LRUCache
 from gateway.rates import Rate
-from gateway.stores import FORMAT_VERSION, CircuitBreaker, StoreObserver
+from gateway.stores import FORMAT_VERSION, CircuitBreaker, RedisSkipped, StoreObserver
 from gateway.upstream.errors import UpstreamRateLimited
 
 logger = logging.getLogger("gateway.upstream")
@@ -255,33 +255,24 @@ class UpstreamBudget:
 
     async def _ask(self, operation: str, script: Any, keys: list[str], args: list[int]) -> Any:
         """The script's answer, or ``_FAILED`` (Redis skipped, failing or too slow)."""
-        if not self._breaker.admit():
+        try:
+            return await self._breaker.ask(lambda: script(keys=keys, args=args), self._timeout)
+        except RedisSkipped:
             if self._store_observer is not None:
                 self._store_observer.skipped(_STORE, operation)
             return _FAILED
-        try:
-            answer = await asyncio.wait_for(script(keys=keys, args=args), self._timeout)
         except Exception as error:  # Redis is never a dependency: decide in process
             self._failed(operation, error)
             return _FAILED
-        except BaseException:  # cancelled with its request: it tells nothing about Redis
-            self._breaker.abandoned()
-            raise
-        self._breaker.answered()
-        return answer
 
     def _failed(self, operation: str, error: Exception | None) -> None:
-        from redis.exceptions import ResponseError
-
+        """Redis failed, or (``error`` None) answered out of range; the breaker has counted the
+        call already (:meth:`CircuitBreaker.ask`)."""
         logger.warning(
             "redis budget %s failed (%s): deciding in process",
             operation,
             type(error).__name__ if error is not None else "an answer out of range",
         )
-        if error is None or isinstance(error, ResponseError):
-            self._breaker.answered()
-        else:
-            self._breaker.unanswered()
         if self._store_observer is not None:
             self._store_observer.failed(_STORE, operation)
 
