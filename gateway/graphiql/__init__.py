@@ -5,11 +5,16 @@ serves from :data:`ASSETS_DIR`; the app sends :data:`CONTENT_SECURITY_POLICY` wi
 page needs to know (endpoint, first tabs, worker files) travels in ``data-`` attributes that
 the bundled ``static/graphiql.js`` reads, so no inline script is ever needed.
 
-``static/`` is built, never edited: ``ui/vendor.mjs`` bundles ``ui/src/`` (the page's script
-and layout) with React 19, GraphiQL 5, ``@graphiql/plugin-explorer`` and Monaco editor into
-``graphiql.js`` and ``graphiql.css``, Monaco's web workers into ``*.worker.js``, and lists the
-licence of every package whose code is in them in ``THIRD_PARTY_LICENSES.txt``. To upgrade or
-rebuild, change the pins in ``ui/package.json`` or the files in ``ui/src/``, then::
+Subscriptions run over Server-Sent Events (``graphql-sse``, one POST per subscription, like a
+query): ``connect-src 'self'`` covers them, and the Headers editor authenticates them as it
+does queries.
+
+``static/`` is built, never edited: ``ui/vendor.mjs`` bundles ``ui/src/`` (the page's script,
+its fetcher and layout) with React 19, GraphiQL 5, ``@graphiql/plugin-explorer``,
+``graphql-sse`` and Monaco editor into ``graphiql.js`` and ``graphiql.css``, Monaco's web
+workers into ``*.worker.js``, and lists the licence of every package whose code is in them in
+``THIRD_PARTY_LICENSES.txt``. To upgrade or rebuild, change the pins in ``ui/package.json`` or
+the files in ``ui/src/``, then::
 
     npm install --prefix ui          # only when changing a pin: updates ui/package-lock.json
     npm ci --prefix ui               # installs exactly what ui/package-lock.json pins
@@ -158,15 +163,17 @@ def render_page(
     default_query: str | None = None,
     title: str = "Seat balances · GraphiQL",
     caller_mode: CallerMode = "forwarding",
+    default_subscription: str | None = None,
 ) -> str:
     """The GraphiQL HTML page: loads only ASSETS_PATH files, with the explorer open.
 
-    A first visit opens two tabs: ``default_query`` (when given) and the
+    A first visit opens up to three tabs: ``default_query`` and ``default_subscription``
+    (each when given; the page runs subscriptions over Server-Sent Events) and the
     :data:`AUTHORIZATION_TABS` text of ``caller_mode`` (what a caller sends, if anything).
     They travel as JSON in an HTML-escaped ``data-tabs`` attribute, read by ``graphiql.js``,
     never as inline script.
     """
-    tabs = [{"query": default_query}] if default_query is not None else []
+    tabs = [{"query": text} for text in (default_query, default_subscription) if text is not None]
     tabs.append(
         {
             "query": AUTHORIZATION_TABS[caller_mode],
@@ -204,13 +211,21 @@ def assets() -> StaticFiles:
     return StaticFiles(directory=ASSETS_DIR)
 
 
-def page(*, default_query: str | None, caller_mode: CallerMode) -> Callable[[], HTMLResponse]:
+def page(
+    *,
+    default_query: str | None,
+    caller_mode: CallerMode,
+    default_subscription: str | None = None,
+) -> Callable[[], HTMLResponse]:
     """What answers a browser's ``GET /graphql``: the page, rendered from the gateway's own
     assets as they are now, with :data:`CONTENT_SECURITY_POLICY`."""
 
     def answer() -> HTMLResponse:
         html_page = render_page(
-            graphql_path="/graphql", default_query=default_query, caller_mode=caller_mode
+            graphql_path="/graphql",
+            default_query=default_query,
+            default_subscription=default_subscription,
+            caller_mode=caller_mode,
         )
         return HTMLResponse(html_page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 

@@ -8,13 +8,14 @@
 //   data-editor-worker   URLs of Monaco's web workers (files on the gateway, `worker-src
 //   data-json-worker     'self'`): the editor's own, the JSON language's (variables and
 //   data-graphql-worker  headers) and monaco-graphql's (validation, completion)
-import { createGraphiQLFetcher } from "@graphiql/toolkit";
 import { explorerPlugin } from "@graphiql/plugin-explorer";
 import { GraphiQL } from "graphiql";
 import { createRoot } from "react-dom/client";
 import "graphiql/style.css";
 import "@graphiql/plugin-explorer/style.css";
 import "./page.css";
+// Queries as createGraphiQLFetcher sends them; subscriptions over Server-Sent Events.
+import { createFetcher } from "./fetcher.js";
 
 const root = document.getElementById("graphiql");
 const data = root.dataset;
@@ -34,7 +35,7 @@ const tabs = data.tabs ? JSON.parse(data.tabs) : undefined;
 
 createRoot(root).render(
   <GraphiQL
-    fetcher={createGraphiQLFetcher({ url: endpoint })}
+    fetcher={createFetcher(endpoint)}
     plugins={[explorer]}
     visiblePlugin={explorer}
     defaultTabs={tabs}
