@@ -123,7 +123,6 @@ class _Index:
     contracts: dict[tuple[str, str], _Contract]  # (customer id, contract id) -> contract
     balances: dict[str, list[JSON]]  # customer id -> its "List balances" items, by id
     archived: frozenset[str]  # ids of archived items
-    seat_balance: dict[str, int | float]  # item id -> the sum of its per-seat balances
     credit_types: list[JSON]  # ordered by id
 
 
@@ -149,11 +148,6 @@ def _index(dataset: JSON) -> _Index:
                 ),
             )
     tokens = {token: frozenset(ids) for token, ids in dataset["tokens"].items()}
-    seat_balance: dict[str, int | float] = {}
-    for contract in contracts.values():
-        for seat in contract.seats:
-            for item in (seat.get("commits") or []) + (seat.get("credits") or []):
-                seat_balance[item["id"]] = seat_balance.get(item["id"], 0) + item["balance"]
     return _Index(
         tokens=tokens,
         contracts=contracts,
@@ -166,7 +160,6 @@ def _index(dataset: JSON) -> _Index:
             for customer in dataset["customers"].values()
             for item_id in customer.get("archived_balance_ids", [])
         ),
-        seat_balance=seat_balance,
         credit_types=sorted(dataset.get("credit_types", []), key=lambda ct: ct.get("id", "")),
     )
 
@@ -430,8 +423,11 @@ def create_standin_app(dataset: JSON | None = None) -> Starlette:
 
     Balances are served as stored: the date window filters commits and credits only, because
     the contract defines a seat's balance as the total across all its commits and credits.
+    The index holds the dataset's own seat dicts, so a change to them (the demo usage of
+    ``gateway.standin.live``) shows in the next answer; ``standin_dataset(app)`` reaches them.
     """
-    index = _index(build_dataset() if dataset is None else dataset)
+    data = build_dataset() if dataset is None else dataset
+    index = _index(data)
 
     async def list_seat_balances(request: Request) -> JSONResponse:
         visible = _authenticate(request, index)
@@ -450,7 +446,7 @@ def create_standin_app(dataset: JSON | None = None) -> Starlette:
         _authenticate(request, index)
         return JSONResponse(_credit_types_page(index, dict(request.query_params)))
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(SEAT_BALANCES_PATH, list_seat_balances, methods=["POST"]),
             Route(CUSTOMER_BALANCES_PATH, list_customer_balances, methods=["POST"]),
@@ -458,6 +454,14 @@ def create_standin_app(dataset: JSON | None = None) -> Starlette:
         ],
         exception_handlers={StandinError: _standin_error, HTTPException: _routing_error},
     )
+    app.state.standin_dataset = data
+    return app
+
+
+def standin_dataset(app: Starlette) -> JSON:
+    """The dataset a ``create_standin_app`` app serves: the very dicts its answers read."""
+    dataset: JSON = app.state.standin_dataset
+    return dataset
 
 
 # --- "List balances" and the credit types --------------------------------------------------------
@@ -539,14 +543,26 @@ def _balances_page(index: _Index, query: _BalancesQuery) -> JSON:
             continue
         kept.append(item)
     page = kept[: query.limit]
+    balances = _seat_balance(index, query.customer_id) if query.include_balance else {}
     data = [
-        {**item, "balance": index.seat_balance.get(item["id"], 0)}
-        if query.include_balance
-        else item
+        {**item, "balance": balances.get(item["id"], 0)} if query.include_balance else item
         for item in page
     ]
     more = len(kept) > len(page)
     return {"data": data, "next_page": _make_token("last_id", page[-1]["id"]) if more else None}
+
+
+def _seat_balance(index: _Index, customer_id: str) -> dict[str, int | float]:
+    """Item id -> the sum of its per-seat balances, summed at each request because the demo
+    usage moves the seats' balances under a running app."""
+    totals: dict[str, int | float] = {}
+    for (owner, _), contract in index.contracts.items():
+        if owner != customer_id:
+            continue
+        for seat in contract.seats:
+            for item in (seat.get("commits") or []) + (seat.get("credits") or []):
+                totals[item["id"]] = totals.get(item["id"], 0) + item["balance"]
+    return totals
 
 
 def _schedule_window_keeps(window: _Window, item: JSON) -> bool:

@@ -118,7 +118,8 @@ def instant(text: str) -> datetime:
 
 
 def test_public_surface() -> None:
-    """The package exports exactly the app factory, the dataset builder and the demo ids."""
+    """The package exports exactly the app factory, the dataset builder, the demo ids and the
+    demo activity (its mover, webhook secret and signature)."""
     assert sorted(gateway.standin.__all__) == sorted(
         [
             "create_standin_app",
@@ -131,6 +132,9 @@ def test_public_surface() -> None:
             "OTHER_CONTRACT_ID",
             "DEMO_SUBSCRIPTION_IDS",
             "DEMO_USAGE_SUBSCRIPTION_ID",
+            "DEMO_WEBHOOK_SECRET",
+            "DemoActivity",
+            "sign_webhook",
         ]
     )
     assert (DEMO_TOKEN, OTHER_TOKEN) == ("demo-token", "other-token")
