@@ -19,16 +19,18 @@ a configuration gets, and plugs in the stand-in.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from ipaddress import ip_network
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from gateway import graphiql, standin
@@ -44,6 +46,9 @@ from gateway.http.persisted import PersistedDocuments, load_trusted_documents
 from gateway.http.ratelimit import CallerIdentity, CallerRateLimit
 from gateway.http.routes import operations_routes
 from gateway.http.view import GraphQLView
+from gateway.http.webhooks import PATH as WEBHOOK_PATH
+from gateway.http.webhooks import WebhookReceiver
+from gateway.live import LiveHub
 from gateway.loaders import PageCache
 from gateway.loaders.details import CreditTypeCache
 from gateway.schema import build_schema, print_client_sdl
@@ -64,6 +69,7 @@ class Upstream:
     transport: httpx.AsyncBaseTransport | None
     default_token: str | None
     embedded: bool
+    standin_app: Any = None  # the embedded stand-in (its demo activity moves its balances)
 
 
 def resolve_upstream(
@@ -72,12 +78,17 @@ def resolve_upstream(
     configured = settings.metronome_bearer_token
     token = configured.get_secret_value() if configured else None
     if settings.embedded:
+        standin_app = None if transport is not None else standin.create_standin_app()
         return Upstream(
             base_url=STANDIN_BASE_URL,
-            transport=transport or httpx.ASGITransport(app=standin.create_standin_app()),
+            transport=transport
+            or httpx.ASGITransport(
+                app=standin.create_standin_app() if standin_app is None else standin_app
+            ),
             # Callers may still send their own token (e.g. the stand-in's second account).
             default_token=token or standin.DEMO_TOKEN,
             embedded=True,
+            standin_app=standin_app,
         )
     assert settings.metronome_base_url is not None
     return Upstream(
@@ -110,6 +121,24 @@ query FirstSeats {{
         credits {{ creditId name balance }}
       }}
     }}
+  }}
+}}
+"""
+
+
+def demo_subscription() -> str:
+    """GraphiQL's second tab on the embedded stand-in: the README's live subscription (the
+    whole demo contract, so that the seats the stand-in moves are in it)."""
+    return f"""# Live balances from the EMBEDDED STAND-IN: a SNAPSHOT of every seat first, then
+# the seats whose balances change (the stand-in moves a few every few seconds).
+subscription LiveSeats {{
+  seatBalanceUpdates(
+    customerId: "{standin.DEMO_CUSTOMER_ID}"
+    contractId: "{standin.DEMO_CONTRACT_ID}"
+  ) {{
+    reason
+    at
+    seats {{ seatId balances {{ creditTypeId balance }} }}
   }}
 }}
 """
@@ -160,6 +189,22 @@ def create_app(
         registrations_per_minute=settings.persisted_queries_registrations_per_minute,
         observer=metrics,
     )
+    page_cache = PageCache(stores.pages, settings.cache_ttl, metrics)
+    # The live listings: one refresh loop each, shared by their subscribers (and, with Redis,
+    # by the replicas); the billing client is the one the lifespan opens.
+    holder: dict[str, BillingClient] = {}
+    hub = LiveHub(
+        settings.live_settings(),
+        settings.live_bus(redis, metrics),
+        page_cache=page_cache,
+        observer=metrics,
+        client=lambda: holder["billing"],
+    )
+    identity = CallerIdentity(
+        authenticates_callers=authenticator is not None,
+        forwarding=settings.metronome_bearer_token is None,
+        trusted_proxies=[ip_network(proxy, strict=False) for proxy in settings.trusted_proxies],
+    )
     contexts = RequestContexts(
         authenticates_callers=authenticator is not None,
         forced_token=_secret(settings.metronome_bearer_token),
@@ -169,7 +214,10 @@ def create_app(
         credit_types=CreditTypeCache(ttl=settings.credit_types_ttl),
         # Always there: with GATEWAY_CACHE_TTL=0 it keeps nothing but still shares identical
         # upstream calls in flight.
-        page_cache=PageCache(stores.pages, settings.cache_ttl, metrics),
+        page_cache=page_cache,
+        live=hub,
+        identity=identity,
+        authenticator=authenticator,
     )
     view = GraphQLView(
         schema,
@@ -183,6 +231,24 @@ def create_app(
         persisted=persisted,
         cache_ttl=settings.cache_ttl,
         max_response_bytes=settings.max_response_bytes,
+        connection_check=contexts.connect,
+        allowed_origins=tuple(settings.cors_origins),
+    )
+    # Webhooks: the endpoint with METRONOME_WEBHOOK_SECRET; on the embedded stand-in, its demo
+    # activity signs with its published demo secret and delivers in process.
+    webhooks = (
+        WebhookReceiver(settings.metronome_webhook_secret.get_secret_value(), hub, metrics)
+        if settings.metronome_webhook_secret is not None
+        else None
+    )
+    demo = (
+        standin.DemoActivity(
+            upstream.standin_app,
+            _deliver_to(WebhookReceiver(standin.DEMO_WEBHOOK_SECRET, hub, metrics)),
+            period=settings.demo_live_seconds,
+        )
+        if upstream.standin_app is not None and settings.demo_live
+        else None
     )
 
     # /mcp: every tool call runs through the same schema with the same request contexts.
@@ -203,7 +269,17 @@ def create_app(
 
     app = FastAPI(
         title="Seat balance GraphQL gateway",
-        lifespan=_lifespan(settings, upstream, policy, metrics, stores, authenticator, budget, mcp),
+        lifespan=_lifespan(
+            settings,
+            upstream,
+            policy,
+            metrics,
+            stores,
+            authenticator,
+            budget,
+            mcp,
+            live=Live(hub, holder, demo),
+        ),
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -212,6 +288,10 @@ def create_app(
     # dependency injection would only add cost. Every method reaches the view, so that a 405
     # is a GraphQL error that varies on Accept like every other answer of /graphql.
     app.router.routes.append(Route("/graphql", endpoint=view))
+    # Subscriptions over graphql-transport-ws: the same view, the same schema and contexts.
+    app.router.routes.append(WebSocketRoute("/graphql", endpoint=view))
+    if webhooks is not None:
+        app.router.routes.append(Route(WEBHOOK_PATH, endpoint=webhooks))
     if mcp is not None:
         # A plain ASGI endpoint too: the SDK's transport answers every method itself.
         app.router.routes.append(Route("/mcp", endpoint=mcp))
@@ -230,6 +310,7 @@ def create_app(
             # The metrics name every caller's operations (README, "Operations").
             serve_metrics=settings.metrics_token is not None or authenticator is None,
             rates=rates,
+            live=hub if redis is not None else None,
         )
     )
 
@@ -237,11 +318,6 @@ def create_app(
     if rates is not None:
         # Inside authentication (a JWT's subject names the caller), in front of the view (a
         # refused request parses nothing and calls nothing upstream).
-        identity = CallerIdentity(
-            authenticates_callers=authenticator is not None,
-            forwarding=settings.metronome_bearer_token is None,
-            trusted_proxies=[ip_network(proxy, strict=False) for proxy in settings.trusted_proxies],
-        )
         stack = CallerRateLimit(stack, rates, identity, path="/graphql")
     if authenticator is not None:
         stack = CallerAuthentication(stack, authenticator, path="/graphql")
@@ -273,6 +349,8 @@ def _lifespan(
     authenticator: CallerAuthenticator | None,
     budget: UpstreamBudget | None = None,
     mcp: McpEndpoint | None = None,
+    *,
+    live: Live,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Opens the billing client (``app.state.billing``) when the app starts, and closes it,
     the stores and the JWKS client when it stops."""
@@ -294,11 +372,19 @@ def _lifespan(
                 user_agent="seat-balance-gateway/0.1",
                 budget=budget,
             )
-            if mcp is None:
-                yield
-            else:
-                async with mcp.run():  # the MCP transport's task group
+            live.clients["billing"] = app.state.billing
+            await live.hub.start()
+            demo = asyncio.ensure_future(live.demo.run()) if live.demo is not None else None
+            try:
+                if mcp is None:
                     yield
+                else:
+                    async with mcp.run():  # the MCP transport's task group
+                        yield
+            finally:
+                if demo is not None:
+                    demo.cancel()
+                await live.hub.aclose()
         finally:
             await transport.aclose()
             for store in stores:
@@ -307,6 +393,27 @@ def _lifespan(
                 await authenticator.aclose()
 
     return lifespan
+
+
+@dataclass(frozen=True)
+class Live:
+    """What the lifespan starts and stops for live balances."""
+
+    hub: LiveHub
+    clients: dict[str, BillingClient]  # the billing client, once the lifespan opened it
+    demo: standin.DemoActivity | None
+
+
+def _deliver_to(receiver: WebhookReceiver) -> Callable[[bytes, Mapping[str, str]], Awaitable[int]]:
+    """The stand-in's in-process delivery: the receiver's verification, as over HTTP."""
+
+    async def deliver(body: bytes, headers: Mapping[str, str]) -> int:
+        status, _code, _message = await receiver.receive(
+            {name.lower(): value for name, value in headers.items()}, body
+        )
+        return status
+
+    return deliver
 
 
 def _secret(value: SecretStr | None) -> str | None:

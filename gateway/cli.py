@@ -107,6 +107,10 @@ def _serve(host: str, port: int, workers: int) -> int:
         log_config=None,  # keep our handlers (JSON lines); uvicorn's access log is ours
         access_log=False,
         proxy_headers=False,
+        # Subscriptions over graphql-transport-ws: a message is a request, bounded as a body
+        # is; uvicorn's pings (every 20 s) keep idle connections open through proxies.
+        ws="websockets-sansio",
+        ws_max_size=settings.max_body_bytes,
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     return 0

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.live import Bus, LiveSettings, LocalBus, RedisBus
+from gateway.live.bus import BusObserver
 from gateway.rates import CallerRates, InProcessRates, Rate, RateObserver, RedisRates
 from gateway.schema.limits import QueryLimits
 from gateway.stores import (
@@ -268,6 +270,45 @@ class Settings(BaseSettings):
         le=300,
         description="Seconds Redis is skipped before one operation probes it again.",
     )
+    metronome_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("METRONOME_WEBHOOK_SECRET"),
+        description="The webhook destination's secret; set: POST /webhooks/metronome is on.",
+    )
+    live_poll_interval: float = Field(
+        default=30.0,
+        ge=0.2,
+        le=3_600,
+        description="Seconds between re-reads of a live listing (jittered by 10 %).",
+    )
+    live_max_seats: int = Field(
+        default=500, ge=1, le=10_000, description="Seats one live subscription may follow."
+    )
+    live_max_subscriptions: int = Field(
+        default=1_000, ge=0, le=1_000_000, description="Live subscriptions per process."
+    )
+    live_max_per_caller: int = Field(
+        default=20, ge=1, le=100_000, description="Live subscriptions per caller, per process."
+    )
+    live_failure_grace: float = Field(
+        default=120.0,
+        ge=0,
+        le=86_400,
+        description="Seconds a live listing's refreshes may fail before subscribers are told.",
+    )
+    live_lease_seconds: float = Field(
+        default=10.0,
+        ge=0.5,
+        le=600,
+        description="With Redis: seconds a replica's lease on a listing's polling lasts unrenewed.",
+    )
+    demo_live: bool = Field(
+        default=True,
+        description="On the embedded stand-in: balances move and signed webhooks arrive.",
+    )
+    demo_live_seconds: float = Field(
+        default=5.0, ge=0.1, le=3_600, description="Seconds between the stand-in's moves."
+    )
     caller_rate: str | None = Field(
         default=None,
         description="Operations one caller may send, e.g. 600/minute; unset: no limit.",
@@ -435,6 +476,38 @@ class Settings(BaseSettings):
             max_concurrency=self.upstream_concurrency,
             details_deadline=self.details_deadline,
             details_concurrency=self.details_concurrency,
+        )
+
+    def live_settings(self) -> LiveSettings:
+        return LiveSettings(
+            poll_interval=self.live_poll_interval,
+            max_seats=self.live_max_seats,
+            max_subscriptions=self.live_max_subscriptions,
+            max_per_caller=self.live_max_per_caller,
+            failure_grace=self.live_failure_grace,
+            max_upstream_calls=self.max_upstream_calls,
+        )
+
+    def live_bus(self, redis: RedisConnection | None, observer: BusObserver) -> Bus:
+        """Through Redis when it is configured (a pub/sub connection of its own, which waits
+        for messages without the operations' timeout), else this process alone."""
+        if redis is None or self.redis_url is None:
+            return LocalBus()
+        from redis.asyncio import Redis
+
+        subscriber = Redis.from_url(
+            self.redis_url.get_secret_value(),
+            socket_connect_timeout=self.redis_timeout,
+            health_check_interval=15,
+        )
+        return RedisBus(
+            redis.client,
+            subscriber,
+            breaker=redis.breaker,
+            timeout=self.redis_timeout,
+            lease_seconds=self.live_lease_seconds,
+            keep_seconds=max(60.0, 2 * self.live_poll_interval),
+            observer=observer,
         )
 
     def redis(self, observer: StoreObserver) -> RedisConnection | None:

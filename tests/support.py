@@ -95,7 +95,12 @@ def serve(app: Any, *, http: Any = GatewayHttpProtocol) -> Iterator[str]:
     # Without uvicorn's X-Forwarded-For rewriting, as `gateway serve` runs (the gateway decides
     # which proxies it trusts: GATEWAY_TRUSTED_PROXIES).
     config = uvicorn.Config(
-        app, log_level="warning", ws="none", lifespan="on", http=http, proxy_headers=False
+        app,
+        log_level="warning",
+        ws="websockets-sansio",
+        lifespan="on",
+        http=http,
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -325,6 +325,9 @@ class CallerAuthenticator:
             customer_ids=frozenset(item.strip().lower() for item in granted),
             all_customers=self.admin_scope is not None and self.admin_scope in _scopes(claims),
             authenticated=True,
+            # `exp` is required and checked by decode(); a live subscription ends at it (plus
+            # the leeway decode() allowed it).
+            expires_at=_expiry(claims.get("exp"), self.leeway),
         )
 
     async def aclose(self) -> None:
@@ -383,3 +386,9 @@ class CallerAuthentication:
         state.caller = caller
         state.access["subject"] = caller.subject
         await self.app(scope, receive, send)
+
+
+def _expiry(exp: object, leeway: float) -> float | None:
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    return float(exp) + leeway

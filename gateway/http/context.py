@@ -10,16 +10,29 @@ headers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Protocol
+
 from starlette.requests import Request
 from starlette.types import Scope
 
 from gateway.http.state import request_state
+from gateway.live import LiveHub
 from gateway.loaders import BatchObserver, PageCache
 from gateway.loaders.details import CreditTypeCache
 from gateway.schema import RequestContext
-from gateway.schema.access import ANONYMOUS, UNRESTRICTED
+from gateway.schema.access import ANONYMOUS, UNRESTRICTED, Caller
 
 COST_HEADER = "x-gateway-cost"
+
+
+class Authenticator(Protocol):
+    """What verifies a caller's JWT (:class:`gateway.http.auth.CallerAuthenticator`)."""
+
+    async def authenticate(self, token: str) -> Caller: ...
+
+
 _COST_HEADER = COST_HEADER.encode()
 
 
@@ -38,6 +51,9 @@ class RequestContexts:
         observer: BatchObserver,
         credit_types: CreditTypeCache,
         page_cache: PageCache,
+        live: LiveHub | None = None,
+        identity: Callable[[Scope], str] | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.authenticates_callers = authenticates_callers
         self.forced_token = forced_token  # METRONOME_BEARER_TOKEN: every upstream call's
@@ -46,6 +62,9 @@ class RequestContexts:
         self.observer = observer
         self.credit_types = credit_types
         self.page_cache = page_cache
+        self.live = live
+        self.identity = identity  # names a caller for the live subscription limits
+        self.authenticator = authenticator  # verifies a WebSocket connection's JWT
 
     def __call__(self, request: Request) -> RequestContext:
         scope = request.scope
@@ -66,11 +85,40 @@ class RequestContexts:
             page_cache=self.page_cache,
             refresh=no_cache(scope),
             cost_asked=cost_asked(scope),
+            live=self.live,
+            identify=partial(self.identity, scope) if self.identity is not None else None,
         )
         state = request_state(scope)
         state.context = context
         state.on_close.append(context.close)
         return context
+
+    async def connect(
+        self, context: RequestContext, scope: Scope, authorization: str | None
+    ) -> bool:
+        """A WebSocket connection's credentials, from its ``connection_init`` payload's
+        ``Authorization`` (else its upgrade request's): with callers authenticated by JWT, a
+        token that does not verify refuses the connection (none: its operations are
+        anonymous, and refused as such); in forwarding mode, the billing token its operations'
+        calls carry."""
+        token = _bearer(authorization) if authorization is not None else bearer_token(scope)
+        if self.authenticator is not None:
+            if token is None:
+                return authorization is None  # a payload that is not a bearer token: refused
+            try:
+                caller = await self.authenticator.authenticate(token)
+            except Exception:
+                return False
+            context.caller = caller
+            request_state(scope).caller = caller  # the subscription limits name it by it
+        elif token is not None and self.forced_token is None:
+            context.token = token
+        return True
+
+
+def _bearer(header: str) -> str | None:
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def bearer_token(scope: Scope) -> str | None:

@@ -171,6 +171,41 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.live_subscriptions_held = Gauge(
+            "gateway_live_subscriptions",
+            "Live seat balance subscriptions open in this process.",
+            registry=r,
+        )
+        self.live_updates = Counter(
+            "gateway_live_updates",
+            "Live updates queued to this process's subscribers, by reason (SNAPSHOT, WEBHOOK, "
+            "POLL); a subscriber is sent those whose selected fields changed.",
+            ["reason"],
+            registry=r,
+        )
+        self.live_calls = Counter(
+            "gateway_live_upstream_calls",
+            "Billing API calls made to refresh live listings (snapshots and polls).",
+            registry=r,
+        )
+        self.live_bus_failures = Counter(
+            "gateway_live_bus_failures",
+            "Redis operations for live balances that failed (each process then polls alone).",
+            ["operation"],
+            registry=r,
+        )
+        self.live_bus_degraded_now = Gauge(
+            "gateway_live_bus_degraded",
+            "1 while live balances cannot use Redis (this process polls its listings alone).",
+            registry=r,
+        )
+        self.webhooks = Counter(
+            "gateway_webhooks",
+            "Billing API webhook deliveries, by event type (unknown types: other) and outcome "
+            "(refreshed, duplicate, ignored, unauthenticated, malformed, too_large).",
+            ["type", "outcome"],
+            registry=r,
+        )
         # Operation names with a label of their own; the least recently seen one gives up its
         # label and its series to a new name.
         self._operation_names: LRUCache[str, bool] = LRUCache(
@@ -180,6 +215,25 @@ class Metrics:
         # `labels()` checks and converts its labels and takes a lock on every call. As many as
         # the series themselves (the labels are bounded sets); a removed series leaves here too.
         self._series: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    # LiveObserver, BusObserver, WebhookObserver
+    def live_subscriptions(self, count: int) -> None:
+        self.live_subscriptions_held.set(count)
+
+    def live_update(self, reason: str, count: int) -> None:
+        self.live_updates.labels(reason).inc(count)
+
+    def live_upstream_calls(self, count: int) -> None:
+        self.live_calls.inc(count)
+
+    def live_bus_failure(self, operation: str) -> None:
+        self.live_bus_failures.labels(operation).inc()
+
+    def live_bus_degraded(self, degraded: bool) -> None:
+        self.live_bus_degraded_now.set(1 if degraded else 0)
+
+    def webhook(self, event_type: str, outcome: str) -> None:
+        self.webhooks.labels(event_type, outcome).inc()
 
     # CacheObserver, StoreObserver
     def cache_lookup(self, store: str, hit: bool) -> None:

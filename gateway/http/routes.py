@@ -4,7 +4,8 @@
 * ``/readyz``: the billing API answers (checked at most every 5 s, by one probe at a time:
   concurrent requests share its answer); Redis being unreachable, slow or full makes the
   cache ``degraded``, not the gateway unready (it is a cache), and, with callers' rates
-  limited, ``rateLimits`` ``degraded`` (counted per process meanwhile);
+  limited, ``rateLimits`` ``degraded`` (counted per process meanwhile); with Redis, ``live``
+  ``degraded`` while live balances cannot use it (each process polls its listings alone);
 * ``/metrics``: Prometheus' text format. The metrics name every caller's operations: with
   callers authenticated by JWT they are served only to ``GATEWAY_METRICS_TOKEN`` (else not at
   all: 404); without caller authentication, to anyone unless that token is set (README,
@@ -27,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.http.context import bearer_token
 from gateway.http.observability import Metrics
 from gateway.http.responses import refusal_response
+from gateway.live import LiveHub
 from gateway.rates import CallerRates
 from gateway.stores import KeyValueStore
 from gateway.upstream import BillingClient
@@ -42,12 +44,13 @@ def operations_routes(
     metrics_token: str | None,
     serve_metrics: bool,
     rates: CallerRates | None = None,
+    live: LiveHub | None = None,
 ) -> APIRouter:
     """The health checks and, when ``serve_metrics``, ``/metrics`` (behind ``metrics_token``
     when there is one). ``embedded``: the billing API is the in-process stand-in, always
     ready."""
     router = APIRouter(include_in_schema=False)
-    readiness = Readiness(list(stores), embedded=embedded, rates=rates)
+    readiness = Readiness(list(stores), embedded=embedded, rates=rates, live=live)
     router.add_api_route("/healthz", healthz, methods=["GET", "HEAD"])
     router.add_api_route("/readyz", readiness.answer, methods=["GET", "HEAD"])
     if serve_metrics:
@@ -78,10 +81,16 @@ class Readiness:
     (``app.state.billing``), at most every :data:`READY_CACHE_SECONDS`."""
 
     def __init__(
-        self, stores: list[KeyValueStore], *, embedded: bool, rates: CallerRates | None = None
+        self,
+        stores: list[KeyValueStore],
+        *,
+        embedded: bool,
+        rates: CallerRates | None = None,
+        live: LiveHub | None = None,
     ) -> None:
         self.stores = stores
         self.rates = rates
+        self.live = live
         self.embedded = embedded
         self.ready = False
         self.ready_at: float | None = None
@@ -92,6 +101,9 @@ class Readiness:
         # Caller rates counted per process while their Redis fails: each replica allows the
         # whole quota on its own.
         limits = {} if self.rates is None else {"rateLimits": await _rate_state(self.rates)}
+        # Live balances shared through Redis: degraded while each process polls alone.
+        if self.live is not None:
+            limits["live"] = "degraded" if self.live.bus.degraded else "ok"
         if self.embedded:
             body = {"status": "ready", "embeddedUpstream": True, "cache": cache, **limits}
             return JSONResponse(body)

@@ -37,7 +37,7 @@ hook of the view:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from typing import Any
@@ -45,10 +45,15 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.types import QueryParams
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
@@ -60,6 +65,9 @@ from gateway.schema import RequestContext, shape_error
 from gateway.schema.errors import refused_for_credentials
 
 ContextFactory = Callable[[Request], RequestContext]
+# Verifies a WebSocket connection's credentials (its `connection_init` payload's, else its
+# upgrade request's `Authorization`) into the connection's context; False refuses it.
+ConnectionCheck = Callable[[RequestContext, Any, str | None], Awaitable[bool]]
 
 # The 400 for a request that names no document: what a request may carry instead (Strawberry's
 # own "No GraphQL query found" sends a Relay or persisted-documents client looking for `query`).
@@ -85,7 +93,27 @@ class PersistedRequestData(GraphQLRequestData):
     register: str | None = None
 
 
+class ConnectionOperations(BaseGraphQLTransportWSHandler[dict[str, Any], None]):
+    """graphql-transport-ws, with a request context per operation: Strawberry hands every
+    operation of a connection the one context made when it opened, and a connection lives for
+    hours; each operation gets its own loaders, budget and work (the connection's caller and
+    credential), closed when it ends."""
+
+    async def run_operation(self, operation: Any) -> None:
+        connection = self.__dict__.setdefault("_connection_context", self.context)
+        own = connection["gateway"].detached()
+        # Strawberry's run_operation reads self.context before its first await, and nothing
+        # runs between this assignment and that read: each operation runs with its own.
+        self.context = {**connection, "gateway": own}
+        try:
+            await super().run_operation(operation)
+        finally:
+            own.close()
+
+
 class GraphQLView(GraphQL[dict[str, Any], None]):
+    graphql_transport_ws_handler_class = ConnectionOperations
+
     def __init__(
         self,
         schema: Any,
@@ -95,12 +123,23 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         persisted: PersistedDocuments,
         cache_ttl: float = 0,
         max_response_bytes: int = 8_000_000,
+        connection_check: ConnectionCheck | None = None,
+        allowed_origins: tuple[str, ...] = (),
     ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if graphiql_page is not None else None,
             allow_queries_via_get=True,
+            # Subscriptions: graphql-transport-ws over a WebSocket, and graphql-sse's distinct
+            # connections mode (POST with `Accept: text/event-stream`); not the legacy
+            # subscriptions-transport-ws.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
+            # Browsers may open a WebSocket from any page: only the gateway's own origin and
+            # the configured CORS origins may.
+            allowed_origins=allowed_origins,
+            max_subscriptions_per_connection=20,
         )
+        self._connection_check = connection_check
         self._context_factory = context_factory
         self._graphiql_page = graphiql_page
         self._persisted = persisted
@@ -110,6 +149,20 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
         context = self._context_factory(request)  # also the request state's context
         return {"request": request, "response": response, "gateway": context}
+
+    async def on_ws_connect(self, context: Any) -> Any:
+        """A WebSocket's credentials, checked once at ``connection_init``: a browser cannot set
+        headers on a WebSocket, so its ``Authorization`` travels in the payload (the upgrade
+        request's header counts for other clients). Refused: closed with 4403."""
+        params = context.get("connection_params") or {}
+        authorization = params.get("Authorization", params.get("authorization"))
+        if authorization is not None and not isinstance(authorization, str):
+            raise ConnectionRejectionError()
+        if self._connection_check is not None and not await self._connection_check(
+            context["gateway"], context["request"].scope, authorization
+        ):
+            raise ConnectionRejectionError()
+        return UNSET
 
     async def execute_operation(
         self,
@@ -181,12 +234,16 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         return result
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        if request.scope["type"] == "websocket":
+            return await super().run(request, context, root_value)  # graphql-transport-ws
         media_type = negotiate(accept_of(request.scope["headers"]))
         request_state(request.scope).media_type = media_type
         try:
             # A browser asking for the IDE accepts HTML, not JSON: only GraphQL answers negotiate.
-            if media_type is None and not self.should_render_graphql_ide(
-                self.request_adapter_class(request)
+            if (
+                media_type is None
+                and not _wants_event_stream(request)
+                and not self.should_render_graphql_ide(self.request_adapter_class(request))
             ):
                 raise HTTPException(
                     406,
@@ -194,6 +251,8 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
                     "the Accept header allows neither.",
                 )
             response = await super().run(request, context, root_value)
+            if isinstance(response, StreamingResponse):
+                return response  # an event stream: its own headers, each message bounded
             if len(response.body) > self._max_response_bytes:
                 response = self._too_large(request, response)
         except HTTPException as refusal:
@@ -373,6 +432,14 @@ def _record(scope: Any, result: ExecutionResult) -> None:
         upstreamCalls=context.upstream_calls if context else 0,
         errorCodes=codes,
         outcome=outcome,
+    )
+
+
+def _wants_event_stream(request: Any) -> bool:
+    """A POST asking for Server-Sent Events (graphql-sse): Strawberry's SSE transport answers
+    it, whatever else its Accept allows."""
+    return request.method == "POST" and "text/event-stream" in (
+        accept_of(request.scope["headers"]) or ""
     )
 
 

@@ -32,6 +32,7 @@ import orjson
 from aiodataloader import DataLoader
 from pydantic import TypeAdapter
 
+from gateway.caches import TLRUCache
 from gateway.loaders.details import (
     CommitDetails,
     CreditTypeCache,
@@ -104,6 +105,8 @@ _DECODERS: dict[str, TypeAdapter[Any]] = {
 }
 # Identical upstream calls in flight at once that can be shared; past it, calls are not shared.
 MAX_CALLS_IN_FLIGHT = 4096
+# Customers whose pages a webhook dropped, remembered at once (the oldest go first).
+MAX_FORGOTTEN_CUSTOMERS = 100_000
 
 
 @dataclass(slots=True)
@@ -124,7 +127,11 @@ class PageCache:
     (gateway/schema/access.py). Each entry is its expiry (wall clock, so that replicas sharing
     Redis agree on it; for the answer's ``Cache-Control: max-age``), a newline and the page's
     JSON. Read back, an entry is validated as the upstream answer was; one that does not pass
-    is deleted and is a miss."""
+    is deleted and is a miss.
+
+    :meth:`forget` drops a customer's pages (a webhook said its balances moved): every entry of
+    that customer written before is a miss from then on, in this process (each replica is told
+    by the live bus, :mod:`gateway.live`)."""
 
     def __init__(
         self, store: KeyValueStore, ttl: float, observer: CacheObserver | None = None
@@ -133,6 +140,16 @@ class PageCache:
         self.ttl = ttl
         self._observer = observer
         self._flights: dict[str, _Flight] = {}
+        # customer id -> when its pages were forgotten (wall clock, as entries' expiries are);
+        # remembered for as long as an entry written before can live.
+        self._forgotten: TLRUCache[str, float] = TLRUCache(
+            MAX_FORGOTTEN_CUSTOMERS, ttu=lambda _key, at, _now: at + ttl, timer=time.time
+        )
+
+    def forget(self, customer_id: str) -> None:
+        """Every page of this customer kept until now is a miss from now on."""
+        if self.ttl > 0:
+            self._forgotten[customer_id.lower()] = time.time()
 
     @staticmethod
     def key(token: str, path: str, body: object) -> str:
@@ -146,8 +163,11 @@ class PageCache:
             digest.update(part)
         return digest.hexdigest()
 
-    async def get(self, key: str, path: str) -> tuple[Any, float] | None:
-        """The page and the seconds it has left, or ``None``."""
+    async def get(
+        self, key: str, path: str, customer_id: str | None = None
+    ) -> tuple[Any, float] | None:
+        """The page and the seconds it has left, or ``None`` (also for a page of
+        ``customer_id`` written before :meth:`forget` was told of it)."""
         raw = await self.store.get(key)
         entry = None
         if raw is not None:
@@ -156,6 +176,10 @@ class PageCache:
                 await self.store.delete(key)
                 self.store.rejected()
         fresh = entry is not None and entry[1] > 0
+        if fresh and customer_id is not None and self._forgotten:
+            forgotten = self._forgotten.get(customer_id.lower())
+            # Written at its expiry less the TTL; the same TTL across replicas (README).
+            fresh = forgotten is None or time.time() + entry[1] - self.ttl > forgotten  # type: ignore[index]
         if self._observer is not None:
             self._observer.cache_lookup(self.store.name, fresh)
         return entry if fresh else None
@@ -325,7 +349,8 @@ class Loaders:
             return await self._counted(call)
         key = cache.key(self._token, path, body)
         if cache.ttl > 0 and not self._refresh:
-            cached = await cache.get(key, path)
+            customer_id = body.get("customer_id") if isinstance(body, dict) else None
+            cached = await cache.get(key, path, customer_id)
             if cached is not None:
                 self._fresh(cached[1])
                 return cached[0]  # type: ignore[no-any-return]

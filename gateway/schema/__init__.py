@@ -16,6 +16,7 @@ from gateway.schema.documents import DocumentStore
 from gateway.schema.errors import shape_error
 from gateway.schema.execution import GatewayExecutor, PlanCache, ProjectingExecutor
 from gateway.schema.limits import QueryLimits
+from gateway.schema.live import Subscription
 from gateway.schema.nodes import require_entities_caller
 from gateway.schema.pipeline import GatewayPipeline, PipelineSettings
 from gateway.schema.query import Contract, Query
@@ -112,6 +113,7 @@ def build_schema(
     pipeline = PipelineSettings(limits, documents, limits.validation_rules())
     schema = GatewaySchema(
         query=Query,
+        subscription=Subscription,
         types=[Contract],  # reachable only through _entities
         federation_version=FEDERATION_VERSION,
         # One extension for every step the gateway adds (gateway.schema.pipeline).

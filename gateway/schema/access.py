@@ -22,6 +22,7 @@ class Caller:
     customer_ids: frozenset[str] = frozenset()  # lower-case UUIDs, as arguments are
     all_customers: bool = False
     authenticated: bool = False
+    expires_at: float | None = None  # the JWT's `exp` (a live subscription ends then)
 
 
 class HasCaller(Protocol):

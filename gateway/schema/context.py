@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ from graphql import GraphQLError, OperationDefinitionNode
 from opentelemetry import trace
 from strawberry.types import ExecutionContext
 
+from gateway.live import LiveHub
 from gateway.loaders import BatchObserver, Loaders, PageCache
 from gateway.loaders.details import CreditTypeCache
 from gateway.schema.access import UNRESTRICTED, Caller
@@ -45,6 +47,10 @@ class RequestContext:
     # Commits and credits of seats looked up by key beyond what the estimate assumed for them
     # (gateway.schema.work.charge_held), the batch's in all.
     held_excess: int = 0
+    live: LiveHub | None = None  # the process's live listings (gateway.live)
+    # Names the caller for the live subscription limits (its JWT subject, else its token's
+    # hash or its address): asked only by a subscription, so a query never computes it.
+    identify: Callable[[], str] | None = field(default=None, repr=False)
     _loaders: Loaders | None = field(default=None, repr=False)
     # The request whose loaders an operation of a batch shares (see :meth:`for_operation`).
     _request: RequestContext | None = field(default=None, repr=False)
@@ -62,8 +68,32 @@ class RequestContext:
             page_cache=self.page_cache,
             refresh=self.refresh,
             cost_asked=self.cost_asked,
+            live=self.live,
+            identify=self.identify,
             _request=self,
         )
+
+    def detached(self) -> RequestContext:
+        """A context of its own (loaders, budget, work) for the same caller and credential:
+        each operation of one WebSocket connection gets one, so that none of them shares
+        another's loaders or budget for as long as the connection lives."""
+        return RequestContext(
+            client=self.client,
+            token=self.token,
+            max_upstream_calls=self.max_upstream_calls,
+            observer=self.observer,
+            caller=self.caller,
+            credit_types=self.credit_types,
+            page_cache=self.page_cache,
+            refresh=self.refresh,
+            cost_asked=self.cost_asked,
+            live=self.live,
+            identify=self.identify,
+        )
+
+    def caller_key(self) -> str:
+        """The caller's name for per-caller limits."""
+        return self.identify() if self.identify is not None else "anonymous"
 
     @property
     def root(self) -> RequestContext:

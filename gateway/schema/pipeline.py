@@ -47,7 +47,12 @@ from gateway.schema.context import (
     operation_span,
 )
 from gateway.schema.documents import DocumentStore, Known
-from gateway.schema.errors import in_path_order, refused_for_credentials, stamp_validation_codes
+from gateway.schema.errors import (
+    in_path_order,
+    refused_for_credentials,
+    shape_error,
+    stamp_validation_codes,
+)
 from gateway.schema.execution import execute_compiled
 from gateway.schema.limits import (
     QueryLimits,
@@ -161,6 +166,14 @@ class GatewayPipeline(SchemaExtension):
         executed = context.result
         if executed is not None and executed.errors:
             in_path_order(executed.errors)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each message of a subscription (or an operation run over a stream) leaves with its
+        errors shaped, as a query's do: the WebSocket transport formats them itself."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [shape_error(error) for error in errors]
+        yield
 
     def get_results(self) -> dict[str, Any]:
         if self.estimate is None:

@@ -86,7 +86,8 @@ class _DirectiveCuts(Visitor):
 
 def client_schema(schema: GraphQLSchema) -> GraphQLSchema:
     """The served schema as a client of this gateway sees it: the query root without
-    ``_entities`` and ``_service``, the types reachable from it (so ``_Any``, ``_Entity``,
+    ``_entities`` and ``_service``, the subscription root, the types reachable from them (so
+    ``_Any``, ``_Entity``,
     ``_Service`` and ``Contract``, reachable only through ``_entities``, are gone, while every
     implementation of a reachable interface stays), and only the directives every GraphQL
     implementation knows."""
@@ -100,7 +101,12 @@ def client_schema(schema: GraphQLSchema) -> GraphQLSchema:
     )
     extra: list[GraphQLNamedType] = []
     while True:
-        client = GraphQLSchema(query=query, types=extra, directives=specified_directives)
+        client = GraphQLSchema(
+            query=query,
+            subscription=schema.subscription_type,
+            types=extra,
+            directives=specified_directives,
+        )
         missing = [
             implementation
             for kind in client.type_map.values()

@@ -1,0 +1,265 @@
+"""The ``Subscription`` root: live seat balances, fed by :mod:`gateway.live`.
+
+``seatBalanceUpdates`` runs through the same pipeline as a query (parse, validation, limits,
+work estimate, error shapes), over graphql-transport-ws or Server-Sent Events (Strawberry's
+view). When it starts, it checks what a query would (arguments, the caller's customers, the
+credential) before any upstream call, then follows the hub's listing: the first message is a
+``SNAPSHOT`` of every seat; later ones carry only the seats whose selected fields changed.
+
+"Selected fields" are compared on what the selection reads of the seat listing: the selection
+below ``seats`` is compiled once, through graphql-core's own field collection (fragments,
+aliases, ``@skip``/``@include`` with the subscription's variables), into the fields' own readers
+(:mod:`gateway.schema.fields`), and each seat's values are hashed. Fields joined from another
+endpoint (a commit's name, product, schedule; a credit type's name) are not compared: they
+describe, and do not move with usage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Annotated, Any
+
+import orjson
+import strawberry
+from graphql import (
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    get_named_type,
+    is_leaf_type,
+    is_object_type,
+)
+from graphql.execution.collect_fields import FieldDetails, FieldDetailsList
+
+from gateway.live import LiveListing, TooManySeats, TooManySubscriptions
+from gateway.live.hub import SNAPSHOT, CredentialExpired, RefreshFailing, SubscriberTooSlow, Update
+from gateway.schema.access import check_customer
+from gateway.schema.arguments import SeatIds, listing_from_arguments
+from gateway.schema.context import request_context
+from gateway.schema.errors import UNAUTHENTICATED, GatewayError, bad_input
+from gateway.schema.fields import Facts, Reader, assumed_size, declared, join_of, reader_of
+from gateway.schema.scalars import DateTime
+from gateway.schema.selection import selected_names
+from gateway.schema.types import Seat
+from gateway.upstream.wire import Listing
+
+TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
+SUBSCRIPTION_DROPPED = "SUBSCRIPTION_DROPPED"
+
+
+@strawberry.enum(description="Why a live update was sent.")
+class SeatBalanceUpdateReason(Enum):
+    SNAPSHOT = "SNAPSHOT"
+    WEBHOOK = "WEBHOOK"
+    POLL = "POLL"
+
+
+@strawberry.type(
+    description="Seats of a live subscription: all of them first, then those that changed."
+)
+class SeatBalanceUpdate:
+    reason: SeatBalanceUpdateReason = strawberry.field(
+        description=(
+            "`SNAPSHOT`: the first message, every seat the subscription covers. `WEBHOOK`: "
+            "the billing API announced a change. `POLL`: the periodic re-read saw one."
+        )
+    )
+    at: DateTime = strawberry.field(description="When the billing API was read.")
+    seats: list[Seat] = strawberry.field(
+        description=(
+            "The seats whose selected fields changed since the last message (every seat in a "
+            "`SNAPSHOT`), in the billing API's order."
+        ),
+        directives=[assumed_size(100)],
+    )
+
+
+# (response key, reader, the selection below it when it is an object or a list of them)
+_Plan = tuple[tuple[str, Reader, "_Plan | None"], ...]
+
+
+@strawberry.type(description="Live seat balances.")
+class Subscription:
+    @strawberry.subscription(
+        description=(
+            "Live seat balances of a contract (the listed seats, or every seat of the contract "
+            "up to the gateway's limit): a `SNAPSHOT`, then the seats whose selected fields "
+            "changed, when the billing API announces a change (webhooks) or the periodic "
+            "re-read sees one. Include flags follow the selection, as in queries."
+        ),
+        **declared(Facts(upstream=True, seat_ids="seatIds")),
+    )
+    async def seat_balance_updates(
+        self,
+        info: strawberry.Info,
+        customer_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The customer (UUID).")
+        ],
+        contract_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The seat-based contract (UUID).")
+        ],
+        seat_ids: SeatIds = None,
+    ) -> AsyncGenerator[SeatBalanceUpdate, None]:
+        context = request_context(info)
+        listing = listing_from_arguments(
+            customer_id=customer_id,
+            contract_id=contract_id,
+            subscription_ids=None,
+            seat_ids=seat_ids,
+            skip_missing_seat_ids=True,
+            covering_date=None,
+            starting_at=None,
+            effective_before=None,
+        )
+        check_customer(context, listing.customer_id)
+        hub = context.live
+        if hub is None:
+            raise GatewayError("Live seat balances are not served here.", "NOT_FOUND")
+        if not context.token:
+            raise GatewayError(
+                "No credentials: send 'Authorization: Bearer <Metronome API token>'.",
+                UNAUTHENTICATED,
+            )
+        selected = selected_names(info._raw_info)
+        include_commits = "commits" in selected or "credits" in selected
+        include_ledgers = include_commits and "ledgerEntries" in selected
+        key = LiveListing.of(
+            context.token,
+            listing,
+            include_commits=include_commits,
+            include_ledgers=include_ledgers,
+        )
+        plan = _seat_plan(info._raw_info)
+        try:
+            subscription = await hub.subscribe(
+                key,
+                context.token,
+                context.caller_key(),
+                expires_at=context.caller.expires_at,
+            )
+        except TooManySubscriptions as refused:
+            raise GatewayError(
+                f"{refused} Close a subscription before opening another.", TOO_MANY_SUBSCRIPTIONS
+            ) from None
+        except TooManySeats as refused:
+            raise bad_input(
+                "seatIds",
+                f"is needed: a live subscription follows at most {refused.limit} seats, and "
+                "this contract has more. Name the seats to follow.",
+            ) from None
+        return _updates(
+            subscription, plan, listing, has_commits=include_commits, has_ledgers=include_ledgers
+        )
+
+
+async def _updates(
+    subscription: AsyncIterator[Update],
+    plan: _Plan,
+    listing: Listing,
+    *,
+    has_commits: bool,
+    has_ledgers: bool,
+) -> AsyncGenerator[SeatBalanceUpdate, None]:
+    """The subscriber's messages: every seat first, then the seats whose selected values
+    changed since they were last sent (a message without any is not sent)."""
+    sent: dict[str, bytes] = {}
+    try:
+        async for update in subscription:
+            seats = []
+            for record in update.seats:
+                seat = Seat.from_wire(
+                    record, listing, has_commits=has_commits, has_ledgers=has_ledgers
+                )
+                mark = _fingerprint(plan, seat)
+                if sent.get(seat.seat_id) != mark:
+                    sent[seat.seat_id] = mark
+                    seats.append(seat)
+            if seats or update.reason == SNAPSHOT:
+                yield SeatBalanceUpdate(
+                    reason=SeatBalanceUpdateReason(update.reason),
+                    at=_instant(update.at),
+                    seats=seats,
+                )
+    except SubscriberTooSlow:
+        raise GatewayError(
+            "The subscription was dropped: its updates were not read.", SUBSCRIPTION_DROPPED
+        ) from None
+    except CredentialExpired:
+        raise GatewayError(
+            "The caller's token expired: subscribe again with a fresh one.", UNAUTHENTICATED
+        ) from None
+    except RefreshFailing as failing:
+        raise failing.cause from None
+    finally:
+        close = getattr(subscription, "close", None)
+        if close is not None:
+            close()
+
+
+def _seat_plan(info: GraphQLResolveInfo[Any]) -> _Plan:
+    """What the subscription selects below ``seats`` (every alias of it), as readers."""
+    executor = info.context["gateway"].executor
+    update_type = get_named_type(info.return_type)
+    assert is_object_type(update_type) and executor is not None
+    group = [FieldDetails(node, None) for node in info.field_nodes]
+    seat_type = info.schema.get_type("Seat")
+    assert isinstance(seat_type, GraphQLObjectType)
+    plan: list[tuple[str, Reader, _Plan | None]] = []
+    for key, child in executor.collect_subfields(update_type, group).grouped_field_set.items():
+        if child[0].node.name.value == "seats":
+            plan.append((key, _identity, _plan(executor, seat_type, child)))
+    return tuple(plan)
+
+
+def _plan(executor: Any, type_: GraphQLObjectType, group: FieldDetailsList) -> _Plan:
+    entries: list[tuple[str, Reader, _Plan | None]] = []
+    for key, child in executor.collect_subfields(type_, group).grouped_field_set.items():
+        field = type_.fields.get(child[0].node.name.value)
+        if field is None or join_of(field) is not None:
+            continue  # __typename, or a detail joined from another endpoint
+        read = reader_of(field)
+        if read is None:
+            continue  # answered by a resolver of its own (a credit type's name)
+        named = get_named_type(field.type)
+        if is_object_type(named):
+            entries.append((key, read, _plan(executor, named, child)))
+        elif is_leaf_type(named):
+            entries.append((key, read, None))
+    return tuple(entries)
+
+
+def _fingerprint(plan: _Plan, seat: Seat) -> bytes:
+    """A digest of the seat's selected values."""
+    values = (
+        _project(plan[0][2] or (), seat)
+        if len(plan) == 1
+        else [_project(below or (), seat) for _key, _read, below in plan]
+    )
+    return hashlib.blake2b(orjson.dumps(values, default=str), digest_size=16).digest()
+
+
+def _project(plan: _Plan, source: Any) -> list[Any]:
+    values: list[Any] = []
+    for _key, read, below in plan:
+        try:
+            value = read(source)
+        except Exception:
+            value = None
+        if below is not None and value is not None:
+            if isinstance(value, list):
+                value = [_project(below, item) for item in value]
+            else:
+                value = _project(below, value)
+        values.append(value)
+    return values
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _instant(at: float) -> DateTime:
+    text = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    return DateTime(text.replace("+00:00", "Z"))
