@@ -102,6 +102,7 @@ class ConnectionOperations(BaseGraphQLTransportWSHandler[dict[str, Any], None]):
     async def run_operation(self, operation: Any) -> None:
         connection = self.__dict__.setdefault("_connection_context", self.context)
         own = connection["gateway"].detached()
+        own.streaming = True
         # Strawberry's run_operation reads self.context before its first await, and nothing
         # runs between this assignment and that read: each operation runs with its own.
         self.context = {**connection, "gateway": own}
@@ -202,6 +203,12 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
             finally:
                 for operation in operations:
                     operation.cancel()  # a no-op for those done; the others' client left
+        if (
+            isinstance(context, dict)
+            and not isinstance(request_data, list)
+            and request_data.protocol == "sse"
+        ):
+            context["gateway"].streaming = True  # a subscription may run (schema.pipeline)
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )

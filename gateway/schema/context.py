@@ -48,6 +48,9 @@ class RequestContext:
     # (gateway.schema.work.charge_held), the batch's in all.
     held_excess: int = 0
     live: LiveHub | None = None  # the process's live listings (gateway.live)
+    # The operation runs over a streaming transport (graphql-sse, graphql-transport-ws): only
+    # then may it be a subscription (gateway.schema.pipeline).
+    streaming: bool = False
     # Names the caller for the live subscription limits (its JWT subject, else its token's
     # hash or its address): asked only by a subscription, so a query never computes it.
     identify: Callable[[], str] | None = field(default=None, repr=False)

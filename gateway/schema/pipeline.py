@@ -48,6 +48,7 @@ from gateway.schema.context import (
 )
 from gateway.schema.documents import DocumentStore, Known
 from gateway.schema.errors import (
+    OPERATION_NOT_ALLOWED,
     in_path_order,
     refused_for_credentials,
     shape_error,
@@ -143,6 +144,19 @@ class GatewayPipeline(SchemaExtension):
         document = context.graphql_document
         request = context_of(context.context)
         limits = self.settings.limits
+        if (
+            request is not None
+            and not request.streaming
+            and operation_kind(context) == "subscription"
+        ):
+            # Over plain HTTP a subscription would be run once as a query: its resolver would
+            # start a live listing nobody reads.
+            raise GraphQLError(
+                "A subscription needs a streaming transport: POST it with 'Accept: "
+                "text/event-stream' (graphql-sse), or send it over a graphql-transport-ws "
+                "WebSocket at /graphql.",
+                extensions={"code": OPERATION_NOT_ALLOWED},
+            )
         if document is not None:
             # One walk of the operation as it will run, variables applied: its seat ids, its
             # work and its pages (gateway.schema.work).
