@@ -395,6 +395,33 @@ NOT_OFFERED = ROOT.joinpath("README.md").read_text().partition("### Not offered 
 DEFER_ACCEPT = f"multipart/mixed;deferSpec=20220824,{GRAPHQL_RESPONSE_JSON},{JSON};q=0.9"
 
 
+LIVE = (
+    f'subscription Live {{ seatBalanceUpdates(customerId: "{DEMO_CUSTOMER_ID}", '
+    f'contractId: "{DEMO_CONTRACT_ID}") {{ reason seats {{ seatId }} }} }}'
+)
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+@pytest.mark.parametrize("accept", MEDIA_TYPES)
+def test_a_subscription_over_plain_http_is_refused_before_anything_runs(
+    gateway: Gateway, method: str, accept: str
+) -> None:
+    """A subscription is an event stream or a WebSocket operation; sent as a plain request it
+    is a request error naming both transports, not a query run once (which would start a live
+    listing that nobody reads): no upstream call, no subscription left open."""
+    if method == "POST":
+        response = post(gateway, {"query": LIVE}, accept)
+    else:
+        response = get(gateway, {"query": LIVE}, accept)
+    assert response.status_code == (400 if accept == GRAPHQL_RESPONSE_JSON else 200)
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "OPERATION_NOT_ALLOWED"
+    assert "text/event-stream" in error["message"] and "graphql-transport-ws" in error["message"]
+    assert gateway.calls == []
+    metrics = gateway.http.get(f"{gateway.url}/metrics").text
+    assert "gateway_live_subscriptions 0.0" in metrics
+
+
 @pytest.mark.parametrize(
     ("query", "accept", "status", "message"),
     [
