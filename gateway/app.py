@@ -225,6 +225,7 @@ def create_app(
         graphiql_page=graphiql.page(
             default_query=demo_query() if upstream.embedded else None,
             caller_mode=graphiql.caller_mode(settings),
+            default_subscription=demo_subscription() if upstream.embedded else None,
         )
         if settings.graphiql
         else None,
