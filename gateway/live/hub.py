@@ -30,7 +30,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -110,11 +110,14 @@ class LiveListing:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """The seats of a listing as one refresh read them, in the billing API's order."""
+    """The seats of a listing as one refresh read them, in the billing API's order. ``memo``
+    is for what every subscriber of the listing would otherwise compute alike from it (the
+    schema keeps each selection's seat digests there)."""
 
     reason: str
     at: float  # wall clock
     seats: list[SeatBalance]
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class TooManySubscriptions(Exception):
@@ -289,7 +292,7 @@ class LiveHub(BusListener):
             raise
         live.joining -= 1
         live.subscribers.add(subscription)
-        subscription.offer(Update(SNAPSHOT, snapshot.at, snapshot.seats))
+        subscription.offer(Update(SNAPSHOT, snapshot.at, snapshot.seats, snapshot.memo))
         if self._observer is not None:
             self._observer.live_update(SNAPSHOT, 1)
         if live.poller is None:

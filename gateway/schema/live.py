@@ -167,15 +167,18 @@ async def _updates(
     sent: dict[str, bytes] = {}
     try:
         async for update in subscription:
+            marks = _marks(update, plan, listing, has_commits=has_commits, has_ledgers=has_ledgers)
             seats = []
             for record in update.seats:
-                seat = Seat.from_wire(
-                    record, listing, has_commits=has_commits, has_ledgers=has_ledgers
-                )
-                mark = _fingerprint(plan, seat)
-                if sent.get(seat.seat_id) != mark:
-                    sent[seat.seat_id] = mark
-                    seats.append(seat)
+                seat_id = record["seat_id"]
+                mark = marks[seat_id]
+                if sent.get(seat_id) != mark:
+                    sent[seat_id] = mark
+                    seats.append(
+                        Seat.from_wire(
+                            record, listing, has_commits=has_commits, has_ledgers=has_ledgers
+                        )
+                    )
             if seats or update.reason == SNAPSHOT:
                 yield SeatBalanceUpdate(
                     reason=SeatBalanceUpdateReason(update.reason),
@@ -196,6 +199,27 @@ async def _updates(
         close = getattr(subscription, "close", None)
         if close is not None:
             close()
+
+
+# Selections whose digests one update keeps for its subscribers (more are computed each time).
+MAX_MEMO_PLANS = 64
+
+
+def _marks(
+    update: Update, plan: _Plan, listing: Listing, *, has_commits: bool, has_ledgers: bool
+) -> dict[str, bytes]:
+    """Each seat's digest of what ``plan`` selects, computed once per update and selection:
+    the subscribers of one listing that select alike share it (with a thousand subscribers,
+    digesting every seat for each would hold the loop for seconds per refresh)."""
+    marks: dict[str, bytes] | None = update.memo.get(plan)
+    if marks is None:
+        marks = {}
+        for record in update.seats:
+            seat = Seat.from_wire(record, listing, has_commits=has_commits, has_ledgers=has_ledgers)
+            marks[seat.seat_id] = _fingerprint(plan, seat)
+        if len(update.memo) < MAX_MEMO_PLANS:
+            update.memo[plan] = marks
+    return marks
 
 
 def _seat_plan(info: GraphQLResolveInfo[Any]) -> _Plan:
