@@ -46,9 +46,11 @@ import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.types import QueryParams
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -112,8 +114,21 @@ class ConnectionOperations(BaseGraphQLTransportWSHandler[dict[str, Any], None]):
             own.close()
 
 
+class TextFrames(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages in text frames. Strawberry sends a binary frame when
+    ``encode_json`` returns bytes (orjson's), and the protocol's clients refuse those: gql
+    raises "Binary data received", graphql-ws in a browser gets a Blob it cannot parse."""
+
+    async def send_json(self, message: Any) -> None:
+        try:
+            await self.ws.send_text(self.view.encode_json_string(message))
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLView(GraphQL[dict[str, Any], None]):
     graphql_transport_ws_handler_class = ConnectionOperations
+    websocket_adapter_class = TextFrames
 
     def __init__(
         self,
