@@ -251,10 +251,15 @@ class RedisBus:
     async def first_delivery(self, event_id: str) -> bool:
         if not self._seen.first(event_id):
             return False
-        new = await self._ask(
-            "set",
-            lambda: self._redis.set(WEBHOOK_IDS + event_id, b"1", nx=True, ex=WEBHOOK_ID_SECONDS),
-        )
+
+        async def claim() -> bool:
+            # SET NX answers None when the id is there already: not the None of no answer.
+            answer = await self._redis.set(
+                WEBHOOK_IDS + event_id, b"1", nx=True, ex=WEBHOOK_ID_SECONDS
+            )
+            return answer is not None
+
+        new = await self._ask("set", claim)
         # Redis unanswered: this process's memory decides alone.
         return new is None or bool(new)
 
