@@ -15,6 +15,7 @@ import email.utils
 import itertools
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +31,8 @@ from starlette.applications import Starlette
 from websockets.typing import Subprotocol
 
 from gateway.config import Settings
+from gateway.live import LiveHub, LiveListing, LiveSettings, LocalBus
+from gateway.live.hub import SubscriberTooSlow
 from gateway.standin import (
     DEMO_CONTRACT_ID,
     DEMO_CUSTOMER_ID,
@@ -43,8 +46,10 @@ from gateway.standin import (
 )
 from gateway.standin.app import standin_dataset
 from gateway.standin.live import ALERT_EVENT_TYPE
-from gateway.upstream.wire import MAX_SEATS_PER_PAGE
-from tests.support import Gateway, running_gateway, serve
+from gateway.upstream import BillingClient
+from gateway.upstream.transport import billing_transport
+from gateway.upstream.wire import MAX_SEATS_PER_PAGE, Listing
+from tests.support import DEFAULT_POLICY, Gateway, running_gateway, serve
 
 WEBHOOK_SECRET = "live-tests-webhook-secret"
 JWT_SECRET = "live-tests-jwt-secret-of-at-least-32-bytes"
@@ -166,11 +171,15 @@ class Messages:
         return item
 
     async def update(self) -> dict[str, Any]:
-        """The next message, which must be an update."""
+        """The next message, which must be a live update."""
+        return await self.update_of("seatBalanceUpdates")
+
+    async def update_of(self, root: str) -> dict[str, Any]:
+        """The next message, which must be data without errors: its ``root`` field."""
         message = await self.next()
         assert not message.get("errors"), message
-        update: dict[str, Any] = message["data"]["seatBalanceUpdates"]
-        return update
+        data: dict[str, Any] = message["data"][root]
+        return data
 
     async def error(self) -> dict[str, Any]:
         """The next message, which must be an error, and the end after it."""
@@ -887,3 +896,344 @@ async def test_a_client_that_leaves_stops_its_listings_polling(
             calls = len(gateway.calls)
             await asyncio.sleep(1.0)  # five poll intervals
             assert len(gateway.calls) == calls
+
+
+# --- 8. a subscriber that does not read --------------------------------------------------------
+
+
+async def test_a_subscriber_that_does_not_read_is_dropped(standin: StandIn) -> None:
+    """Each subscriber's queue holds ``queue_size`` updates: one that never reads is dropped
+    when the next comes (its place released), the others go on receiving, and when it finally
+    reads it finds what it was sent, then SubscriberTooSlow (SUBSCRIPTION_DROPPED to a client)."""
+    transport = billing_transport(standin.url, max_connections=4)
+    client = BillingClient(transport, standin.url, DEFAULT_POLICY)
+    hub = LiveHub(LiveSettings(queue_size=2, poll_interval=3600), LocalBus(), client=lambda: client)
+    seats = tuple(seat["seat_id"] for seat in standin.seats()[:2])
+    key = LiveListing.of(
+        DEMO_TOKEN,
+        Listing(DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, seat_ids=seats),
+        include_commits=False,
+        include_ledgers=False,
+    )
+    await hub.start()
+    try:
+        reader = await hub.subscribe(key, DEMO_TOKEN, "reader")
+        idle = await hub.subscribe(key, DEMO_TOKEN, "idle")
+        assert (await anext(reader)).reason == "SNAPSHOT"
+        assert hub.subscriptions == 2
+
+        await hub.changed(DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID)
+        assert (await asyncio.wait_for(anext(reader), WAIT)).reason == "WEBHOOK"
+        assert hub.subscriptions == 2  # the idle one holds two updates: no more than allowed
+
+        await hub.changed(DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID)
+        assert (await asyncio.wait_for(anext(reader), WAIT)).reason == "WEBHOOK"
+        assert hub.subscriptions == 1  # a third for the idle one: dropped
+
+        await hub.changed(DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID)
+        assert (await asyncio.wait_for(anext(reader), WAIT)).reason == "WEBHOOK"
+
+        assert [(await anext(idle)).reason for _ in range(2)] == ["SNAPSHOT", "WEBHOOK"]
+        with pytest.raises(SubscriberTooSlow):
+            await anext(idle)
+        reader.close()
+        assert hub.subscriptions == 0
+        assert hub.listings == 0
+    finally:
+        await hub.aclose()
+        await transport.aclose()
+
+
+# --- 9. a failing billing API ------------------------------------------------------------------
+
+
+class FlakyUpstream:
+    """The stand-in behind a switch: ``fail(n)`` makes the next ``n`` calls answer 503."""
+
+    def __init__(self, app: Starlette) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self._failures_left = 0
+        self.failed_at: list[float] = []
+
+    def fail(self, calls: int = 1_000_000) -> None:
+        self._failures_left = calls
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self._failures_left > 0:
+            self._failures_left -= 1
+            self.failed_at.append(time.monotonic())
+            return httpx.Response(503, json={"message": "Service Unavailable"})
+        return await self._inner.handle_async_request(request)
+
+
+def flaky_gateway(standin: StandIn, upstream: FlakyUpstream) -> Any:
+    settings = live_settings(
+        standin, live_poll_interval=0.2, live_failure_grace=1.0, upstream_max_retries=0
+    )
+    return running_gateway(settings, httpx.MockTransport(upstream))
+
+
+async def test_refreshes_failing_past_the_grace_end_the_subscription_with_the_error(
+    standin: StandIn,
+) -> None:
+    """Failed re-reads send nothing while they fail for less than GATEWAY_LIVE_FAILURE_GRACE;
+    past it, the subscription ends with the upstream error's code."""
+    upstream = FlakyUpstream(standin.app)
+    seat = standin.seats()[0]["seat_id"]
+    with flaky_gateway(standin, upstream) as gateway:
+        async with sse(gateway.url, subscription(), demo([seat])) as messages:
+            assert (await messages.update())["reason"] == "SNAPSHOT"
+            upstream.fail()
+            error = await messages.error()  # the first message after the snapshot
+            assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+            assert time.monotonic() - upstream.failed_at[0] >= 1.0
+            assert len(upstream.failed_at) >= 3, "re-read meanwhile, every poll interval"
+            assert standin.url not in error["message"]  # no upstream address leaves
+
+
+async def test_a_refresh_that_recovers_within_the_grace_sends_the_changes(
+    standin: StandIn,
+) -> None:
+    """Two failed re-reads within the grace, then one that succeeds: the subscriber receives
+    the moved seat and no error."""
+    (moved,) = rehearsed_moves()
+    upstream = FlakyUpstream(standin.app)
+    with flaky_gateway(standin, upstream) as gateway:
+        async with sse(gateway.url, subscription(), demo(moved[:1])) as messages:
+            assert (await messages.update())["reason"] == "SNAPSHOT"
+            upstream.fail(2)
+            standin.move()
+            update = await messages.update()
+            assert len(upstream.failed_at) == 2
+            assert update["reason"] == "POLL"
+            assert update["seats"] == [{"seatId": moved[0], "balances": standin.balances(moved[0])}]
+            await messages.silent()
+
+
+# --- 10. webhooks ------------------------------------------------------------------------------
+
+
+def _refusals() -> list[Any]:
+    def forged(body: bytes) -> dict[str, str]:
+        return signed(body, secret="another-secret")
+
+    def stale(body: bytes) -> dict[str, str]:
+        return signed(body, date=http_date(time.time() - 360))
+
+    def future(body: bytes) -> dict[str, str]:
+        return signed(body, date=http_date(time.time() + 360))
+
+    def unsigned(body: bytes) -> dict[str, str]:
+        return {"Content-Type": "application/json", "X-Metronome-Date": http_date()}
+
+    over_64_kb = json.dumps({**json.loads(event()), "padding": "x" * 64 * 1024}).encode()
+    return [
+        pytest.param(event(), forged, 401, id="forged signature"),
+        pytest.param(event(), stale, 401, id="dated 6 minutes ago"),
+        pytest.param(event(), future, 401, id="dated in 6 minutes"),
+        pytest.param(event(), unsigned, 401, id="unsigned"),
+        pytest.param(over_64_kb, signed, 413, id="over 64 KB"),
+        pytest.param(b'{"id": "evt-1", "type": ', signed, 400, id="malformed JSON"),
+        pytest.param(b'["evt-1"]', signed, 400, id="not an object"),
+    ]
+
+
+@asynccontextmanager
+async def followed_moves(
+    standin: StandIn, **update: Any
+) -> AsyncIterator[tuple[Gateway, Messages, list[str]]]:
+    """A gateway with webhooks on and a subscriber, past its snapshot, of the seats the next
+    move moves (the gateway, the subscriber, those seats)."""
+    (moved,) = rehearsed_moves()
+    with running_gateway(live_settings(standin, **update)) as gateway:
+        async with sse(gateway.url, subscription(), demo(moved)) as messages:
+            assert (await messages.update())["reason"] == "SNAPSHOT"
+            assert len(gateway.calls) == 1
+            yield gateway, messages, moved
+
+
+@pytest.mark.parametrize(("body", "headers", "status"), _refusals())
+async def test_a_refused_webhook_refreshes_nothing(
+    standin: StandIn, body: bytes, headers: Any, status: int
+) -> None:
+    """A delivery that is forged, out of the 5-minute window, unsigned, too large or not a
+    JSON object with an id is refused, and nothing is refreshed: no upstream call, no message,
+    though the balances did move (a signed delivery then refreshes them)."""
+    async with followed_moves(standin) as (gateway, messages, moved):
+        standin.move()
+        response = await deliver(gateway.url, body, headers(body))
+        assert response.status_code == status, response.text
+        await messages.silent()
+        assert len(gateway.calls) == 1
+
+        assert (await deliver(gateway.url, event())).status_code == 200
+        assert {seat["seatId"] for seat in (await messages.update())["seats"]} == set(moved)
+        assert len(gateway.calls) == 2
+
+
+async def test_a_delivery_seen_before_is_acknowledged_and_ignored(standin: StandIn) -> None:
+    """The billing API delivers again what it did not see answered: the same event id a second
+    time answers 200 DUPLICATE and refreshes nothing."""
+    async with followed_moves(standin) as (gateway, messages, moved):
+        standin.move()
+        body = event(event_id="evt-once")
+        first = await deliver(gateway.url, body)
+        assert first.status_code == 200
+        assert first.json()["status"] != "DUPLICATE"
+        assert {seat["seatId"] for seat in (await messages.update())["seats"]} == set(moved)
+        assert len(gateway.calls) == 2
+
+        standin.move()
+        again = await deliver(gateway.url, body)  # signed afresh, the same id
+        assert again.status_code == 200
+        assert again.json()["status"] == "DUPLICATE"
+        await messages.silent()
+        assert len(gateway.calls) == 2
+
+
+async def test_an_unknown_event_type_is_acknowledged_and_counted_as_other(
+    standin: StandIn,
+) -> None:
+    """An event type the gateway does not act on answers 200 (so the billing API does not
+    deliver it again), refreshes nothing, and is counted as type "other"."""
+    counted = 'gateway_webhooks_total{outcome="ignored",type="other"}'
+    async with followed_moves(standin) as (gateway, messages, _moved):
+        assert await metric(gateway.url, counted) == 0
+        standin.move()
+        response = await deliver(gateway.url, event(event_type="invoice.finalized"))
+        assert response.status_code == 200
+        await messages.silent()
+        assert len(gateway.calls) == 1
+        assert await metric(gateway.url, counted) == 1
+
+
+async def test_without_a_webhook_secret_there_is_no_webhook_endpoint(standin: StandIn) -> None:
+    """Without METRONOME_WEBHOOK_SECRET nothing listens: a delivery, even signed, is a 404
+    and refreshes nothing."""
+    seat = standin.seats()[0]["seat_id"]
+    settings = live_settings(standin, metronome_webhook_secret=None)
+    with running_gateway(settings) as gateway:
+        async with sse(gateway.url, subscription(), demo([seat])) as messages:
+            await messages.update()
+            assert (await deliver(gateway.url, event())).status_code == 404
+            await messages.silent()
+            assert len(gateway.calls) == 1
+
+
+async def test_the_signature_covers_the_raw_bytes_as_sent(standin: StandIn) -> None:
+    """The signature is over the bytes delivered: a body with the billing API's own spacing
+    verifies as sent, while the same JSON re-serialised (other whitespace) does not."""
+    raw = (
+        b'{\n  "id" : "evt-raw",\n  "type" : "alerts.low_remaining_seat_balance_reached",\n'
+        + f'  "properties" : {{ "customer_id" : "{DEMO_CUSTOMER_ID}" }}\n}}'.encode()
+    )
+    reserialised = json.dumps(json.loads(raw)).encode()
+    assert reserialised != raw
+    async with followed_moves(standin) as (gateway, messages, moved):
+        standin.move()
+        headers = signed(raw)
+        assert (await deliver(gateway.url, reserialised, headers)).status_code == 401
+        await messages.silent()
+        assert len(gateway.calls) == 1
+        assert (await deliver(gateway.url, raw, headers)).status_code == 200
+        assert {seat["seatId"] for seat in (await messages.update())["seats"]} == set(moved)
+        assert len(gateway.calls) == 2
+
+
+async def test_the_date_header_signs_when_x_metronome_date_is_absent(standin: StandIn) -> None:
+    """A delivery dated by ``Date`` alone (no X-Metronome-Date) verifies over that date."""
+    async with followed_moves(standin) as (gateway, messages, moved):
+        standin.move()
+        body = event()
+        headers = signed(body, header="Date")
+        assert "X-Metronome-Date" not in headers
+        assert (await deliver(gateway.url, body, headers)).status_code == 200
+        assert {seat["seatId"] for seat in (await messages.update())["seats"]} == set(moved)
+
+
+# --- 11. the page cache ------------------------------------------------------------------------
+
+BALANCE_QUERY = (
+    "query Balances($customerId: ID!, $contractId: ID!, $seatIds: [String!]) {"
+    " seatBalances(customerId: $customerId, contractId: $contractId, seatIds: $seatIds)"
+    " { nodes { seatId balances { creditTypeId balance } } } }"
+)
+
+
+async def test_a_webhook_drops_its_customers_cached_pages(standin: StandIn) -> None:
+    """With GATEWAY_CACHE_TTL, a repeated query is answered from the cache; a webhook naming
+    another customer leaves it there, one naming this customer drops it: the next query reads
+    the billing API again and answers the moved balance."""
+    (moved,) = rehearsed_moves()
+    variables = demo(moved[:1])
+
+    def balances() -> list[dict[str, Any]]:
+        (seat,) = gateway.query(BALANCE_QUERY, variables)["seatBalances"]["nodes"]
+        balances: list[dict[str, Any]] = seat["balances"]
+        return balances
+
+    with running_gateway(live_settings(standin, cache_ttl=60)) as gateway:
+        before = balances()
+        assert before == standin.balances(moved[0])
+        assert balances() == before
+        assert len(gateway.calls) == 1
+
+        standin.move()
+        other = event(OTHER_CUSTOMER_ID, OTHER_CONTRACT_ID)
+        assert (await deliver(gateway.url, other)).status_code == 200
+        assert balances() == before  # still the cached page
+        assert len(gateway.calls) == 1
+
+        assert (await deliver(gateway.url, event(contract_id=None))).status_code == 200
+        after = balances()
+        assert after == standin.balances(moved[0]) != before
+        assert len(gateway.calls) == 2
+
+
+# --- 12. many operations on one WebSocket ------------------------------------------------------
+
+
+async def test_each_subscription_of_a_connection_has_its_own_work_budget(
+    standin: StandIn,
+) -> None:
+    """GATEWAY_MAX_COST bounds one operation: a connection holding several subscriptions is
+    not refused for their sum (a budget fitting one and a half of them serves three)."""
+    seats = [seat["seat_id"] for seat in standin.seats()[:3]]
+    with running_gateway(live_settings(standin, max_cost=100)) as gateway:
+        async with websocket(gateway.url) as connection:
+            refused = await connection.subscribe(subscription(), demo(seats[:1]))
+            message = (await refused.error())["message"]
+    cost = int(re.search(r"about (\d+) units", message).group(1))  # type: ignore[union-attr]
+    with running_gateway(live_settings(standin, max_cost=cost * 3 // 2)) as gateway:
+        async with websocket(gateway.url) as connection:
+            subscribers = [
+                await connection.subscribe(subscription(), demo(seats[: n + 1])) for n in range(3)
+            ]
+            for messages in subscribers:
+                assert (await messages.update())["reason"] == "SNAPSHOT"
+            assert len(gateway.calls) == 3
+
+
+async def test_queries_over_a_websocket_each_have_their_own_loaders_and_budget(
+    standin: StandIn,
+) -> None:
+    """A query over the WebSocket is answered, and the next one on the same connection reads
+    the billing API afresh within a budget of its own (GATEWAY_MAX_UPSTREAM_CALLS=1 each):
+    it sees the moved balance, not the first one's loaders' page."""
+    (moved,) = rehearsed_moves()
+    variables = demo(moved[:1])
+    with running_gateway(live_settings(standin, max_upstream_calls=1)) as gateway:
+        async with websocket(gateway.url) as connection:
+            live = await connection.subscribe(subscription(), variables)
+            await live.update()
+            first = await connection.subscribe(BALANCE_QUERY, variables)
+            (seat,) = (await first.update_of("seatBalances"))["nodes"]
+            assert seat["balances"] == standin.balances(moved[0])
+            await first.end()
+
+            standin.move()
+            second = await connection.subscribe(BALANCE_QUERY, variables)
+            (seat,) = (await second.update_of("seatBalances"))["nodes"]
+            assert seat["balances"] == standin.balances(moved[0])
+            await second.end()
+            assert len(gateway.calls) == 3
