@@ -105,6 +105,7 @@ class ConnectionOperations(BaseGraphQLTransportWSHandler[dict[str, Any], None]):
         connection = self.__dict__.setdefault("_connection_context", self.context)
         own = connection["gateway"].detached()
         own.streaming = True
+        own.projections = {}
         # Strawberry's run_operation reads self.context before its first await, and nothing
         # runs between this assignment and that read: each operation runs with its own.
         self.context = {**connection, "gateway": own}
@@ -224,6 +225,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
             and request_data.protocol == "sse"
         ):
             context["gateway"].streaming = True  # a subscription may run (schema.pipeline)
+            context["gateway"].projections = {}
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )

@@ -70,7 +70,7 @@ class BusListener(Protocol):
 
     def on_event(self, customer_id: str, contract_id: str | None) -> None: ...
 
-    def on_update(self, digest: str, reason: str, at: float, body: bytes) -> None: ...
+    async def on_update(self, digest: str, reason: str, at: float, body: bytes) -> None: ...
 
 
 class BusObserver(Protocol):
@@ -295,7 +295,7 @@ class RedisBus:
                 while True:
                     message = await pubsub.get_message(timeout=5.0)
                     if message is not None:
-                        self._dispatch(listener, message)
+                        await self._dispatch(listener, message)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -313,7 +313,7 @@ class RedisBus:
             if self._observer is not None:
                 self._observer.live_bus_degraded(self.degraded)
 
-    def _dispatch(self, listener: BusListener, message: dict[str, Any]) -> None:
+    async def _dispatch(self, listener: BusListener, message: dict[str, Any]) -> None:
         channel = message.get("channel")
         data = message.get("data")
         if not isinstance(data, bytes):
@@ -325,9 +325,10 @@ class RedisBus:
             digest, _, reason, at, body = parts
             try:
                 when = float(at)
-                listener.on_update(digest.decode("ascii"), reason.decode("ascii"), when, body)
+                name, kind = digest.decode("ascii"), reason.decode("ascii")
             except ValueError:
                 return
+            await listener.on_update(name, kind, when, body)
         elif channel == EVENTS.encode():
             parts = data.split(b"\n")
             if len(parts) != 3 or parts[0] == self.origin:

@@ -46,6 +46,11 @@ SNAPSHOT = "SNAPSHOT"
 WEBHOOK = "WEBHOOK"
 POLL = "POLL"
 
+# Subscribers woken at once when an update fans out; the next ones once a loop turn takes less
+# than SHORT_TURN_SECONDS again (waiting at most MAX_IDLE_WAIT_TURNS turns).
+FAN_OUT_CHUNK = 16
+SHORT_TURN_SECONDS = 0.002
+MAX_IDLE_WAIT_TURNS = 200
 # A refresh read back from the bus larger than this is not parsed (a listing of max_seats
 # seats with their ledgers stays well below it).
 MAX_UPDATE_BYTES = 16_000_000
@@ -342,7 +347,7 @@ class LiveHub(BusListener):
                 live.woken_by = WEBHOOK
                 live.wake.set()
 
-    def on_update(self, digest: str, reason: str, at: float, body: bytes) -> None:
+    async def on_update(self, digest: str, reason: str, at: float, body: bytes) -> None:
         live = self._lives.get(digest)
         if live is None or reason not in (POLL, WEBHOOK) or len(body) > MAX_UPDATE_BYTES:
             return
@@ -353,7 +358,7 @@ class LiveHub(BusListener):
             return
         if live.last is not None and live.last.at >= at:
             return  # an older refresh than the one this process has
-        self._fan_out(live, Update(reason, at, page["data"]))
+        await self._fan_out(live, Update(reason, at, page["data"]))
 
     # -- the refreshes --------------------------------------------------------------------
 
@@ -431,7 +436,7 @@ class LiveHub(BusListener):
             return
         live.failing_since = None
         update = Update(reason, time.time(), seats)
-        self._fan_out(live, update)
+        await self._fan_out(live, update)
         await self.bus.publish_update(
             live.digest,
             reason,
@@ -439,10 +444,15 @@ class LiveHub(BusListener):
             orjson.dumps({"data": seats, "pagination": {"seats_included": len(seats)}}),
         )
 
-    def _fan_out(self, live: _Live, update: Update) -> None:
+    async def _fan_out(self, live: _Live, update: Update) -> None:
+        """Queues the update for every subscriber, a few at a time: each woken subscriber
+        writes its message in the loop turn after, and a thousand of them woken at once would
+        hold every other request for the whole fan-out (bench/live_fanout.py)."""
         live.last = update
-        for subscriber in list(live.subscribers):
+        for index, subscriber in enumerate(list(live.subscribers), 1):
             subscriber.offer(update)
+            if index % FAN_OUT_CHUNK == 0:
+                await _idle_turn()
         if self._observer is not None and live.subscribers:
             self._observer.live_update(update.reason, len(live.subscribers))
 
@@ -486,6 +496,18 @@ class LiveHub(BusListener):
     def _counted(self) -> None:
         if self._observer is not None:
             self._observer.live_subscriptions(self._count)
+
+
+async def _idle_turn() -> None:
+    """Returns once a loop turn is short again: the subscribers woken last have written their
+    messages, and the requests that came meanwhile had their turns (at most
+    :data:`MAX_IDLE_WAIT_TURNS` turns)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(MAX_IDLE_WAIT_TURNS):
+        started = loop.time()
+        await asyncio.sleep(0)
+        if loop.time() - started < SHORT_TURN_SECONDS:
+            return
 
 
 def _jittered(interval: float) -> float:

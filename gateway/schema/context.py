@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ class RequestContext:
     # The document came from the document store (learned from a request not refused): only
     # then may its plans and look-ahead be kept across requests (gateway.schema.execution).
     document_known: bool = False
-    executor: Any = field(default=None, repr=False)  # the GatewayExecutor of this operation
+    # A weak reference to the GatewayExecutor running this operation (see :attr:`executor`).
+    _executor: Any = field(default=None, repr=False)
     credit_types: CreditTypeCache | None = None  # the process's, shared across requests
     page_cache: PageCache | None = None  # the process's (or Redis's), keyed by credential
     refresh: bool = False  # the caller sent `Cache-Control: no-cache`: fetch anew, then keep
@@ -51,12 +53,27 @@ class RequestContext:
     # The operation runs over a streaming transport (graphql-sse, graphql-transport-ws): only
     # then may it be a subscription (gateway.schema.pipeline).
     streaming: bool = False
+    # A streaming operation's projections, kept from one message to the next (None: not
+    # kept; a query executes once).
+    projections: dict[Any, Any] | None = field(default=None, repr=False)
     # Names the caller for the live subscription limits (its JWT subject, else its token's
     # hash or its address): asked only by a subscription, so a query never computes it.
     identify: Callable[[], str] | None = field(default=None, repr=False)
     _loaders: Loaders | None = field(default=None, repr=False)
     # The request whose loaders an operation of a batch shares (see :meth:`for_operation`).
     _request: RequestContext | None = field(default=None, repr=False)
+
+    @property
+    def executor(self) -> Any:
+        """The GatewayExecutor running this operation (its look-ahead). Held weakly: a
+        subscription executes each message with an executor of its own, and the last one holds
+        the last message (a snapshot's seats) for as long as the subscription lives."""
+        ref = self._executor
+        return ref() if ref is not None else None
+
+    @executor.setter
+    def executor(self, executor: Any) -> None:
+        self._executor = weakref.ref(executor) if executor is not None else None
 
     def for_operation(self) -> RequestContext:
         """A context for one operation of a batch: its own name and executor, the request's

@@ -296,11 +296,21 @@ class ProjectingExecutor(GatewayExecutor):
             if known is not _UNKNOWN:
                 self._projections[key] = (field_details_list, known)
                 return known  # type: ignore[no-any-return]
+        # A subscription executes its selection again for every message, each time with an
+        # executor of its own: what one message compiled serves the next (the same document
+        # and variables for the operation's whole life; bench/live_fanout.py).
+        own = self._request.projections if self._request is not None else None
+        mine = (id(self.operation), type_.name, tuple(id(f.node) for f in field_details_list))
+        if own is not None and mine in own:
+            self._projections[key] = (field_details_list, own[mine])
+            return own[mine]  # type: ignore[no-any-return]
         self._projections[key] = (field_details_list, None)  # recursion guard
         project = self._compile_object(type_, field_details_list, unrolled=shared is not None)
         self._projections[key] = (field_details_list, project)
         if shared is not None and project is not None:  # what cannot be projected: per request
             self.plans.put(shared, self.operation, project)
+        if own is not None:
+            own[mine] = project
         return project
 
     def _may_share(self) -> bool:

@@ -17,7 +17,7 @@ describe, and do not move with usage.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -76,8 +76,9 @@ class SeatBalanceUpdate:
     )
 
 
-# (response key, reader, the selection below it when it is an object or a list of them)
-_Plan = tuple[tuple[str, Reader, "_Plan | None"], ...]
+# (response key, field name, reader, the selection below it when it is an object or a list of
+# them)
+_Plan = tuple[tuple[str, str, Reader, "_Plan | None"], ...]
 
 
 @strawberry.type(description="Live seat balances.")
@@ -132,6 +133,7 @@ class Subscription:
             include_ledgers=include_ledgers,
         )
         plan = _seat_plan(info._raw_info)
+        shape = _shape(plan)
         try:
             subscription = await hub.subscribe(
                 key,
@@ -150,13 +152,19 @@ class Subscription:
                 "this contract has more. Name the seats to follow.",
             ) from None
         return _updates(
-            subscription, plan, listing, has_commits=include_commits, has_ledgers=include_ledgers
+            subscription,
+            plan,
+            shape,
+            listing,
+            has_commits=include_commits,
+            has_ledgers=include_ledgers,
         )
 
 
 async def _updates(
     subscription: AsyncIterator[Update],
     plan: _Plan,
+    shape: Hashable,
     listing: Listing,
     *,
     has_commits: bool,
@@ -167,7 +175,9 @@ async def _updates(
     sent: dict[str, bytes] = {}
     try:
         async for update in subscription:
-            marks = _marks(update, plan, listing, has_commits=has_commits, has_ledgers=has_ledgers)
+            marks = _marks(
+                update, plan, shape, listing, has_commits=has_commits, has_ledgers=has_ledgers
+            )
             seats = []
             for record in update.seats:
                 seat_id = record["seat_id"]
@@ -180,11 +190,17 @@ async def _updates(
                         )
                     )
             if seats or update.reason == SNAPSHOT:
-                yield SeatBalanceUpdate(
+                message = SeatBalanceUpdate(
                     reason=SeatBalanceUpdateReason(update.reason),
                     at=_instant(update.at),
                     seats=seats,
                 )
+                yield message
+                # Asked for the next one, so this one has been executed. graphql-core's event
+                # stream keeps the last event until the next comes: an idle subscriber would
+                # hold its last message's seats (a snapshot's hundreds) for nothing.
+                message.seats = []
+            seats = marks = None  # type: ignore[assignment]  # likewise, not held while idle
     except SubscriberTooSlow:
         raise GatewayError(
             "The subscription was dropped: its updates were not read.", SUBSCRIPTION_DROPPED
@@ -206,19 +222,25 @@ MAX_MEMO_PLANS = 64
 
 
 def _marks(
-    update: Update, plan: _Plan, listing: Listing, *, has_commits: bool, has_ledgers: bool
+    update: Update,
+    plan: _Plan,
+    shape: Hashable,
+    listing: Listing,
+    *,
+    has_commits: bool,
+    has_ledgers: bool,
 ) -> dict[str, bytes]:
     """Each seat's digest of what ``plan`` selects, computed once per update and selection:
     the subscribers of one listing that select alike share it (with a thousand subscribers,
     digesting every seat for each would hold the loop for seconds per refresh)."""
-    marks: dict[str, bytes] | None = update.memo.get(plan)
+    marks: dict[str, bytes] | None = update.memo.get(shape)
     if marks is None:
         marks = {}
         for record in update.seats:
             seat = Seat.from_wire(record, listing, has_commits=has_commits, has_ledgers=has_ledgers)
             marks[seat.seat_id] = _fingerprint(plan, seat)
         if len(update.memo) < MAX_MEMO_PLANS:
-            update.memo[plan] = marks
+            update.memo[shape] = marks
     return marks
 
 
@@ -230,17 +252,18 @@ def _seat_plan(info: GraphQLResolveInfo[Any]) -> _Plan:
     group = [FieldDetails(node, None) for node in info.field_nodes]
     seat_type = info.schema.get_type("Seat")
     assert isinstance(seat_type, GraphQLObjectType)
-    plan: list[tuple[str, Reader, _Plan | None]] = []
+    plan: list[tuple[str, str, Reader, _Plan | None]] = []
     for key, child in executor.collect_subfields(update_type, group).grouped_field_set.items():
         if child[0].node.name.value == "seats":
-            plan.append((key, _identity, _plan(executor, seat_type, child)))
+            plan.append((key, "seats", _identity, _plan(executor, seat_type, child)))
     return tuple(plan)
 
 
 def _plan(executor: Any, type_: GraphQLObjectType, group: FieldDetailsList) -> _Plan:
-    entries: list[tuple[str, Reader, _Plan | None]] = []
+    entries: list[tuple[str, str, Reader, _Plan | None]] = []
     for key, child in executor.collect_subfields(type_, group).grouped_field_set.items():
-        field = type_.fields.get(child[0].node.name.value)
+        name = child[0].node.name.value
+        field = type_.fields.get(name)
         if field is None or join_of(field) is not None:
             continue  # __typename, or a detail joined from another endpoint
         read = reader_of(field)
@@ -248,25 +271,25 @@ def _plan(executor: Any, type_: GraphQLObjectType, group: FieldDetailsList) -> _
             continue  # answered by a resolver of its own (a credit type's name)
         named = get_named_type(field.type)
         if is_object_type(named):
-            entries.append((key, read, _plan(executor, named, child)))
+            entries.append((key, name, read, _plan(executor, named, child)))
         elif is_leaf_type(named):
-            entries.append((key, read, None))
+            entries.append((key, name, read, None))
     return tuple(entries)
 
 
 def _fingerprint(plan: _Plan, seat: Seat) -> bytes:
     """A digest of the seat's selected values."""
     values = (
-        _project(plan[0][2] or (), seat)
+        _project(plan[0][3] or (), seat)
         if len(plan) == 1
-        else [_project(below or (), seat) for _key, _read, below in plan]
+        else [_project(below or (), seat) for _key, _name, _read, below in plan]
     )
     return hashlib.blake2b(orjson.dumps(values, default=str), digest_size=16).digest()
 
 
 def _project(plan: _Plan, source: Any) -> list[Any]:
     values: list[Any] = []
-    for _key, read, below in plan:
+    for _key, _name, read, below in plan:
         try:
             value = read(source)
         except Exception:
@@ -278,6 +301,15 @@ def _project(plan: _Plan, source: Any) -> list[Any]:
                 value = _project(below, value)
         values.append(value)
     return values
+
+
+def _shape(plan: _Plan) -> Hashable:
+    """What a plan selects, without its readers (a plain attribute's reader is made anew for
+    each subscription): the key under which subscribers selecting alike share digests."""
+    return tuple(
+        (key, name, _shape(below) if below is not None else None)
+        for key, name, _read, below in plan
+    )
 
 
 def _identity(value: Any) -> Any:

@@ -188,6 +188,12 @@ class GatewayPipeline(SchemaExtension):
         if errors:
             result.errors = [shape_error(error) for error in errors]
         yield
+        # The transport asked for the next message, so this one has been written. Strawberry
+        # and graphql-core keep a subscription's last result until the next one comes: a
+        # thousand idle subscribers would each hold their snapshot's hundreds of seats.
+        data = getattr(result, "data", None)
+        if isinstance(data, dict) and operation_kind(self.execution_context) == "subscription":
+            data.clear()
 
     def get_results(self) -> dict[str, Any]:
         if self.estimate is None:
