@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any, Final
 
 import strawberry
 from graphql import GraphQLError, GraphQLSchema
+from strawberry.exceptions import MissingQueryError
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.name_converter import NameConverter
 from strawberry.types import ExecutionContext
+from strawberry.types.execution import PreExecutionError
 
 from gateway.schema.context import RequestContext
 from gateway.schema.documents import DocumentStore
@@ -65,6 +70,13 @@ class GatewaySchema(strawberry.federation.Schema):
             )
         return self._sdl
 
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """Strawberry's ``stream`` (subscriptions, and operations over a streaming transport),
+        answering what a schema extension raises while parsing (the size and selection limits)
+        as ``execute`` does, as the stream's one result: Strawberry's own stream lets it
+        escape, and the stream then ends without telling the client why."""
+        return _answered(await super().stream(*args, **kwargs))
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -77,6 +89,22 @@ class GatewaySchema(strawberry.federation.Schema):
         """Strawberry's ``_entities``, refused as a whole for a request without a caller."""
         require_entities_caller(info)
         return super().entities_resolver(info, representations)
+
+
+async def _answered(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    async with aclosing(results):
+        try:
+            async for result in results:
+                yield result
+        except (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError):
+            raise  # the transports answer these themselves
+        except Exception as error:  # what schema.execute answers, answered
+            graphql_error = (
+                error
+                if isinstance(error, GraphQLError)
+                else GraphQLError(str(error), original_error=error)
+            )
+            yield PreExecutionError(data=None, errors=[shape_error(graphql_error)])
 
 
 class _SchemaNames(NameConverter):
