@@ -9,6 +9,7 @@ against a real gateway. Without ``audit/node_modules`` it is skipped, unless
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -461,23 +462,48 @@ def test_what_is_not_offered_yet_is_refused_as_the_readme_says(
     assert gateway.calls == []
 
 
-@pytest.mark.process  # starts another program
-@pytest.mark.parametrize("subprotocol", ["graphql-transport-ws", "graphql-ws"])
-def test_gateway_serve_answers_a_websocket_upgrade_with_a_bare_403(subprotocol: str) -> None:
-    """`gateway serve` (uvicorn with WebSocket support) refuses a GraphQL WebSocket handshake on
-    /graphql with HTTP 403, as the README's "Not offered yet" says."""
-    assert "bare HTTP 403" in " ".join(NOT_OFFERED.split())
+def websocket_handshake(url: str, subprotocol: str, origin: str | None = None) -> bytes:
+    """The first bytes `gateway serve` answers a WebSocket handshake on /graphql with."""
+    address = urlsplit(url)
     handshake = (
         "GET /graphql HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {subprotocol}\r\n\r\n"
+        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {subprotocol}\r\n"
+        + (f"Origin: {origin}\r\n" if origin else "")
+        + "\r\n"
     ).encode()
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(handshake)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        # What follows the handshake (a close frame, when the connection is refused after it).
+        sock.settimeout(2)
+        with contextlib.suppress(TimeoutError):
+            answer += sock.recv(65536)
+        return answer
+
+
+@pytest.mark.process  # starts another program
+def test_gateway_serve_speaks_graphql_transport_ws_and_refuses_the_legacy_protocol() -> None:
+    """`gateway serve` (uvicorn with WebSocket support) accepts graphql-transport-ws on
+    /graphql; the legacy subscriptions-transport-ws (subprotocol `graphql-ws`) is closed with
+    4406 at once, and a page on a foreign origin is refused, as the README's "Live balances"
+    and "Not offered yet" say."""
+    assert "graphql-transport-ws" in " ".join(NOT_OFFERED.split())
     with gateway_process() as (_, url, _output):
-        address = urlsplit(url)
-        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
-            sock.sendall(handshake)
-            answer = sock.recv(65536)
-    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+        accepted = websocket_handshake(url, "graphql-transport-ws")
+        legacy = websocket_handshake(url, "graphql-ws")
+        foreign = websocket_handshake(url, "graphql-transport-ws", origin="https://evil.example")
+    assert accepted.startswith(b"HTTP/1.1 101"), accepted[:200]
+    assert b"sec-websocket-protocol: graphql-transport-ws" in accepted.lower()
+    frames = legacy.partition(b"\r\n\r\n")[2]
+    # Accepted without a subprotocol, then closed: opcode 8 with code 4406.
+    assert frames[:1] == b"\x88" and frames[2:4] == (4406).to_bytes(2, "big"), legacy[:300]
+    assert not foreign.startswith(b"HTTP/1.1 101"), foreign[:200]
 
 
 # --- graphql-http's audit ----------------------------------------------------------------------
