@@ -96,7 +96,12 @@ class Bus(Protocol):
 
     async def release(self, digest: str) -> None: ...
 
-    async def publish_update(self, digest: str, reason: str, at: float, body: bytes) -> None: ...
+    async def publish_update(self, digest: str, reason: str, at: float, body: bytes) -> None:
+        """Sends a refresh to the other replicas' subscribers, and keeps it (:meth:`keep`)."""
+
+    async def keep(self, digest: str, at: float, body: bytes) -> None:
+        """Keeps the listing's seats as its last refresh, for replicas that start following
+        it (read with :meth:`last`)."""
 
     async def last(self, digest: str) -> tuple[float, bytes] | None:
         """The listing's last refresh made by any replica, if still kept."""
@@ -147,6 +152,9 @@ class LocalBus:
         return None
 
     async def publish_update(self, digest: str, reason: str, at: float, body: bytes) -> None:
+        return None
+
+    async def keep(self, digest: str, at: float, body: bytes) -> None:
         return None
 
     async def last(self, digest: str) -> tuple[float, bytes] | None:
@@ -226,6 +234,9 @@ class RedisBus:
         head = b"%s\n%s\n%s\n%r\n" % (digest.encode(), self.origin, reason.encode(), at)
         message = head + body
         await self._ask("publish", lambda: self._redis.publish(UPDATES, message))
+        await self.keep(digest, at, body)
+
+    async def keep(self, digest: str, at: float, body: bytes) -> None:
         last = repr(at).encode() + b"\n" + body
         await self._ask(
             "set", lambda: self._redis.set(PREFIX + "last:" + digest, last, px=self._keep_ms)

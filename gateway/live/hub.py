@@ -392,6 +392,9 @@ class LiveHub(BusListener):
         update = Update(SNAPSHOT, time.time(), seats)
         if live.last is None:
             live.last = update
+        # Kept for the other replicas, so that a subscriber of this listing on another one
+        # starts from it rather than from a call of its own.
+        await self.bus.keep(live.digest, update.at, _page_bytes(seats))
         return update
 
     async def _poll(self, live: _Live) -> None:
@@ -441,7 +444,7 @@ class LiveHub(BusListener):
             live.digest,
             reason,
             update.at,
-            orjson.dumps({"data": seats, "pagination": {"seats_included": len(seats)}}),
+            _page_bytes(seats),
         )
 
     async def _fan_out(self, live: _Live, update: Update) -> None:
@@ -496,6 +499,11 @@ class LiveHub(BusListener):
     def _counted(self) -> None:
         if self._observer is not None:
             self._observer.live_subscriptions(self._count)
+
+
+def _page_bytes(seats: list[SeatBalance]) -> bytes:
+    """The seats as a page of the billing API (what the bus carries is validated as one)."""
+    return orjson.dumps({"data": seats, "pagination": {"seats_included": len(seats)}})
 
 
 async def _idle_turn() -> None:
