@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import email.utils
 import itertools
 import json
@@ -85,17 +86,15 @@ def demo(seat_ids: list[str] | None = None) -> dict[str, Any]:
 
 @dataclass
 class StandIn:
-    """The stand-in billing API on its own port, and the demo usage that moves its balances."""
+    """The stand-in billing API on its own port (one per test module and worker: tests
+    read its balances as they are now), and the demo usage that moves them."""
 
     app: Starlette
     url: str
-    usage: DemoActivity
+    seed: int = SEED
 
     def seats(self) -> list[dict[str, Any]]:
-        dataset = standin_dataset(self.app)
-        seats: list[dict[str, Any]] = dataset["customers"][DEMO_CUSTOMER_ID]["contracts"][
-            DEMO_CONTRACT_ID
-        ]["seats"]
+        seats: list[dict[str, Any]] = _demo_seats(standin_dataset(self.app))
         return seats
 
     def balances(self, seat_id: str) -> list[dict[str, Any]]:
@@ -105,29 +104,36 @@ class StandIn:
             {"creditTypeId": b["credit_type_id"], "balance": b["balance"]} for b in seat["balances"]
         ]
 
+    def next_move(self) -> list[str]:
+        """The seats the next :meth:`move` will move: the same seeded usage, rehearsed on a
+        copy of the data."""
+        rehearsal = create_standin_app(copy.deepcopy(standin_dataset(self.app)))
+        return DemoActivity(rehearsal, None, seed=self.seed).step()
+
     def move(self) -> list[str]:
         """Usage on two or three seats now; their ids."""
-        return self.usage.step()
+        moved = DemoActivity(self.app, None, seed=self.seed).step()
+        self.seed += 1
+        return moved
 
 
-def standin_app() -> Starlette:
+def _demo_seats(dataset: dict[str, Any]) -> Any:
+    return dataset["customers"][DEMO_CUSTOMER_ID]["contracts"][DEMO_CONTRACT_ID]["seats"]
+
+
+@pytest.fixture(scope="module")
+def standin_server() -> Iterator[tuple[Starlette, str]]:
     dataset = build_dataset()
     dataset["tokens"][SECOND_TOKEN] = [DEMO_CUSTOMER_ID]
     dataset["tokens"][OPERATOR_TOKEN] = [DEMO_CUSTOMER_ID, OTHER_CUSTOMER_ID]
-    return create_standin_app(dataset)
-
-
-def rehearsed_moves(steps: int = 1) -> list[list[str]]:
-    """The seats the first ``steps`` moves will move: the same seeded usage on a copy."""
-    usage = DemoActivity(standin_app(), None, seed=SEED)
-    return [usage.step() for _ in range(steps)]
+    app = create_standin_app(dataset)
+    with serve(app) as url:
+        yield app, url
 
 
 @pytest.fixture
-def standin() -> Iterator[StandIn]:
-    app = standin_app()
-    with serve(app) as url:
-        yield StandIn(app, url, DemoActivity(app, None, seed=SEED))
+def standin(standin_server: tuple[Starlette, str]) -> StandIn:
+    return StandIn(*standin_server)
 
 
 def live_settings(standin: StandIn, **update: Any) -> Settings:
@@ -421,7 +427,7 @@ async def test_listed_seats_a_snapshot_then_only_the_moved_ones_after_a_webhook(
     """A subscription naming seats first receives every one of them with its balances; after
     usage moves some seats and the billing API's webhook arrives, it receives only the moved
     seats it follows, with their new balances, read by one more upstream call."""
-    (moved,) = rehearsed_moves()
+    moved = standin.next_move()
     followed = sorted([moved[0], *unmoved(standin, moved, 3)])
     with running_gateway(live_settings(standin)) as gateway:
         async with subscriber(transport, gateway.url, subscription(), demo(followed)) as messages:
@@ -448,7 +454,7 @@ async def test_the_whole_contract_a_snapshot_then_exactly_the_moved_seats(
 ) -> None:
     """Without seatIds the subscription follows every seat of the contract (page after page);
     a webhook's refresh re-reads them all and sends exactly the seats that moved."""
-    (moved,) = rehearsed_moves()
+    moved = standin.next_move()
     pages = math.ceil(len(standin.seats()) / MAX_SEATS_PER_PAGE)
     with running_gateway(live_settings(standin)) as gateway:
         async with websocket(gateway.url) as connection:
@@ -473,7 +479,7 @@ async def test_the_whole_contract_a_snapshot_then_exactly_the_moved_seats(
 async def test_a_move_that_changes_nothing_selected_sends_nothing(standin: StandIn) -> None:
     """Usage moves a seat's balance, not its credit types: the subscriber selecting only
     ``creditTypeId`` receives nothing, while one selecting ``balance`` receives the seat."""
-    (moved,) = rehearsed_moves()
+    moved = standin.next_move()
     with running_gateway(live_settings(standin)) as gateway:
         async with (
             sse(gateway.url, subscription(CREDIT_TYPES), demo(moved)) as types_only,
@@ -524,7 +530,7 @@ async def test_include_flags_follow_the_selection(
 async def test_one_listing_is_read_once_for_all_its_subscribers(standin: StandIn) -> None:
     """Five subscribers of one listing (three over SSE, two over WebSockets) cost one upstream
     read for their snapshots, and a webhook one more, which all five receive."""
-    (moved,) = rehearsed_moves()
+    moved = standin.next_move()
     followed = sorted([*moved, *unmoved(standin, moved, 5)])
     query, variables = subscription(), demo(followed)
     with running_gateway(live_settings(standin)) as gateway:
@@ -587,7 +593,7 @@ async def test_other_include_flags_and_other_tokens_are_other_listings(standin: 
 async def test_polling_sends_the_seats_that_moved(standin: StandIn) -> None:
     """Without any webhook, the periodic re-read (GATEWAY_LIVE_POLL_INTERVAL) finds the moved
     seats and sends them, reason POLL."""
-    (moved,) = rehearsed_moves()
+    moved = standin.next_move()
     followed = sorted([moved[0], *unmoved(standin, moved, 2)])
     with running_gateway(live_settings(standin, live_poll_interval=0.3)) as gateway:
         async with sse(gateway.url, subscription(), demo(followed)) as messages:
@@ -989,7 +995,7 @@ async def test_a_refresh_that_recovers_within_the_grace_sends_the_changes(
 ) -> None:
     """Two failed re-reads within the grace, then one that succeeds: the subscriber receives
     the moved seat and no error."""
-    (moved,) = rehearsed_moves()
+    moved = standin.next_move()
     upstream = FlakyUpstream(standin.app)
     with flaky_gateway(standin, upstream) as gateway:
         async with sse(gateway.url, subscription(), demo(moved[:1])) as messages:
@@ -1041,7 +1047,7 @@ async def followed_moves(
 ) -> AsyncIterator[tuple[Gateway, Messages, list[str]]]:
     """A gateway with webhooks on and a subscriber, past its snapshot, of the seats the next
     move moves (the gateway, the subscriber, those seats)."""
-    (moved,) = rehearsed_moves()
+    moved = standin.next_move()
     with running_gateway(live_settings(standin, **update)) as gateway:
         async with sse(gateway.url, subscription(), demo(moved)) as messages:
             assert (await messages.update())["reason"] == "SNAPSHOT"
@@ -1161,7 +1167,7 @@ async def test_a_webhook_drops_its_customers_cached_pages(standin: StandIn) -> N
     """With GATEWAY_CACHE_TTL, a repeated query is answered from the cache; a webhook naming
     another customer leaves it there, one naming this customer drops it: the next query reads
     the billing API again and answers the moved balance."""
-    (moved,) = rehearsed_moves()
+    moved = standin.next_move()
     variables = demo(moved[:1])
 
     def balances() -> list[dict[str, Any]]:
@@ -1217,7 +1223,7 @@ async def test_queries_over_a_websocket_each_have_their_own_loaders_and_budget(
     """A query over the WebSocket is answered, and the next one on the same connection reads
     the billing API afresh within a budget of its own (GATEWAY_MAX_UPSTREAM_CALLS=1 each):
     it sees the moved balance, not the first one's loaders' page."""
-    (moved,) = rehearsed_moves()
+    moved = standin.next_move()
     variables = demo(moved[:1])
     with running_gateway(live_settings(standin, max_upstream_calls=1)) as gateway:
         async with websocket(gateway.url) as connection:
