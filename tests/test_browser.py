@@ -2,12 +2,13 @@
 
 The gateway runs on the embedded stand-in. GraphiQL (5, with the explorer open) must work with
 every request that leaves 127.0.0.1 blocked (no CDN), under its strict CSP: run its default
-query, and build a query by clicking in the explorer, whose choices decide what the gateway asks
-the billing API for. A page on a second local origin, listed in ``cors_origins``, must be able to
-query the gateway with credentials headers, and with every header the gateway reads or GraphQL
-clients send (through Chromium's own preflight: while Playwright routes a page's requests it
-answers preflights itself), and the same page on an unlisted origin must not. The HTTP-level
-checks of the page and of CORS need no browser.
+query, build a query by clicking in the explorer, whose choices decide what the gateway asks
+the billing API for, and subscribe to live seat balances over Server-Sent Events (on `gateway
+serve`, the stand-in moving every second) until stopped. A page on a second local origin,
+listed in ``cors_origins``, must be able to query the gateway with credentials headers, and
+with every header the gateway reads or GraphQL clients send (through Chromium's own preflight:
+while Playwright routes a page's requests it answers preflights itself), and the same page on
+an unlisted origin must not. The HTTP-level checks of the page and of CORS need no browser.
 
 ``GATEWAY_SCREENSHOT=docs/graphiql-explorer.png`` makes the explorer test save its screenshot
 there (the README's picture).
@@ -23,7 +24,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -37,11 +39,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from gateway.app import demo_query
+from gateway.app import demo_query, demo_subscription
 from gateway.config import Settings
 from gateway.graphiql import ASSETS_PATH, AUTHORIZATION_TABS, CONTENT_SECURITY_POLICY, render_page
 from gateway.standin import DEMO_CONTRACT_ID, DEMO_CUSTOMER_ID, DEMO_TOKEN, create_standin_app
-from tests.support import Gateway, running_gateway, serve
+from tests.support import Gateway, gateway_process, running_gateway, serve
 
 pytestmark = pytest.mark.process  # the process tier: drives chromium
 
@@ -60,6 +62,20 @@ CHROMIUM_FLAGS = [
 ]
 TIMEOUT_MS = 30_000  # the first load parses about 7 MB of JavaScript on a 2-core machine
 SEAT = re.compile(r"[\w.+-]+@acme\.example")
+
+# A subscription for render_page's tabs (the stand-in's own is gateway.app.demo_subscription).
+LIVE_SEATS = f"""subscription LiveSeats {{
+  seatBalanceUpdates(
+    customerId: "{DEMO_CUSTOMER_ID}"
+    contractId: "{DEMO_CONTRACT_ID}"
+    seatIds: ["ada.dijkstra@acme.example", "ada.goldberg@acme.example"]
+  ) {{
+    reason
+    at
+    seats {{ seatId balances {{ creditTypeId balance }} }}
+  }}
+}}
+"""
 
 
 # --- servers: the gateway on the stand-in, and pages on other local origins --------------------
@@ -300,7 +316,11 @@ def test_graphiql_loads_only_the_gateways_own_assets_under_a_strict_csp(
     assert links.inline_styles == 0
     assert links.root["data-endpoint"] == "/graphql"
     tabs = json.loads(links.root["data-tabs"] or "")
-    assert [tab["query"] for tab in tabs] == [demo_query(), AUTHORIZATION_TABS["stand-in"]]
+    assert [tab["query"] for tab in tabs] == [
+        demo_query(),
+        demo_subscription(),
+        AUTHORIZATION_TABS["stand-in"],
+    ]
     workers = [links.root[f"data-{label}-worker"] for label in ("editor", "json", "graphql")]
     assets = [url for url in links.urls + workers if url and not url.startswith("data:")]
     assert len(assets) == 5, assets
@@ -329,6 +349,24 @@ def test_the_tabs_are_escaped_into_an_attribute() -> None:
     assert [tab["query"] for tab in json.loads(links.root["data-tabs"] or "")] == [
         AUTHORIZATION_TABS["forwarding"]
     ]
+
+
+def test_a_default_subscription_opens_as_the_second_tab() -> None:
+    """Given a subscription, the page opens on the default query, the subscription and the
+    Authorization tab, in that order; the subscription alone opens before the Authorization
+    tab."""
+    links = _Links()
+    links.feed(render_page(default_query="{ __typename }", default_subscription=LIVE_SEATS))
+    tabs = json.loads(links.root["data-tabs"] or "")
+    assert [tab["query"] for tab in tabs] == [
+        "{ __typename }",
+        LIVE_SEATS,
+        AUTHORIZATION_TABS["forwarding"],
+    ]
+    links = _Links()
+    links.feed(render_page(default_subscription=LIVE_SEATS, caller_mode="jwt"))
+    tabs = json.loads(links.root["data-tabs"] or "")
+    assert [tab["query"] for tab in tabs] == [LIVE_SEATS, AUTHORIZATION_TABS["jwt"]]
 
 
 @pytest.mark.parametrize(
@@ -445,9 +483,10 @@ def test_the_explorer_builds_a_query_by_clicking_and_each_choice_is_asked_for(
     page.goto(f"{embedded.url}/graphql")
     explorer = page.locator(".graphiql-explorer-root")
     expect(explorer).to_be_visible()
-    # A new, empty tab: the demo query's tab would show its fields already ticked.
+    # A new, empty tab (after the query, the subscription and the token tabs): the demo query's
+    # tab would show its fields already ticked.
     page.get_by_role("button", name="New tab").click()
-    expect(page.get_by_role("tab")).to_have_count(3)
+    expect(page.get_by_role("tab")).to_have_count(4)
 
     def field(name: str, within: str | None = None) -> Any:
         scope = explorer.locator(f".graphiql-explorer-{within}") if within else explorer
@@ -494,6 +533,103 @@ def test_the_explorer_builds_a_query_by_clicking_and_each_choice_is_asked_for(
     asked = [call.body for call in embedded.calls[calls:]]
     assert asked and not any(body.get("include_credits_and_commits") for body in asked), asked
     _clean(watched, embedded)
+
+
+# --- live seat balances: a subscription over Server-Sent Events --------------------------------
+
+# What the answer pane shows, each time it changes: GraphiQL replaces the answer with every
+# event, and a SNAPSHOT may be on screen for a second only, too short to poll for. Playwright
+# evaluates this outside the page's CSP, which allows no inline script.
+_RECORD_ANSWERS = """() => {
+  const pane = document.querySelector(".result-window");
+  window.shownAnswers = [];
+  new MutationObserver(() => {
+    const text = pane.querySelector(".view-lines")?.textContent ?? "";
+    if (window.shownAnswers.at(-1) !== text) window.shownAnswers.push(text);
+  }).observe(pane, { subtree: true, childList: true, characterData: true });
+}"""
+
+
+def _reasons_shown(page: Any) -> list[str]:
+    """The ``reason`` of each answer the pane has shown since :data:`_RECORD_ANSWERS`, in
+    order (Monaco renders spaces as NBSP)."""
+    texts: list[str] = page.evaluate("() => window.shownAnswers")
+    found = (re.search(r'"reason":"(\w+)"', re.sub(r"\s", "", text)) for text in texts)
+    reasons = [match.group(1) for match in found if match]
+    return [r for i, r in enumerate(reasons) if i == 0 or r != reasons[i - 1]]
+
+
+def _until(what: str, ready: Callable[[], Any], seconds: float) -> Any:
+    """``ready()``'s first truthy value within ``seconds``, polled every 0.1 s."""
+    deadline = time.monotonic() + seconds
+    while not (value := ready()):
+        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
+        time.sleep(0.1)
+    return value
+
+
+def _live_subscriptions(url: str) -> int:
+    """The gateway's ``gateway_live_subscriptions`` gauge: subscriptions it is serving now."""
+    metrics = httpx.get(f"{url}/metrics").text
+    match = re.search(r"^gateway_live_subscriptions(?:\{[^}]*\})? (\S+)$", metrics, re.M)
+    assert match, "no gateway_live_subscriptions in /metrics"
+    return int(float(match.group(1)))
+
+
+def test_graphiql_subscribes_to_live_balances_over_sse_until_stopped(watched: Watched) -> None:
+    """On `gateway serve` with nothing configured and the stand-in moving balances every second,
+    GraphiQL's second tab is the demo contract's live balances: run, it POSTs the subscription
+    with ``Accept: text/event-stream`` and the pane shows a SNAPSHOT, then, within 15 s, an
+    update a webhook or a poll brought; the stop button ends the request, and the gateway
+    serves no live subscription any more."""
+    page = watched.page
+    from playwright.sync_api import expect
+
+    with gateway_process(env={"GATEWAY_DEMO_LIVE_SECONDS": "1"}) as (_, url, output):
+        page.goto(f"{url}/graphql")
+        expect(page.get_by_role("tab").nth(1)).to_contain_text("LiveSeats")
+        page.get_by_role("tab", name="LiveSeats").click()
+        expect(page.locator(".graphiql-query-editor .view-lines")).to_contain_text(
+            "seatBalanceUpdates"
+        )
+        # GraphiQL takes the tab's operation name 100 ms after the editor changes, in the step
+        # that also saves the query: a run before that sends the first tab's name (a 400).
+        _until(
+            "GraphiQL taking the operation of the tab",
+            lambda: "LiveSeats" in page.evaluate("() => localStorage['graphiql:query'] ?? ''"),
+            10,
+        )
+
+        page.evaluate(_RECORD_ANSWERS)
+        with page.expect_response(
+            lambda r: r.request.headers.get("accept") == "text/event-stream"
+        ) as stream:
+            page.locator(".graphiql-execute-button").click()
+        assert stream.value.status == 200, "".join(output)
+        assert stream.value.headers["content-type"].startswith("text/event-stream")
+        assert urlsplit(stream.value.url).path == "/graphql"
+        assert stream.value.request.method == "POST"
+        assert "LiveSeats" in (stream.value.request.post_data or "")
+
+        _until("a SNAPSHOT shown", lambda: _reasons_shown(page), 15)
+        assert _reasons_shown(page)[0] == "SNAPSHOT", _reasons_shown(page)
+        later = _until("an update after the SNAPSHOT", lambda: _reasons_shown(page)[1:], 15)
+        assert set(later) <= {"WEBHOOK", "POLL"}, later
+        assert _live_subscriptions(url) == 1
+
+        stop = page.locator(".graphiql-execute-button")
+        expect(stop).to_have_attribute("aria-label", re.compile("^Stop"))
+        stop.click()
+        expect(stop).to_have_attribute("aria-label", re.compile("^Execute"))
+        _until("the gateway seeing the request end", lambda: _live_subscriptions(url) == 0, 10)
+        answers = page.evaluate("() => window.shownAnswers.length")
+        time.sleep(2)  # two of the stand-in's moves: nothing more reaches the pane
+        assert page.evaluate("() => window.shownAnswers.length") == answers
+
+    assert watched.blocked == [], "GraphiQL tried to leave 127.0.0.1"
+    assert {_origin(request) for request in watched.requests} == {url}
+    assert watched.failed == []
+    assert watched.errors == []
 
 
 # --- CORS ----------------------------------------------------------------------------------------
