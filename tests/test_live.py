@@ -503,9 +503,9 @@ async def test_a_move_that_changes_nothing_selected_sends_nothing(standin: Stand
 @pytest.mark.parametrize(
     ("selection", "expected"),
     [
-        (BALANCES, set()),
-        (COMMITS, {"include_credits_and_commits"}),
-        (LEDGERS, {"include_credits_and_commits", "include_ledgers"}),
+        pytest.param(BALANCES, set(), id="balances only"),
+        pytest.param(COMMITS, {"include_credits_and_commits"}, id="commits"),
+        pytest.param(LEDGERS, {"include_credits_and_commits", "include_ledgers"}, id="ledgers"),
     ],
 )
 async def test_include_flags_follow_the_selection(
