@@ -39,7 +39,7 @@ from gateway.http.auth import CallerAuthentication, CallerAuthenticator
 from gateway.http.compression import ResponseCompression
 from gateway.http.context import RequestContexts
 from gateway.http.cors import allow_origins
-from gateway.http.guard import RequestGuard
+from gateway.http.guard import SHUTDOWN_STATE, RequestGuard
 from gateway.http.mcp import METADATA_PATH, GraphQLTools, McpEndpoint, resource_metadata
 from gateway.http.observability import AccessLog, Metrics
 from gateway.http.persisted import PersistedDocuments, load_trusted_documents
@@ -352,12 +352,12 @@ def _lifespan(
     mcp: McpEndpoint | None = None,
     *,
     live: Live,
-) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+) -> Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Any]]]:
     """Opens the billing client (``app.state.billing``) when the app starts, and closes it,
     the stores and the JWKS client when it stops."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         # One connection per slot of both lanes: a seat page never waits for a connection
         # that a hanging detail call holds.
         transport = upstream.transport or billing_transport(
@@ -376,12 +376,15 @@ def _lifespan(
             live.clients["billing"] = app.state.billing
             await live.hub.start()
             demo = asyncio.ensure_future(live.demo.run()) if live.demo is not None else None
+            # In the lifespan state: `gateway serve`'s protocol ends live streams when the
+            # server starts shutting down (they never end by themselves).
+            state = {SHUTDOWN_STATE: live.hub.drain}
             try:
                 if mcp is None:
-                    yield
+                    yield state
                 else:
                     async with mcp.run():  # the MCP transport's task group
-                        yield
+                        yield state
             finally:
                 if demo is not None:
                     demo.cancel()

@@ -88,6 +88,52 @@ def test_sigterm_lets_in_flight_requests_finish() -> None:
         assert process.wait(20) in (0, -signal.SIGTERM)
 
 
+LIVE = (
+    f'subscription Live {{ seatBalanceUpdates(customerId: "{DEMO_CUSTOMER_ID}", '
+    f'contractId: "{DEMO_CONTRACT_ID}") {{ reason seats {{ seatId }} }} }}'
+)
+
+
+def test_sigterm_ends_live_subscriptions_at_once() -> None:
+    """A live subscription never ends by itself: on SIGTERM it is told SHUTTING_DOWN and its
+    stream completes, so the process exits at once instead of after its whole grace period
+    (GATEWAY_SHUTDOWN_TIMEOUT, 20 s), and the client knows to subscribe again."""
+
+    def subscribe(url: str, received: list[Any]) -> None:
+        headers = {"accept": "text/event-stream", "authorization": f"Bearer {DEMO_TOKEN}"}
+        with httpx.stream(
+            "POST", f"{url}/graphql", json={"query": LIVE}, headers=headers, timeout=60
+        ) as stream:
+            event = None
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                    if event == "complete":
+                        received.append("complete")
+                elif line.startswith("data: ") and event == "next":
+                    received.append(json.loads(line.removeprefix("data: ")))
+
+    received: list[Any] = []
+    with (
+        gateway_process(env={"GATEWAY_DEMO_LIVE": "false"}) as (process, url, _),
+        ThreadPoolExecutor(1) as pool,
+    ):
+        subscriber = pool.submit(subscribe, url, received)
+        deadline = time.monotonic() + 20
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received and received[0]["data"]["seatBalanceUpdates"]["reason"] == "SNAPSHOT"
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) in (0, -signal.SIGTERM)
+        exited = time.monotonic() - signalled
+        subscriber.result(10)
+    assert exited < 5, exited  # not the 20 s grace period
+    [error] = received[1]["errors"]
+    assert error["extensions"]["code"] == "SHUTTING_DOWN"
+    assert received[-1] == "complete"
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []

@@ -41,6 +41,10 @@ from gateway.http.state import request_state
 # caps on one header line and on the whole head (request line and headers), in bytes.
 HEADER_TIMEOUT_STATE = "gateway.request_header_timeout"
 HEADER_LIMITS_STATE = "gateway.request_header_limits"
+# A callable the app puts in its lifespan state: called (at least once) when the server starts
+# shutting down, so that streams that never end by themselves (live subscriptions) end now
+# rather than holding the shutdown for its whole grace period.
+SHUTDOWN_STATE = "gateway.on_shutdown"
 DEFAULT_HEADER_TIMEOUT = 5.0
 DEFAULT_MAX_HEADER_BYTES = 8192
 DEFAULT_MAX_HEADERS_BYTES = 32768
@@ -297,6 +301,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         # extensions), and whether the read being parsed has produced anything yet.
         self._idle_body_bytes = 0
         self._body_quiet = False
+
+    def shutdown(self) -> None:
+        """The server is shutting down: the app's streams are told first (see
+        :data:`SHUTDOWN_STATE`), then uvicorn lets the response in progress finish."""
+        on_shutdown = self.app_state.get(SHUTDOWN_STATE)
+        if on_shutdown is not None:
+            on_shutdown()
+        super().shutdown()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

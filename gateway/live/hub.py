@@ -141,6 +141,10 @@ class SubscriberTooSlow(Exception):
     """The subscriber did not read its updates: it was dropped."""
 
 
+class ShuttingDown(Exception):
+    """The process is shutting down: subscribe again (another replica answers)."""
+
+
 class CredentialExpired(Exception):
     """The caller's credential expired while subscribed."""
 
@@ -242,6 +246,7 @@ class LiveHub(BusListener):
         self._lives: dict[str, _Live] = {}
         self._per_caller: dict[str, int] = {}
         self._count = 0
+        self._closing = False
 
     @property
     def subscriptions(self) -> int:
@@ -254,6 +259,16 @@ class LiveHub(BusListener):
     async def start(self) -> None:
         await self.bus.start(self)
 
+    def drain(self) -> None:
+        """The process is shutting down: every subscription ends now (with
+        :class:`ShuttingDown`) and no new one starts. Called again, it does nothing more."""
+        if self._closing:
+            return
+        self._closing = True
+        for live in list(self._lives.values()):
+            for subscriber in list(live.subscribers):
+                subscriber.offer(ShuttingDown())
+
     async def aclose(self) -> None:
         for live in list(self._lives.values()):
             for subscriber in list(live.subscribers):
@@ -265,6 +280,8 @@ class LiveHub(BusListener):
     ) -> Subscription:
         """A subscription of ``key``, its first update the listing's seats now; refused
         (:class:`TooManySubscriptions`, :class:`TooManySeats`) before any upstream call."""
+        if self._closing:
+            raise ShuttingDown()
         seat_ids = key.listing.seat_ids
         if seat_ids is not None and len(seat_ids) > self.settings.max_seats:
             raise TooManySeats(self.settings.max_seats)

@@ -34,7 +34,14 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetails, FieldDetailsList
 
 from gateway.live import LiveListing, TooManySeats, TooManySubscriptions
-from gateway.live.hub import SNAPSHOT, CredentialExpired, RefreshFailing, SubscriberTooSlow, Update
+from gateway.live.hub import (
+    SNAPSHOT,
+    CredentialExpired,
+    RefreshFailing,
+    ShuttingDown,
+    SubscriberTooSlow,
+    Update,
+)
 from gateway.schema.access import check_customer
 from gateway.schema.arguments import SeatIds, listing_from_arguments
 from gateway.schema.context import request_context
@@ -46,6 +53,8 @@ from gateway.schema.types import Seat
 from gateway.upstream.wire import Listing
 
 TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
+SHUTTING_DOWN = "SHUTTING_DOWN"
+_SHUTTING_DOWN = "This gateway process is shutting down: subscribe again."
 SUBSCRIPTION_DROPPED = "SUBSCRIPTION_DROPPED"
 
 
@@ -145,6 +154,8 @@ class Subscription:
             raise GatewayError(
                 f"{refused} Close a subscription before opening another.", TOO_MANY_SUBSCRIPTIONS
             ) from None
+        except ShuttingDown:
+            raise GatewayError(_SHUTTING_DOWN, SHUTTING_DOWN) from None
         except TooManySeats as refused:
             raise bad_input(
                 "seatIds",
@@ -205,6 +216,8 @@ async def _updates(
         raise GatewayError(
             "The subscription was dropped: its updates were not read.", SUBSCRIPTION_DROPPED
         ) from None
+    except ShuttingDown:
+        raise GatewayError(_SHUTTING_DOWN, SHUTTING_DOWN) from None
     except CredentialExpired:
         raise GatewayError(
             "The caller's token expired: subscribe again with a fresh one.", UNAUTHENTICATED
