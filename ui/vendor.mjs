@@ -8,7 +8,8 @@
 // the lockfile, bundles and minifies without source maps, timestamps or absolute paths).
 // Built, all from `'self'` under the page's CSP:
 //   graphiql.js, graphiql.css   the page: React 19, GraphiQL 5, @graphiql/plugin-explorer,
-//                               Monaco editor, ui/src/page.jsx and page.css
+//                               graphql-sse's client (subscriptions), Monaco editor,
+//                               ui/src/page.jsx, fetcher.js and page.css
 //   editor.worker.js            Monaco's web workers as classic scripts (no blob: worker):
 //   json.worker.js              the editor's own, the JSON language's (variables, headers)
 //   graphql.worker.js           and monaco-graphql's
