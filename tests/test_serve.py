@@ -97,7 +97,8 @@ LIVE = (
 def test_sigterm_ends_live_subscriptions_at_once() -> None:
     """A live subscription never ends by itself: on SIGTERM it is told SHUTTING_DOWN and its
     stream completes, so the process exits at once instead of after its whole grace period
-    (GATEWAY_SHUTDOWN_TIMEOUT, 20 s), and the client knows to subscribe again."""
+    (GATEWAY_SHUTDOWN_TIMEOUT, 20 s), and the client knows to subscribe again. The access log
+    shows the subscription's start and end."""
 
     def subscribe(url: str, received: list[Any]) -> None:
         headers = {"accept": "text/event-stream", "authorization": f"Bearer {DEMO_TOKEN}"}
@@ -115,7 +116,7 @@ def test_sigterm_ends_live_subscriptions_at_once() -> None:
 
     received: list[Any] = []
     with (
-        gateway_process(env={"GATEWAY_DEMO_LIVE": "false"}) as (process, url, _),
+        gateway_process(env={"GATEWAY_DEMO_LIVE": "false"}) as (process, url, output),
         ThreadPoolExecutor(1) as pool,
     ):
         subscriber = pool.submit(subscribe, url, received)
@@ -132,6 +133,13 @@ def test_sigterm_ends_live_subscriptions_at_once() -> None:
     [error] = received[1]["errors"]
     assert error["extensions"]["code"] == "SHUTTING_DOWN"
     assert received[-1] == "complete"
+    # The access log has the subscription's start and its end, with why it ended.
+    lines = [json.loads(line) for line in output if line.startswith("{")]
+    events = {line.get("event"): line for line in lines if line.get("logger") == "gateway.access"}
+    start, end = events["subscription.start"], events["subscription.end"]
+    assert start["operationName"] == end["operationName"] == "Live"
+    assert start["listing"] == end["listing"]
+    assert end["messages"] == 1 and end["errorCodes"] == ["SHUTTING_DOWN"]
 
 
 def _children(pid: int) -> list[int]:

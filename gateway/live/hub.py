@@ -152,7 +152,7 @@ class CredentialExpired(Exception):
 class RefreshFailing(Exception):
     """The listing's refreshes have failed for longer than the grace period."""
 
-    def __init__(self, cause: BaseException) -> None:
+    def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
 

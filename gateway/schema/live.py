@@ -17,6 +17,8 @@ describe, and do not move with usage.
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Hashable
 from datetime import UTC, datetime
 from enum import Enum
@@ -25,6 +27,7 @@ from typing import Annotated, Any
 import orjson
 import strawberry
 from graphql import (
+    GraphQLError,
     GraphQLObjectType,
     GraphQLResolveInfo,
     get_named_type,
@@ -45,12 +48,15 @@ from gateway.live.hub import (
 from gateway.schema.access import check_customer
 from gateway.schema.arguments import SeatIds, listing_from_arguments
 from gateway.schema.context import request_context
-from gateway.schema.errors import UNAUTHENTICATED, GatewayError, bad_input
+from gateway.schema.errors import UNAUTHENTICATED, GatewayError, bad_input, shape_error
 from gateway.schema.fields import Facts, Reader, assumed_size, declared, join_of, reader_of
 from gateway.schema.scalars import DateTime
 from gateway.schema.selection import selected_names
 from gateway.schema.types import Seat
 from gateway.upstream.wire import Listing
+
+# The access log's logger (gateway.http.observability writes each request's line to it).
+access_logger = logging.getLogger("gateway.access")
 
 TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
 SHUTTING_DOWN = "SHUTTING_DOWN"
@@ -162,6 +168,13 @@ class Subscription:
                 f"is needed: a live subscription follows at most {refused.limit} seats, and "
                 "this contract has more. Name the seats to follow.",
             ) from None
+        operation = info._raw_info.operation.name
+        logged = _Logged(
+            operation.value if operation is not None else None,
+            context.caller.subject,
+            key.digest()[:16],
+        )
+        logged.started(hub.subscriptions)
         return _updates(
             subscription,
             plan,
@@ -169,7 +182,38 @@ class Subscription:
             listing,
             has_commits=include_commits,
             has_ledgers=include_ledgers,
+            logged=logged,
         )
+
+
+class _Logged:
+    """A subscription's start and end in the access log (``gateway.access``): its operation,
+    caller, listing (a hash), how long it lasted, the messages it was sent and why it ended.
+    An HTTP request's own access line comes when its response ends, which for an event stream
+    is the subscription's end, and a WebSocket has none."""
+
+    def __init__(self, operation: str | None, subject: str | None, listing: str) -> None:
+        self.fields: dict[str, Any] = {"operationName": operation, "listing": listing}
+        if subject is not None:
+            self.fields["subject"] = subject
+        self.since = time.perf_counter()
+        self.messages = 0
+
+    def started(self, open_now: int) -> None:
+        self._log({"event": "subscription.start", "subscriptions": open_now})
+
+    def ended(self, code: str | None) -> None:
+        self._log(
+            {
+                "event": "subscription.end",
+                "durationMs": round((time.perf_counter() - self.since) * 1000, 2),
+                "messages": self.messages,
+                "errorCodes": [code] if code is not None else [],
+            }
+        )
+
+    def _log(self, line: dict[str, Any]) -> None:
+        access_logger.info(orjson.dumps({**line, **self.fields}).decode())
 
 
 async def _updates(
@@ -180,10 +224,12 @@ async def _updates(
     *,
     has_commits: bool,
     has_ledgers: bool,
+    logged: _Logged,
 ) -> AsyncGenerator[SeatBalanceUpdate, None]:
     """The subscriber's messages: every seat first, then the seats whose selected values
     changed since they were last sent (a message without any is not sent)."""
     sent: dict[str, bytes] = {}
+    ended: str | None = None
     try:
         async for update in subscription:
             marks = _marks(
@@ -206,6 +252,7 @@ async def _updates(
                     at=_instant(update.at),
                     seats=seats,
                 )
+                logged.messages += 1
                 yield message
                 # Asked for the next one, so this one has been executed. graphql-core's event
                 # stream keeps the last event until the next comes: an idle subscriber would
@@ -213,21 +260,28 @@ async def _updates(
                 message.seats = []
             seats = marks = None  # type: ignore[assignment]  # likewise, not held while idle
     except SubscriberTooSlow:
+        ended = SUBSCRIPTION_DROPPED
         raise GatewayError(
             "The subscription was dropped: its updates were not read.", SUBSCRIPTION_DROPPED
         ) from None
     except ShuttingDown:
+        ended = SHUTTING_DOWN
         raise GatewayError(_SHUTTING_DOWN, SHUTTING_DOWN) from None
     except CredentialExpired:
+        ended = UNAUTHENTICATED
         raise GatewayError(
             "The caller's token expired: subscribe again with a fresh one.", UNAUTHENTICATED
         ) from None
     except RefreshFailing as failing:
+        ended = (shape_error(GraphQLError("", original_error=failing.cause)).extensions or {}).get(
+            "code"
+        )
         raise failing.cause from None
     finally:
         close = getattr(subscription, "close", None)
         if close is not None:
             close()
+        logged.ended(ended)
 
 
 # Selections whose digests one update keeps for its subscribers (more are computed each time).
