@@ -43,7 +43,7 @@ from gateway.http.guard import SHUTDOWN_STATE, RequestGuard
 from gateway.http.mcp import METADATA_PATH, GraphQLTools, McpEndpoint, resource_metadata
 from gateway.http.observability import AccessLog, Metrics
 from gateway.http.persisted import PersistedDocuments, load_trusted_documents
-from gateway.http.ratelimit import CallerIdentity, CallerRateLimit
+from gateway.http.ratelimit import CallerIdentity, CallerRateLimit, operation_admission
 from gateway.http.routes import operations_routes
 from gateway.http.view import GraphQLView
 from gateway.http.webhooks import PATH as WEBHOOK_PATH
@@ -234,6 +234,7 @@ def create_app(
         max_response_bytes=settings.max_response_bytes,
         connection_check=contexts.connect,
         allowed_origins=tuple(settings.cors_origins),
+        operation_admission=operation_admission(rates, identity) if rates is not None else None,
     )
     # Webhooks: the endpoint with METRONOME_WEBHOOK_SECRET; on the embedded stand-in, its demo
     # activity signs with its published demo secret and delivers in process.

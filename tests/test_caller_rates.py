@@ -3,11 +3,14 @@ refusals, the IETF headers, what counts and who the caller is."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 import httpx
 import jwt
 import pytest
+import websockets
 from pydantic import SecretStr, ValidationError
 
 from gateway.config import Settings
@@ -166,3 +169,40 @@ def test_a_browser_page_may_read_the_rate_headers(settings: Settings) -> None:
             h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")
         }
         assert {"ratelimit", "ratelimit-policy", "retry-after"} <= exposed
+
+
+async def websocket_operations(url: str, count: int) -> list[dict[str, object]]:
+    """``count`` queries over one graphql-transport-ws connection, one after another: the
+    last message each got (its `next`, or its `error`)."""
+    answers: list[dict[str, object]] = []
+    async with websockets.connect(
+        url.replace("http", "ws", 1) + "/graphql", subprotocols=["graphql-transport-ws"]
+    ) as socket:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {DEMO_TOKEN}"}}
+        await socket.send(json.dumps(init))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        for number in range(count):
+            payload = {"query": QUERY}
+            await socket.send(
+                json.dumps({"type": "subscribe", "id": str(number), "payload": payload})
+            )
+            while True:
+                message = json.loads(await socket.recv())
+                if message["type"] in ("next", "error"):
+                    answers.append(message)
+                if message["type"] in ("complete", "error"):
+                    break
+    return answers
+
+
+def test_operations_over_a_websocket_count_against_the_callers_rate(settings: Settings) -> None:
+    """A WebSocket connection is no way around GATEWAY_CALLER_RATE: each of its operations
+    is one operation of the caller's rate; past it the operation gets an `error` message with
+    RATE_LIMITED and calls nothing upstream, while the connection stays open."""
+    with running_gateway(limited(settings, "3/minute")) as gateway:
+        answers = asyncio.run(websocket_operations(gateway.url, 5))
+    assert [answer["type"] for answer in answers] == ["next"] * 3 + ["error"] * 2
+    assert all(answer["payload"]["data"]["seatBalances"]["edges"] for answer in answers[:3])  # type: ignore[index]
+    refusal = answers[3]["payload"][0]  # type: ignore[index]
+    assert refusal["extensions"]["code"] == "RATE_LIMITED"
+    assert len(gateway.calls) == 3

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -142,6 +142,27 @@ class CallerRateLimit:
         return [self.policy, (b"ratelimit", state)]
 
 
+def operation_admission(
+    rates: CallerRates, identity: CallerIdentity
+) -> Callable[[Scope], Awaitable[tuple[str, str] | None]]:
+    """Counts one operation of a WebSocket connection against its caller's rate: ``None``
+    when it fits, else the refusal's message and code (the view answers the operation with
+    them; the connection stays open)."""
+
+    async def admit(scope: Scope) -> tuple[str, str] | None:
+        decision = await rates.take(identity(scope), 1)
+        if decision.allowed:
+            return None
+        wait = max(1, math.ceil(decision.retry_after))
+        return (
+            f"Too many requests from this caller: at most {rates.rate} operations; "
+            f"retry in {wait} s.",
+            RATE_LIMITED,
+        )
+
+    return admit
+
+
 async def _whole_request(scope: Scope, receive: Receive) -> list[Message]:
     """The request's body messages (the guard in front has read and bounded the body)."""
     if scope.get("method") != "POST":
@@ -173,4 +194,4 @@ def _graphiql_page(scope: Scope) -> bool:
     return b"text/html" in accept
 
 
-__all__ = ["RATE_LIMITED", "CallerIdentity", "CallerRateLimit"]
+__all__ = ["RATE_LIMITED", "CallerIdentity", "CallerRateLimit", "operation_admission"]

@@ -44,6 +44,7 @@ from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.websockets import WebSocketDisconnect
@@ -70,6 +71,9 @@ ContextFactory = Callable[[Request], RequestContext]
 # Verifies a WebSocket connection's credentials (its `connection_init` payload's, else its
 # upgrade request's `Authorization`) into the connection's context; False refuses it.
 ConnectionCheck = Callable[[RequestContext, Any, str | None], Awaitable[bool]]
+# Whether one more operation of a WebSocket connection's caller fits its rate: None, or the
+# refusal's message and code.
+OperationAdmission = Callable[[Any], Awaitable[tuple[str, str] | None]]
 
 # The 400 for a request that names no document: what a request may carry instead (Strawberry's
 # own "No GraphQL query found" sends a Relay or persisted-documents client looking for `query`).
@@ -99,10 +103,20 @@ class ConnectionOperations(BaseGraphQLTransportWSHandler[dict[str, Any], None]):
     """graphql-transport-ws, with a request context per operation: Strawberry hands every
     operation of a connection the one context made when it opened, and a connection lives for
     hours; each operation gets its own loaders, budget and work (the connection's caller and
-    credential), closed when it ends."""
+    credential), closed when it ends; and each is one operation of the caller's rate
+    (``GATEWAY_CALLER_RATE``), as a request's are: a connection is no way around it."""
 
     async def run_operation(self, operation: Any) -> None:
         connection = self.__dict__.setdefault("_connection_context", self.context)
+        admission = getattr(self.view, "operation_admission", None)  # GraphQLView's
+        if admission is not None:
+            refusal = await admission(connection["request"].scope)
+            if refusal is not None:
+                message, code = refusal
+                await operation.send_initial_errors(
+                    [GraphQLError(message, extensions={"code": code})]
+                )
+                return
         own = connection["gateway"].detached()
         own.streaming = True
         own.projections = {}
@@ -142,6 +156,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
         max_response_bytes: int = 8_000_000,
         connection_check: ConnectionCheck | None = None,
         allowed_origins: tuple[str, ...] = (),
+        operation_admission: OperationAdmission | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -157,6 +172,7 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
             max_subscriptions_per_connection=20,
         )
         self._connection_check = connection_check
+        self.operation_admission = operation_admission
         self._context_factory = context_factory
         self._graphiql_page = graphiql_page
         self._persisted = persisted
