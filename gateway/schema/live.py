@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Hashable
 from datetime import UTC, datetime
 from enum import Enum
@@ -175,7 +176,7 @@ class Subscription:
             key.digest()[:16],
         )
         logged.started(hub.subscriptions)
-        return _updates(
+        updates = _updates(
             subscription,
             plan,
             shape,
@@ -184,6 +185,10 @@ class Subscription:
             has_ledgers=include_ledgers,
             logged=logged,
         )
+        # A client that leaves before the stream is first read leaves a generator that never
+        # started, whose `finally` never runs: the subscription is closed when it goes.
+        weakref.finalize(updates, subscription.close)
+        return updates
 
 
 class _Logged:
