@@ -64,6 +64,7 @@ class LedgerEntry:
 
 @strawberry.type
 class Commit:
+    id: strawberry.ID  # selectable (shapes Ai-Ci); not answered: the floor has no global ids
     commit_id: strawberry.ID
     balance: float
     start_date: str
@@ -73,6 +74,7 @@ class Commit:
 
 @strawberry.type
 class Credit:
+    id: strawberry.ID  # selectable (shapes Ai-Ci); not answered: the floor has no global ids
     credit_id: strawberry.ID
     balance: float
     start_date: str
@@ -89,6 +91,7 @@ class Balance:
 
 @strawberry.type
 class Seat:
+    id: strawberry.ID  # selectable (shapes Ai-Ci); not answered: the floor has no global ids
     seat_id: strawberry.ID
     balances: list[Balance]
     commits: list[Commit]

@@ -120,6 +120,11 @@ SHAPES = {
     "A": Shape("A", "25 seats, balances only", limit=25),
     "B": Shape("B", "first 100, commits and credits", limit=100, commits_and_credits=True),
     "C": Shape("C", "B plus ledger entries", limit=100, commits_and_credits=True, ledgers=True),
+    # As a normalising client (Apollo Client, urql's graphcache, Relay) sends them: `id` on every
+    # object that has one (the gateway's Seat, Commit and Credit; Mesh's commits and credits).
+    "Ai": Shape("Ai", "A with `id` selected", limit=25),
+    "Bi": Shape("Bi", "B with `id` selected", limit=100, commits_and_credits=True),
+    "Ci": Shape("Ci", "C with `id` selected", limit=100, commits_and_credits=True, ledgers=True),
 }
 
 
@@ -898,7 +903,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="bench/run.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--targets", default=",".join(TARGET_NAMES), help="subset of %(default)s")
-    parser.add_argument("--shapes", default="A,B,C", help="subset of %(default)s")
+    parser.add_argument(
+        "--shapes", default="A,B,C,Ai,Bi,Ci", help="subset of %(default)s (Ai..Ci: with `id`)"
+    )
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per run")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before each")
     parser.add_argument("--connections", type=int, default=8)
