@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.schema.ids import global_id
+from gateway.schema.ids import GlobalIds, global_id, global_ids
 from gateway.standin import (
     DEMO_CONTRACT_ID,
     DEMO_CUSTOMER_ID,
@@ -227,3 +227,21 @@ def test_contract_entity_reaches_the_seat_balances_connection(gateway: Gateway) 
 
 def _id(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("type_name", ["Seat", "Commit", "Credit", "X"])
+@pytest.mark.parametrize(
+    "parts", [(), ("a",), ("ab", "c"), (DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, 'é"\\x\u2028')]
+)
+def test_the_encoded_prefix_gives_the_ids_global_id_gives(
+    type_name: str, parts: tuple[str, ...]
+) -> None:
+    """A page's ids come from an encoder of their common beginning (GlobalIds), remembered
+    across requests: each is the same text as global_id, the reference, spells out, whatever
+    the length of the beginning (base64's 3-byte groups) and the characters of the last part,
+    also once its memo was emptied."""
+    ids = global_ids(type_name, *parts)
+    lasts = ["", "z", "zz", "zzz", 'ü"\n\\', "k" * 513, *(f"seat-{n}" for n in range(300))]
+    for last in lasts * 2:
+        assert ids.id(last) == global_id(type_name, *parts, last)
+        assert GlobalIds(type_name, *parts).id(last) == global_id(type_name, *parts, last)

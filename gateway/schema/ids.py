@@ -31,6 +31,57 @@ def global_id(type_name: str, *parts: str) -> str:
     return _encode(f"{type_name}:{orjson.dumps(parts).decode()}")
 
 
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+# Kept across requests: an encoder per (type, seat) recently answered, each with the ids it made
+# (a seat's commits or credits, a listing's seats); at most 256 x 128 ids, about 6 MiB.
+_MAX_ENCODERS = 256
+_MAX_IDS = 128
+
+
+class GlobalIds:
+    """The global ids of one type whose parts all begin with the same ones (a seat's commits:
+    customer, contract, seat), by their last part: ``GlobalIds(t, *parts).id(last) ==
+    global_id(t, *parts, last)``. base64 encodes 3 bytes at a time, so the whole 3-byte groups
+    of the common beginning are encoded once, here, and an id encodes only the one or two bytes
+    left over, its last part and the closing bracket (no text built, no JSON array dumped per
+    id); and each id is encoded once, then remembered (clients ask for the same seats again and
+    again)."""
+
+    __slots__ = ("_head", "_made", "_rest")
+
+    def __init__(self, type_name: str, *parts: str) -> None:
+        start = f"{type_name}:{orjson.dumps(parts).decode()[:-1]}{',' if parts else ''}".encode()
+        cut = len(start) - len(start) % 3
+        self._head = base64.urlsafe_b64encode(start[:cut]).decode()
+        self._rest = start[cut:]
+        self._made: dict[str, str] = {}
+
+    def id(self, last: str) -> str:
+        made = self._made.get(last)
+        if made is None:
+            if len(self._made) >= _MAX_IDS:
+                self._made.clear()
+            tail = binascii.b2a_base64(self._rest + orjson.dumps(last) + b"]", newline=False)
+            made = self._made[last] = self._head + tail.translate(_URL_SAFE).rstrip(b"=").decode()
+        return made
+
+
+_encoders: dict[tuple[str, ...], GlobalIds] = {}
+
+
+def global_ids(type_name: str, *parts: str) -> GlobalIds:
+    """The :class:`GlobalIds` of ``type_name`` and ``parts``, kept across requests (at most
+    256, the oldest dropped first): a listing's seats and each seat's commits and credits
+    are asked for again and again, and an encoder costs as much as one id."""
+    key = (type_name, *parts)
+    found = _encoders.get(key)
+    if found is None:
+        if len(_encoders) >= _MAX_ENCODERS:
+            del _encoders[next(iter(_encoders))]
+        found = _encoders[key] = GlobalIds(type_name, *parts)
+    return found
+
+
 def parse_global_id(value: str) -> tuple[str, list[str]]:
     """(type name, parts) of a global id; ``ValueError`` when it is not one of ours."""
     try:

@@ -29,7 +29,7 @@ from gateway.schema.arguments import MAX_SEAT_ID_CHARS, seat_id_ok, uuid_argumen
 from gateway.schema.context import request_context
 from gateway.schema.errors import GatewayError
 from gateway.schema.fields import FACTS, Facts, assumed_size, item_of, reads
-from gateway.schema.ids import global_id
+from gateway.schema.ids import GlobalIds, global_ids
 from gateway.schema.scalars import DateTime
 from gateway.schema.selection import selected_names
 from gateway.schema.work import charge_held
@@ -129,13 +129,8 @@ class Held:  # and a frozen dataclass's __init__ costs three times as much
     record: SeatCommit
     item: Any = details.UNJOINED  # its "List balances" item, once joined (details.join_item)
 
-    def global_id(self, type_name: str) -> strawberry.ID:
-        seat = self.seat
-        return strawberry.ID(
-            global_id(
-                type_name, seat.customer_id, seat.contract_id, seat.seat_id, self.record["id"]
-            )
-        )
+    def global_id(self, type_name: str) -> str:
+        return self.seat.held_ids(type_name).id(self.record["id"])
 
     def ledger_entries(self) -> list[Any]:
         if not self.seat._has_ledgers:
@@ -233,6 +228,8 @@ class Seat(Node):
     # Its commits and credits as Held objects, made once: what is joined onto them (their
     # details) stays with them from the join to the projection (Seat.held).
     _held: Private[dict[str, list[Held]] | None] = None
+    # The encoders of its commits' and credits' global ids, by type, once one is selected.
+    _held_ids: Private[dict[str, GlobalIds] | None] = None
 
     @classmethod
     def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
@@ -268,9 +265,7 @@ class Seat(Node):
         return await seat_by_key(info, listing, seat_id)
 
     id: strawberry.ID = reads(
-        lambda seat: strawberry.ID(
-            global_id("Seat", seat.customer_id, seat.contract_id, seat.seat_id)
-        ),
+        lambda seat: global_ids("Seat", seat.customer_id, seat.contract_id).id(seat.seat_id),
         description="Opaque, globally unique id of this seat (Relay object id).",
     )
     balances: list[CreditTypeBalance] = reads(
@@ -290,6 +285,18 @@ class Seat(Node):
         directives=[assumed_size(10)],
         metadata={FACTS: Facts(held=True)},
     )
+
+    def held_ids(self, type_name: str) -> GlobalIds:
+        """The global ids of the seat's commits or credits (``type_name``), by their own id."""
+        made = self._held_ids
+        if made is None:
+            made = self._held_ids = {}
+        found = made.get(type_name)
+        if found is None:
+            found = made[type_name] = global_ids(
+                type_name, self.customer_id, self.contract_id, self.seat_id
+            )
+        return found
 
     def held(self, kind: type[Held], where: str) -> list[Held]:
         """The seat's commits or credits (``where``), each as the seat holds it."""
