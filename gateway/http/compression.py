@@ -35,6 +35,7 @@ import posixpath
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Protocol
 from urllib.parse import unquote
 
@@ -211,6 +212,9 @@ class ResponseCompression:
         self.minimum_bytes = minimum_bytes
         self.assets_prefix = assets_path.rstrip("/") + "/" if assets_path else None
         self.codings = codings
+        # Clients send a handful of distinct Accept-Encoding values: each is parsed once, then
+        # answered from a memo (256 values, the least recently used dropped first).
+        self.negotiated = lru_cache(maxsize=256)(partial(negotiate, codings=codings))
         # Least recently used dropped first past ASSET_CACHE_BYTES.
         self.compressed_assets: LRUCache[tuple[str, str, bytes], bytes] = LRUCache(
             math.inf, max_size=ASSET_CACHE_BYTES, getsizeof=len
@@ -225,7 +229,9 @@ class ResponseCompression:
         accept = b",".join(v for k, v in scope["headers"] if k == b"accept-encoding")
         # HEAD: the headers of the identity answer (a compressed length needs the body).
         coding = (
-            None if scope["method"] == "HEAD" else negotiate(accept.decode("latin-1"), self.codings)
+            None
+            if not accept or scope["method"] == "HEAD"
+            else self.negotiated(accept.decode("latin-1"))
         )
         if coding is not None and "http.response.pathsend" in scope.get("extensions", {}):
             # A file sent by path would bypass us; have StaticFiles send its bytes instead.

@@ -14,6 +14,7 @@ authentication use the view's negotiation rather than a copy of it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -40,6 +41,9 @@ def refusal_media_type(headers: Iterable[tuple[bytes, bytes]], *, limit: int | N
     return negotiate(accept_of(headers, limit=limit)) or APPLICATION_JSON
 
 
+# Clients send a handful of distinct Accept values: each is parsed once, then answered from a
+# memo (256 values, the least recently used dropped first; a value is at most a header's size).
+@lru_cache(maxsize=256)
 def negotiate(accept: str | None) -> str | None:
     """The response media type an ``Accept`` header asks for, or ``None`` when it accepts
     neither ``application/graphql-response+json`` nor ``application/json``.
