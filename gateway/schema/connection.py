@@ -39,9 +39,17 @@ class PageInfo:
     has_previous_page: bool = strawberry.field(
         description="Always false: the billing API pages forward only, so there is no `last`."
     )
-    start_cursor: str | None = strawberry.field(description="The first edge's cursor.")
-    end_cursor: str | None = strawberry.field(
-        description="The last edge's cursor; pass it as `after` to continue."
+    # The first and last edges' positions, encoded only when a cursor is asked for.
+    start: strawberry.Private[Position | None]
+    end: strawberry.Private[Position | None]
+
+    start_cursor: str | None = reads(
+        lambda info: None if info.start is None else encode_cursor(info.start),
+        description="The first edge's cursor.",
+    )
+    end_cursor: str | None = reads(
+        lambda info: None if info.end is None else encode_cursor(info.end),
+        description="The last edge's cursor; pass it as `after` to continue.",
     )
 
 
@@ -133,8 +141,8 @@ async def load_slice(loaders: Loaders, request: SliceRequest) -> SeatConnection:
         page_info=PageInfo(
             has_next_page=has_next,
             has_previous_page=False,
-            start_cursor=encode_cursor(edges[0].after) if edges else None,
-            end_cursor=encode_cursor(edges[-1].after) if edges else None,
+            start=edges[0].after if edges else None,
+            end=edges[-1].after if edges else None,
         ),
         seats_available_for_next_page=None if available is None else int(available),
     )

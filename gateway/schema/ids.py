@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from functools import lru_cache
 from typing import NamedTuple
 
 import orjson
@@ -117,6 +118,8 @@ class Position(NamedTuple):  # a tuple: built for every edge, a third of a froze
 _CURSOR_PREFIX = "seat-cursor:v1:"
 
 
+# A listing asked for again is fingerprinted once: 256 listings, least recently used dropped.
+@lru_cache(maxsize=256)
 def listing_fingerprint(*parts: object) -> str:
     return hashlib.blake2s(orjson.dumps(parts), digest_size=6).hexdigest()
 
