@@ -574,3 +574,51 @@ def test_every_answer_varies_on_authorization(gateway: Gateway) -> None:
     ):
         values = ",".join(response.headers.get_list("vary"))
         assert "authorization" in {value.strip().lower() for value in values.split(",")}
+
+
+# What urql's fetch sends with every query: JSON first, then the streaming types it can read.
+URQL_ACCEPT = (
+    "application/graphql-response+json, application/graphql+json, application/json, "
+    "text/event-stream, multipart/mixed"
+)
+
+
+@pytest.mark.parametrize(
+    ("accept", "streamed"),
+    [
+        (URQL_ACCEPT, False),
+        ("text/event-stream", True),
+        (f"text/event-stream, {JSON};q=0.5", True),
+        (f"{JSON}, text/event-stream;q=0.5", False),
+    ],
+    ids=["urql", "event-stream-only", "event-stream-preferred", "json-preferred"],
+)
+def test_a_query_is_an_event_stream_only_for_a_client_that_prefers_one(
+    gateway: Gateway, accept: str, streamed: bool
+) -> None:
+    """A query is answered as JSON to a client that accepts JSON as much as an event stream
+    (urql lists both on every request; as a stream its answers would lose compression, caching
+    and status codes), and as graphql-sse's stream to one that prefers it."""
+    response = post(gateway, {"query": f"{{ {SEATS} }}"}, accept)
+    assert response.status_code == 200
+    if streamed:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert "event: next" in response.text and "event: complete" in response.text
+    else:
+        assert response.headers["content-type"] in (GRAPHQL_RESPONSE_JSON, JSON)
+        assert response.json()["data"]["seatBalances"]["edges"]
+
+
+def test_an_unknown_persisted_query_asked_as_an_event_stream_is_answered_not_streamed(
+    gateway: Gateway,
+) -> None:
+    """An APQ hash the gateway does not know, from a client that prefers an event stream: the
+    usual PERSISTED_QUERY_NOT_FOUND answer (the client resends the query), not a failed
+    stream."""
+    body = {
+        "extensions": {"persistedQuery": {"version": 1, "sha256Hash": "ab" * 32}},
+    }
+    response = post(gateway, body, "text/event-stream")
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    assert gateway.calls == []

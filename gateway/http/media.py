@@ -73,6 +73,30 @@ def negotiate(accept: str | None) -> str | None:
     return chosen
 
 
+EVENT_STREAM = "text/event-stream"
+
+
+@lru_cache(maxsize=256)
+def prefers_event_stream(accept: str | None) -> bool:
+    """Whether an ``Accept`` asks for Server-Sent Events (graphql-sse) over a JSON answer: it
+    names ``text/event-stream`` with a quality above every JSON type's. A client that lists
+    JSON too at the same quality (urql sends both, and ``multipart/mixed``, on every request)
+    gets JSON: it prefers the plain answer, and only a subscription needs a stream."""
+    if accept is None:
+        return False
+    ranges = _media_ranges(accept)
+    stream = next((quality for media_range, quality in ranges if media_range == EVENT_STREAM), 0.0)
+    if stream <= 0:
+        return False
+    json = max(
+        (
+            (_quality(media_type, ranges) or (0.0, 0))[0]
+            for media_type in (GRAPHQL_RESPONSE_JSON, APPLICATION_JSON)
+        ),
+    )
+    return stream > json
+
+
 def _media_ranges(accept: str) -> list[tuple[str, float]]:
     """``Accept``'s media ranges (lower-cased, parameters other than ``q`` dropped) with their
     quality; a range or a quality that does not parse is ignored, not an error."""
@@ -114,8 +138,10 @@ def _quality(media_type: str, ranges: list[tuple[str, float]]) -> tuple[float, i
 
 __all__ = [
     "APPLICATION_JSON",
+    "EVENT_STREAM",
     "GRAPHQL_RESPONSE_JSON",
     "accept_of",
     "negotiate",
+    "prefers_event_stream",
     "refusal_media_type",
 ]

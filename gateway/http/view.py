@@ -52,6 +52,7 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.streaming import SSETransport
 from strawberry.http.types import QueryParams
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -60,7 +61,13 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from gateway.http.media import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, accept_of, negotiate
+from gateway.http.media import (
+    APPLICATION_JSON,
+    GRAPHQL_RESPONSE_JSON,
+    accept_of,
+    negotiate,
+    prefers_event_stream,
+)
 from gateway.http.persisted import PersistedDocuments
 from gateway.http.responses import RESPONSE_TOO_LARGE, refusal_response, too_large_response
 from gateway.http.state import request_state
@@ -141,8 +148,22 @@ class TextFrames(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+class EventStream(SSETransport):
+    """graphql-sse's distinct connections mode, for a request that prefers it to JSON
+    (:func:`~gateway.http.media.prefers_event_stream`). Strawberry's own takes any request whose
+    Accept names ``text/event-stream`` at all, and urql names it on every query, after JSON: its
+    queries would all become event streams (uncompressed, uncached, another status code)."""
+
+    def accepts(self, accept: str) -> bool:
+        return prefers_event_stream(accept)
+
+
 class GraphQLView(GraphQL[dict[str, Any], None]):
     graphql_transport_ws_handler_class = ConnectionOperations
+    stream_transport_classes_by_protocol = {
+        **GraphQL.stream_transport_classes_by_protocol,
+        GRAPHQL_SSE_PROTOCOL: EventStream,
+    }
     websocket_adapter_class = TextFrames
 
     def __init__(
@@ -240,6 +261,14 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
             and not isinstance(request_data, list)
             and request_data.protocol == "sse"
         ):
+            if not request_data.query or (
+                isinstance(request_data, PersistedRequestData) and request_data.refusal is not None
+            ):
+                # Nothing to stream (no document, or a persisted one refused): the refusal is
+                # answered as any request's is.
+                return await self.execute_single(
+                    request, request_adapter, sub_response, context, root_value, request_data
+                )
             context["gateway"].streaming = True  # a subscription may run (schema.pipeline)
             context["gateway"].projections = {}
         return await super().execute_operation(
@@ -476,11 +505,8 @@ def _record(scope: Any, result: ExecutionResult) -> None:
 
 
 def _wants_event_stream(request: Any) -> bool:
-    """A POST asking for Server-Sent Events (graphql-sse): Strawberry's SSE transport answers
-    it, whatever else its Accept allows."""
-    return request.method == "POST" and "text/event-stream" in (
-        accept_of(request.scope["headers"]) or ""
-    )
+    """A POST that prefers Server-Sent Events (graphql-sse): :class:`EventStream` answers it."""
+    return request.method == "POST" and prefers_event_stream(accept_of(request.scope["headers"]))
 
 
 def _executor_label(context: RequestContext | None) -> str:
