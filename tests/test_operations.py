@@ -178,3 +178,27 @@ def test_cors_answers_listed_origins_only(cors_gateway: Gateway, gateway: Gatewa
         f"{gateway.url}/graphql", headers={"Origin": "http://app.example:3000", **preflight}
     )
     assert "access-control-allow-origin" not in default.headers
+
+
+def test_the_access_record_is_the_record_the_logging_module_makes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the caller not looked for (as `gateway serve` configures logging), an access line
+    goes out as an AccessRecord made without the logging module's own __init__: it has every
+    field of the record `access_logger.info(line)` makes, with the same values but the time."""
+    from gateway.http.observability import AccessLine, AccessRecord, access_logger
+
+    caplog.set_level(logging.INFO, logger="gateway.access")
+    monkeypatch.setattr(logging, "_srcfile", None)
+    line = AccessLine({"event": "request", "status": 200})
+    made: list[logging.LogRecord] = []
+    monkeypatch.setattr(access_logger, "handle", made.append)
+    access_logger.info(line)
+    ours = AccessRecord(line)
+    expected = made[0].__dict__
+    timed = {"created", "msecs", "relativeCreated"}
+    assert set(ours.__dict__) >= set(expected)
+    assert {k: v for k, v in ours.__dict__.items() if k in expected and k not in timed} == {
+        k: v for k, v in expected.items() if k not in timed
+    }
+    assert ours.getMessage() == made[0].getMessage() == str(line)

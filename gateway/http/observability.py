@@ -19,6 +19,8 @@ import json
 import logging
 import os
 import re
+import sys
+import threading
 import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import suppress
@@ -36,6 +38,7 @@ from gateway.http.state import new_request_state, request_state
 from gateway.upstream.tracing import tracing_on
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _MAX_OPERATION_LABELS = 200  # client-chosen names: bounded label cardinality
@@ -374,9 +377,11 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        given = headers.get(REQUEST_ID_HEADER, "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else _new_request_id()
+        given = ""
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID_NAME:
+                given = value.decode("latin-1")
+        request_id = given if given and _REQUEST_ID.fullmatch(given) else _new_request_id()
         access = new_request_state(scope).access
         status = 0  # no response started
 
@@ -393,7 +398,10 @@ class AccessLog:
         started = time.perf_counter()
         # The caller's trace context matters only to spans, and to the traceparent sent
         # upstream, both of which exist only when tracing is on.
-        token = otel_context.attach(_TRACE_CONTEXT.extract(headers)) if tracing_on() else None
+        token = None
+        if tracing_on():
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            token = otel_context.attach(_TRACE_CONTEXT.extract(headers))
         try:
             await self.app(scope, receive, send_with_id)
         finally:
@@ -437,7 +445,10 @@ def _log_access(
         line["upstreamCalls"] = access.get("upstreamCalls", 0)
         line["errorCodes"] = access["errorCodes"]
         line["route"] = "/".join(access["route"])
-    access_logger.info(AccessLine(line))
+    if logging._srcfile is not None:  # each record looks for its caller: the usual way
+        access_logger.info(AccessLine(line))
+    elif access_logger.isEnabledFor(logging.INFO):
+        access_logger.handle(AccessRecord(AccessLine(line)))
 
 
 class AccessLine(dict[str, Any]):
@@ -446,6 +457,42 @@ class AccessLine(dict[str, Any]):
 
     def __str__(self) -> str:
         return orjson.dumps(self).decode()
+
+
+class AccessRecord(logging.LogRecord):
+    """The record ``access_logger.info(line)`` makes, made for a line with no arguments and
+    no caller: the logging module's own ``__init__`` also splits the caller's path into a file
+    and a module name, looks for a mapping among the arguments and reads the time twice, a
+    third of writing the line. Handed to ``Logger.handle``, it meets the same filters and
+    handlers as any record."""
+
+    def __init__(self, line: AccessLine) -> None:
+        created = time.time()
+        self.name = access_logger.name
+        self.msg = line
+        self.args = ()
+        self.levelname = "INFO"
+        self.levelno = logging.INFO
+        # What Logger._log gives a record when the caller is not looked for (_srcfile off).
+        self.pathname = self.filename = self.module = "(unknown file)"
+        self.exc_info = None
+        self.exc_text = None
+        self.stack_info = None
+        self.lineno = 0
+        self.funcName = "(unknown function)"
+        self.created = created
+        self.msecs = int((created - int(created)) * 1000) + 0.0
+        self.relativeCreated = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+        self.thread = threading.get_ident() if logging.logThreads else None
+        self.threadName = threading.current_thread().name if logging.logThreads else None
+        self.processName = None
+        if logging.logMultiprocessing:
+            processes = sys.modules.get("multiprocessing")
+            if processes is not None:
+                with suppress(Exception):
+                    self.processName = processes.current_process().name
+        self.process = os.getpid() if logging.logProcesses else None
+        self.taskName = None  # Python 3.12's field, off as configure_logging leaves logging
 
 
 class JsonFormatter(logging.Formatter):
