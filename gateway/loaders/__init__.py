@@ -262,7 +262,11 @@ class Loaders:
         self._max_calls = max_calls
         self._calls = 0
         self._in_flight: set[asyncio.Task[Any]] = set()
-        self.pages: DataLoader[PageRequest, SeatBalancePage] = DataLoader(self._load_pages)
+        # Pages are never batched (each distinct page is one call), so not a DataLoader: a page
+        # is fetched in a task of its own as soon as it is asked for, and later loads of the
+        # same page in this request share it (without a DataLoader's future per load, its
+        # dispatch at the loop's next turn and its batch task: a loop turn and a task less).
+        self._pages: dict[PageRequest, asyncio.Future[SeatBalancePage]] = {}
         self._credit_type_cache = credit_types
         self._credit_types: asyncio.Future[dict[str, CreditType]] | None = None
 
@@ -285,8 +289,19 @@ class Loaders:
     async def page(self, request: PageRequest) -> SeatBalancePage:
         """One page, shared with every other load of the same request in this operation."""
         # Shielded: graphql-core cancels sibling resolvers when a non-null field fails, and
-        # cancelling an await of a cached future would cancel it for every other consumer.
-        return await _shielded(self.pages.load(request))
+        # cancelling an await of a shared future would cancel it for every other consumer.
+        return await asyncio.shield(self.load_page(request))
+
+    def load_page(self, request: PageRequest) -> asyncio.Future[SeatBalancePage]:
+        """The page ``request``, fetched once per request: its first load starts the call, and
+        every load shares its answer or its error (as a DataLoader's cache would)."""
+        loading = self._pages.get(request)
+        if loading is None:
+            if self._observer:
+                self._observer.batch("pages", 1)
+            loading = self._pages[request] = asyncio.ensure_future(self._fetch(request))
+            loading.add_done_callback(_seen)
+        return loading
 
     async def seat(self, request: SeatRequest) -> SeatBalance | None:
         """One seat's record, batched with the operation's other seats (shielded likewise)."""
@@ -401,18 +416,6 @@ class Loaders:
 
     # Batch functions answer one value or one Exception per key (aiodataloader rejects that
     # key's future with it); typed ``list[Any]`` because aiodataloader's stubs know no errors.
-    async def _load_pages(self, requests: list[PageRequest]) -> list[Any]:
-        if self._observer:
-            self._observer.batch("pages", len(requests))
-        # aiodataloader already de-duplicates keys; each distinct page is one call.
-        if len(requests) == 1:  # the common case: no task for gather to wrap it in
-            try:
-                return [await self._fetch(requests[0])]
-            except Exception as error:  # a per-key result, as gather would return it
-                return [error]
-        pages = await asyncio.gather(*(self._fetch(r) for r in requests), return_exceptions=True)
-        return [_per_key(page) for page in pages]
-
     async def _load_seats(self, requests: list[SeatRequest]) -> list[Any]:
         if self._observer:
             self._observer.batch("seats", len(requests))
@@ -449,7 +452,7 @@ class Loaders:
         seats: dict[str, SeatBalance] = {}
         tokens = PageTokens()
         while True:
-            page = await self.pages.load(request)
+            page = await self.load_page(request)
             for seat in page["data"]:
                 seats[seat["seat_id"]] = seat
             next_page = page["pagination"].get("next_page")
@@ -464,11 +467,11 @@ def _group_of(request: SeatRequest) -> _Group:
     return listing, request.include_commits, request.include_ledgers
 
 
-def _per_key(answer: _T | BaseException) -> _T | Exception:
-    """A gathered answer as a per-key result; cancellation is not a result, it propagates."""
-    if isinstance(answer, BaseException) and not isinstance(answer, Exception):
-        raise answer
-    return answer
+def _seen(done: asyncio.Future[Any]) -> None:
+    """Marks a shared load's error as retrieved: one nobody awaits any more (every consumer
+    left) does not log "exception was never retrieved"."""
+    if not done.cancelled():
+        done.exception()
 
 
 async def _shielded(load: Awaitable[_T]) -> _T:
