@@ -301,6 +301,8 @@ class Loaders:
                 self._observer.batch("pages", 1)
             loading = self._pages[request] = asyncio.ensure_future(self._fetch(request))
             loading.add_done_callback(_seen)
+            self._in_flight.add(loading)  # cancelled with the request (the call runs in it)
+            loading.add_done_callback(self._in_flight.discard)
         return loading
 
     async def seat(self, request: SeatRequest) -> SeatBalance | None:
@@ -334,11 +336,15 @@ class Loaders:
         for task in list(self._in_flight):
             task.cancel()
 
-    async def _counted(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """One upstream call, counted against the budget and cancelled with the request."""
+    def _count(self) -> None:
+        """One upstream call more, within the budget."""
         if self._calls >= self._max_calls:
             raise UpstreamBudgetExceeded(self._max_calls)
         self._calls += 1
+
+    async def _counted(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """One upstream call, counted against the budget and cancelled with the request."""
+        self._count()
         task = asyncio.ensure_future(call())
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
@@ -352,15 +358,27 @@ class Loaders:
         self._calls += 1
         return True
 
-    async def _cached(self, path: str, body: object, call: Callable[[], Awaitable[_T]]) -> _T:
+    async def _cached(
+        self,
+        path: str,
+        body: object,
+        call: Callable[[], Awaitable[_T]],
+        *,
+        tracked: bool = False,
+    ) -> _T:
         """An upstream call through the page cache: when the cache is on, a fresh page is
         answered without a call, and a missing one (or every one, for a caller refreshing) is
         fetched and kept (only successful answers are). Cache on or off, a call identical to
         one in flight (same credential, endpoint and body) waits for that one's answer; it
         still counts against this request's budget, as a call it made would, so that whether
-        a request fits its budget never depends on what others do at the same time."""
+        a request fits its budget never depends on what others do at the same time.
+        ``tracked``: the caller runs in a task of its own that :meth:`cancel` cancels (a page's),
+        so the call is counted and awaited in it rather than in a task of the call's own."""
         cache = self._cache
         if cache is None:
+            if tracked:
+                self._count()
+                return await call()
             return await self._counted(call)
         key = cache.key(self._token, path, body)
         if cache.ttl > 0 and not self._refresh:
@@ -376,7 +394,11 @@ class Loaders:
                 await cache.put(key, fetched)
             return fetched
 
-        answer = await self._counted(lambda: cache.shared(key, fetch))
+        if tracked:
+            self._count()
+            answer = await cache.shared(key, fetch)
+        else:
+            answer = await self._counted(lambda: cache.shared(key, fetch))
         if cache.ttl > 0:
             self._fresh(cache.ttl)
         return answer
@@ -392,6 +414,7 @@ class Loaders:
             lambda: self._client.list_seat_balances(
                 body, token=self._token, may_retry=self._may_retry
             ),
+            tracked=True,
         )
 
     async def _load_details(self, keys: list[DetailKey]) -> list[Any]:
