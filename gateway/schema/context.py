@@ -78,25 +78,16 @@ class RequestContext:
     def for_operation(self) -> RequestContext:
         """A context for one operation of a batch: its own name and executor, the request's
         loaders (one upstream call per distinct page across the batch, one budget)."""
-        return RequestContext(
-            client=self.client,
-            token=self.token,
-            max_upstream_calls=self.max_upstream_calls,
-            observer=self.observer,
-            caller=self.caller,
-            credit_types=self.credit_types,
-            page_cache=self.page_cache,
-            refresh=self.refresh,
-            cost_asked=self.cost_asked,
-            live=self.live,
-            identify=self.identify,
-            _request=self,
-        )
+        return self._same_caller(request=self)
 
     def detached(self) -> RequestContext:
         """A context of its own (loaders, budget, work) for the same caller and credential:
         each operation of one WebSocket connection gets one, so that none of them shares
         another's loaders or budget for as long as the connection lives."""
+        return self._same_caller(request=None)
+
+    def _same_caller(self, *, request: RequestContext | None) -> RequestContext:
+        """A new context with this one's caller, credential, process-wide parts and flags."""
         return RequestContext(
             client=self.client,
             token=self.token,
@@ -109,6 +100,7 @@ class RequestContext:
             cost_asked=self.cost_asked,
             live=self.live,
             identify=self.identify,
+            _request=request,
         )
 
     def caller_key(self) -> str:
