@@ -78,13 +78,13 @@ def resolve_upstream(
     configured = settings.metronome_bearer_token
     token = configured.get_secret_value() if configured else None
     if settings.embedded:
-        standin_app = None if transport is not None else standin.create_standin_app()
+        standin_app = None  # a test's transport stands in for the stand-in itself
+        if transport is None:
+            standin_app = standin.create_standin_app()
+            transport = httpx.ASGITransport(app=standin_app)
         return Upstream(
             base_url=STANDIN_BASE_URL,
-            transport=transport
-            or httpx.ASGITransport(
-                app=standin.create_standin_app() if standin_app is None else standin_app
-            ),
+            transport=transport,
             # Callers may still send their own token (e.g. the stand-in's second account).
             default_token=token or standin.DEMO_TOKEN,
             embedded=True,
