@@ -1202,15 +1202,17 @@ async def test_each_subscription_of_a_connection_has_its_own_work_budget(
     """GATEWAY_MAX_COST bounds one operation: a connection holding several subscriptions is
     not refused for their sum (a budget fitting one and a half of them serves three)."""
     seats = [seat["seat_id"] for seat in standin.seats()[:3]]
+    # Every ledger entry of one seat costs more than the least budget allowed (100).
     with running_gateway(live_settings(standin, max_cost=100)) as gateway:
         async with websocket(gateway.url) as connection:
-            refused = await connection.subscribe(subscription(), demo(seats[:1]))
+            refused = await connection.subscribe(subscription(LEDGERS), demo(seats[:1]))
             message = (await refused.error())["message"]
     cost = int(re.search(r"about (\d+) units", message).group(1))  # type: ignore[union-attr]
     with running_gateway(live_settings(standin, max_cost=cost * 3 // 2)) as gateway:
         async with websocket(gateway.url) as connection:
+            # Three listings of one seat each: each costs what the refused one did.
             subscribers = [
-                await connection.subscribe(subscription(), demo(seats[: n + 1])) for n in range(3)
+                await connection.subscribe(subscription(LEDGERS), demo([seat])) for seat in seats
             ]
             for messages in subscribers:
                 assert (await messages.update())["reason"] == "SNAPSHOT"
@@ -1240,3 +1242,82 @@ async def test_queries_over_a_websocket_each_have_their_own_loaders_and_budget(
             assert seat["balances"] == standin.balances(moved[0])
             await second.end()
             assert len(gateway.calls) == 3
+
+
+EVERYTHING = (
+    "id seatId customerId contractId balances { creditTypeId balance startingBalance "
+    "creditType { name } } commits { id commitId name type balance startDate endDate "
+    "product { name } ledgerEntries { type amount timestamp } } credits { id creditId name "
+    "balance ledgerEntries { type amount } }"
+)
+
+
+async def raw_messages(url: str, query: str, variables: dict[str, Any], count: int) -> list[str]:
+    """The first ``count`` `next` events' data of a graphql-sse stream, as sent."""
+    found: list[str] = []
+    headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {DEMO_TOKEN}"}
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(WAIT, read=WAIT)) as client,
+        client.stream(
+            "POST", f"{url}/graphql", json={"query": query, "variables": variables}, headers=headers
+        ) as response,
+    ):
+        event = None
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event == "next":
+                found.append(line.removeprefix("data:").strip())
+                if len(found) == count:
+                    return found
+    return found
+
+
+async def test_the_compiled_path_and_the_reference_path_send_the_same_bytes(
+    standin: StandIn,
+) -> None:
+    """A subscription's messages (every field a seat has, details and credit types joined from
+    the other endpoints) are the same bytes whether the projection completes them or
+    graphql-core does field by field (GATEWAY_FAST_PATH=false), snapshot and update alike."""
+    moved = standin.next_move()
+    followed = sorted([moved[0], *unmoved(standin, moved, 2)])
+    query = f"""subscription Everything($customerId: ID!, $contractId: ID!, $seatIds: [String!]) {{
+      seatBalanceUpdates(customerId: $customerId, contractId: $contractId, seatIds: $seatIds) {{
+        reason seats {{ {EVERYTHING} }} }} }}"""
+    with (
+        running_gateway(live_settings(standin)) as fast,
+        running_gateway(live_settings(standin, fast_path=False)) as reference,
+    ):
+        readers = [
+            asyncio.ensure_future(raw_messages(gateway.url, query, demo(followed), 2))
+            for gateway in (fast, reference)
+        ]
+        await until(lambda: metric(fast.url, "gateway_live_subscriptions"), 1)
+        await until(lambda: metric(reference.url, "gateway_live_subscriptions"), 1)
+        assert standin.move() == moved
+        for gateway in (fast, reference):
+            assert (await deliver(gateway.url, event())).status_code == 200
+        compiled, field_by_field = await asyncio.gather(*readers)
+    assert len(compiled) == 2 and '"reason":"WEBHOOK"' in compiled[1]
+    assert compiled == field_by_field
+
+
+async def test_the_work_estimate_sizes_an_updates_seats_by_its_seat_ids(standin: StandIn) -> None:
+    """The cost of a subscription's messages is estimated for the seats it names (else for
+    GATEWAY_LIVE_MAX_SEATS' default, 500): every field for three named seats is admitted, for
+    the whole contract it is COST_LIMIT before any upstream call."""
+    query = f"""subscription Everything($customerId: ID!, $contractId: ID!, $seatIds: [String!]) {{
+      seatBalanceUpdates(customerId: $customerId, contractId: $contractId, seatIds: $seatIds) {{
+        reason seats {{ {EVERYTHING} }} }} }}"""
+    with running_gateway(live_settings(standin)) as gateway:
+        [named] = await raw_messages(gateway.url, query, demo(standin_seats(standin, 3)), 1)
+        assert '"reason":"SNAPSHOT"' in named
+        calls = len(gateway.calls)
+        [whole] = await raw_messages(gateway.url, query, demo(), 1)
+        [error] = json.loads(whole)["errors"]
+        assert error["extensions"]["code"] == "COST_LIMIT"
+        assert len(gateway.calls) == calls
+
+
+def standin_seats(standin: StandIn, count: int) -> list[str]:
+    return [seat["seat_id"] for seat in standin.seats()][:count]

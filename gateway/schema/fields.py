@@ -131,6 +131,9 @@ class Facts:
     sized_by: str | None = None  # the list argument each item of which is one object listed
     page_filter: str | None = None  # the argument naming the seats a page may hold at most
     held: bool = False  # a list the billing API caps per page (a seat's commits or credits)
+    # Lists of the object it returns that hold at most as many items as its `page_filter`
+    # names, when it names any (else each its @listSize): a live update's seats.
+    sizes_below: tuple[str, ...] = ()
     work: int = 1  # what completing it costs, per parent object, against a field read plainly
 
 

@@ -60,6 +60,8 @@ from gateway.upstream.wire import Listing
 access_logger = logging.getLogger("gateway.access")
 
 TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
+# How many seats an update without seatIds is assumed to hold (GATEWAY_LIVE_MAX_SEATS' default).
+LIVE_SEATS_ASSUMED = 500
 SHUTTING_DOWN = "SHUTTING_DOWN"
 _SHUTTING_DOWN = "This gateway process is shutting down: subscribe again."
 SUBSCRIPTION_DROPPED = "SUBSCRIPTION_DROPPED"
@@ -88,7 +90,7 @@ class SeatBalanceUpdate:
             "The seats whose selected fields changed since the last message (every seat in a "
             "`SNAPSHOT`), in the billing API's order."
         ),
-        directives=[assumed_size(100)],
+        directives=[assumed_size(LIVE_SEATS_ASSUMED)],
     )
 
 
@@ -106,7 +108,11 @@ class Subscription:
             "changed, when the billing API announces a change (webhooks) or the periodic "
             "re-read sees one. Include flags follow the selection, as in queries."
         ),
-        **declared(Facts(upstream=True, seat_ids="seatIds")),
+        # Its seats are as many as the seatIds it names (else up to GATEWAY_LIVE_MAX_SEATS,
+        # the default of which the seats' @listSize says): the work estimate sizes them so.
+        **declared(
+            Facts(upstream=True, seat_ids="seatIds", page_filter="seatIds", sizes_below=("seats",))
+        ),
     )
     async def seat_balance_updates(
         self,

@@ -198,6 +198,10 @@ class _Walk:
         if list_size is not None and list_size.slicing_arguments:
             child_page = self.slice(node, definition, list_size.slicing_arguments, facts)
             child_sized = frozenset(list_size.sized_fields or ())
+        elif facts.sizes_below and facts.page_filter is not None:
+            named = self.sizes.items(argument_value(node, facts.page_filter))
+            if named:
+                child_page, child_sized = named, frozenset(facts.sizes_below)
         if is_leaf_type(child):
             below, each = Estimate(0, 0), 0
         else:
