@@ -19,7 +19,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,11 +29,12 @@ from typing import Any
 
 import httpx
 import uvicorn
+from load import free_port, launch_gateway  # bench/load.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.standin import (  # noqa: E402 - the stand-in of this tree
+from gateway.standin import (
     DEMO_CONTRACT_ID,
     DEMO_CUSTOMER_ID,
     DEMO_TOKEN,
@@ -97,12 +97,6 @@ class Counting:
         await self.app(scope, receive, send)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve_standin(app: Any) -> str:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
@@ -115,7 +109,6 @@ def serve_standin(app: Any) -> str:
 def start_gateway(
     root: Path, standin: str, *, gc_pauses: bool = False
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METRONOME_", "GATEWAY_"))}
     env.update(
         METRONOME_BASE_URL=standin,
@@ -125,28 +118,11 @@ def start_gateway(
         GATEWAY_LIVE_MAX_SUBSCRIPTIONS="100000",
         GATEWAY_LIVE_MAX_PER_CALLER="100000",
     )
-    process = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/python"),
-            *([str(ROOT / "bench/gc_pauses.py")] if gc_pauses else ["-m", "gateway"]),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=None if gc_pauses else subprocess.DEVNULL,
+    python = str(ROOT / ".venv/bin/python")
+    command = [python, str(ROOT / "bench/gc_pauses.py")] if gc_pauses else [python, "-m", "gateway"]
+    return launch_gateway(
+        command, env=env, cwd=root, stderr=None if gc_pauses else subprocess.DEVNULL
     )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the gateway did not start")
 
 
 def cpu_seconds(pid: int) -> float:

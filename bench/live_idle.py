@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -31,11 +30,12 @@ from typing import Any
 
 import httpx
 import websockets
+from load import launch_gateway  # bench/load.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.standin import (  # noqa: E402 - the stand-in of this tree
+from gateway.standin import (
     DEMO_CONTRACT_ID,
     DEMO_CUSTOMER_ID,
     DEMO_TOKEN,
@@ -75,9 +75,6 @@ def listings(count: int) -> list[dict[str, Any]]:
 
 
 def start_gateway(subscriptions: int, poll: float) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {
         "PATH": "/usr/bin:/bin",
         "GATEWAY_DEMO_LIVE": "false",
@@ -86,24 +83,7 @@ def start_gateway(subscriptions: int, poll: float) -> tuple[subprocess.Popen[byt
         "GATEWAY_LIVE_MAX_PER_CALLER": str(subscriptions + 100),
         "GATEWAY_LOG_LEVEL": "warning",
     }
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError("gateway serve did not start")
-        time.sleep(0.1)
+    return launch_gateway([sys.executable, "-m", "gateway"], env=env)
 
 
 class Subscriptions:

@@ -27,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.standin import (  # noqa: E402
+from gateway.standin import (
     DEMO_CONTRACT_ID,
     DEMO_CUSTOMER_ID,
     DEMO_TOKEN,
@@ -102,18 +102,31 @@ def free_port() -> int:
 
 
 def start_gateway() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("METRONOME_")}
     env["GATEWAY_LOG_LEVEL"] = "warning"
+    return launch_gateway([sys.executable, "-m", "gateway"], env=env)
+
+
+def launch_gateway(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path = ROOT,
+    stderr: int | None = subprocess.DEVNULL,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``command serve --port <a free port>`` (a gateway's CLI), once /healthz answers: the
+    process and its URL (the benchmarks' one way to start a gateway)."""
+    port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-        cwd=ROOT,
+        [*command, "serve", "--port", str(port)],
+        cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/healthz").status_code == 200:
                 return process, url
