@@ -300,10 +300,12 @@ class ProjectingExecutor(GatewayExecutor):
         # executor of its own: what one message compiled serves the next (the same document
         # and variables for the operation's whole life; bench/live_fanout.py).
         own = self._request.projections if self._request is not None else None
-        mine = (id(self.operation), type_.name, tuple(id(f.node) for f in field_details_list))
-        if own is not None and mine in own:
-            self._projections[key] = (field_details_list, own[mine])
-            return own[mine]  # type: ignore[no-any-return]
+        mine: Hashable = None  # keyed only for a streaming operation (a query executes once)
+        if own is not None:
+            mine = (id(self.operation), type_.name, tuple(id(f.node) for f in field_details_list))
+            if mine in own:
+                self._projections[key] = (field_details_list, own[mine])
+                return own[mine]  # type: ignore[no-any-return]
         self._projections[key] = (field_details_list, None)  # recursion guard
         project = self._compile_object(type_, field_details_list, unrolled=shared is not None)
         self._projections[key] = (field_details_list, project)
