@@ -165,8 +165,7 @@ class RequestGuard:
                 watcher.cancel()
             if disconnected.is_set() and not complete:
                 request_state(scope).client_gone = True
-            for callback in request_state(scope).on_close:
-                callback()
+            request_state(scope).close()
 
     def _header_excess(self, headers: list[tuple[bytes, bytes]]) -> str | None:
         """Why the headers are over their caps (names and values counted), else ``None``.

@@ -31,6 +31,17 @@ class RequestState:
     answered_errors: bool = False  # some result (or a refusal) of this request has errors
     batch: int | None = None  # the operations of a batched request (None: not a batch)
 
+    def close(self) -> None:
+        """The request is over: its ``on_close`` callbacks run (once), and the state lets go
+        of the request's context. The context refers back to the scope that holds this state
+        (its caller's name is read from it), so keeping it would leave every request's
+        objects (its context, loaders, pages and tasks) to the cycle collector instead of
+        freeing them as the request ends."""
+        callbacks, self.on_close = self.on_close, []
+        self.context = None
+        for callback in callbacks:
+            callback()
+
 
 def new_request_state(scope: Scope) -> RequestState:
     """A fresh state for a new request, in a copy of the scope's ``state`` mapping: the

@@ -509,7 +509,7 @@ class LiveHub(BusListener):
                     return seats
                 request = replace(request, cursor=tokens.follow(next_page))
         finally:
-            loaders.cancel()
+            loaders.close()
             if self._observer is not None and loaders.upstream_calls:
                 self._observer.live_upstream_calls(loaders.upstream_calls)
 

@@ -238,8 +238,8 @@ class PageCache:
 class Loaders:
     """The dataloaders of one GraphQL request, calling upstream with one caller's token.
 
-    ``max_calls`` bounds the upstream calls of the request; :meth:`cancel` stops those still
-    in flight when the request ends early (the caller left).
+    ``max_calls`` bounds the upstream calls of the request; :meth:`close` stops those still
+    in flight when the request ends (early, if the caller left) and lets go of what it loaded.
     """
 
     def __init__(
@@ -332,9 +332,17 @@ class Loaders:
     def upstream_calls(self) -> int:
         return self._calls
 
-    def cancel(self) -> None:
+    def close(self) -> None:
+        """The request is over: its calls still in flight stop, and its pages, dataloaders and
+        tasks are let go. They refer back to these loaders (a dataloader's batch function, a
+        task's traceback through :meth:`_cached`), so keeping them would leave every request's
+        loaders and pages to the cycle collector instead of freeing them as it ends."""
         for task in list(self._in_flight):
             task.cancel()
+        self._pages = {}
+        self._credit_types = None
+        for made in ("seats", "details", "_details"):  # the cached properties' values
+            self.__dict__.pop(made, None)
 
     def _count(self) -> None:
         """One upstream call more, within the budget."""
@@ -372,7 +380,7 @@ class Loaders:
         one in flight (same credential, endpoint and body) waits for that one's answer; it
         still counts against this request's budget, as a call it made would, so that whether
         a request fits its budget never depends on what others do at the same time.
-        ``tracked``: the caller runs in a task of its own that :meth:`cancel` cancels (a page's),
+        ``tracked``: the caller runs in a task of its own that :meth:`close` cancels (a page's),
         so the call is counted and awaited in it rather than in a task of the call's own."""
         cache = self._cache
         if cache is None:

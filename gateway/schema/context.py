@@ -136,7 +136,7 @@ class RequestContext:
     def close(self) -> None:
         """The request is over: stop upstream calls nobody will read."""
         if self._loaders is not None:
-            self._loaders.cancel()
+            self._loaders.close()
 
     @property
     def loaders(self) -> Loaders:

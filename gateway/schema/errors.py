@@ -107,7 +107,38 @@ def _upstream_message(error: UpstreamError) -> str:
 
 
 def shape_error(error: GraphQLError) -> GraphQLError:
-    """The error as the caller sees it: a message, a location, a path and a code."""
+    """The error as the caller sees it: a message, a location, a path and a code. Once it is
+    shaped (and an unexpected one logged with its traceback), the tracebacks behind it go
+    (:func:`_forget_frames`)."""
+    try:
+        return _shaped(error)
+    finally:
+        _forget_frames(error)
+
+
+_CHAINED_ERRORS = 16  # how far an error's chain of causes is followed to drop tracebacks
+
+
+def _forget_frames(error: BaseException) -> None:
+    """Drops the tracebacks of an answered error and of the exceptions behind it (its original
+    error, cause and context; at most ``_CHAINED_ERRORS``). A traceback holds every frame the
+    error passed through, and their locals hold the error again (the execution's list of
+    errors, the located error): a reference cycle that would keep the request's objects
+    (its context, loaders and pages) for the cycle collector instead of freeing them as the
+    request ends."""
+    todo: list[BaseException] = [error]
+    for _ in range(_CHAINED_ERRORS):
+        if not todo:
+            return
+        current = todo.pop()
+        current.__traceback__ = None
+        original = getattr(current, "original_error", None)
+        for behind in (original, current.__cause__, current.__context__):
+            if isinstance(behind, BaseException):
+                todo.append(behind)
+
+
+def _shaped(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, GatewayError):
         return _with(error, original.message, {"code": original.code})

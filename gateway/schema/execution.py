@@ -40,6 +40,7 @@ error location and the same projection, and graphql-core's executor is not built
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from inspect import isawaitable
@@ -57,6 +58,7 @@ from graphql import (
     GraphQLID,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLResolveInfoHelpers,
     GraphQLScalarType,
     GraphQLString,
     OperationDefinitionNode,
@@ -99,6 +101,15 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # graphql-core binds the helpers it hands resolvers to the executor that holds them: a
+        # reference cycle that leaves every execution (its context, loaders, pages and result)
+        # to the cycle collector instead of freeing it as the request ends. The same helpers,
+        # holding their executor weakly (it outlives every resolver it runs).
+        executor = weakref.ref(self)
+        self.async_helpers = GraphQLResolveInfoHelpers(
+            gather=lambda values: executor().gather_async_work(values),  # type: ignore[union-attr]
+            track=lambda values: executor().track_async_work(values),  # type: ignore[union-attr]
+        )
         self._request = context_of(self.context_value)
         if self._request is not None:
             self._request.executor = self
@@ -119,15 +130,20 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
         if known is not None:
             return known
         names: set[str] = set()
-
-        def walk(type_: GraphQLOutputType, group: FieldDetailsList) -> None:
+        # A stack, not a nested function that calls itself: such a function is a reference
+        # cycle (through its own closure) that would keep this executor for the collector.
+        todo: list[tuple[GraphQLOutputType, FieldDetailsList]] = [
+            (return_type, [FieldDetails(node, None) for node in field_nodes])
+        ]
+        while todo:
+            type_, group = todo.pop()
             named = get_named_type(type_)
             if is_object_type(named):
                 runtime_types: Any = (named,)
             elif is_abstract_type(named):
                 runtime_types = self.schema.get_possible_types(named)
             else:
-                return
+                continue
             for runtime_type in runtime_types:
                 grouped = self.collect_subfields(runtime_type, group).grouped_field_set
                 for child in grouped.values():
@@ -135,9 +151,7 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
                     names.add(name)
                     field = runtime_type.fields.get(name)
                     if field is not None:
-                        walk(field.type, child)
-
-        walk(return_type, [FieldDetails(node, None) for node in field_nodes])
+                        todo.append((field.type, child))
         self._names_below[key] = found = frozenset(names)
         return found
 

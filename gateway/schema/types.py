@@ -121,19 +121,46 @@ class LookAheadMissed(Exception):
     """A page was fetched without data the operation selects: a bug in the look-ahead."""
 
 
+@dataclass(slots=True, eq=False)
+class HeldBy:
+    """What a seat's commits and credits need of the seat: its key, whether its page has
+    ledger entries, and the encoders of their global ids (by type, made when one is selected).
+    Not the :class:`Seat` itself: the seat holds its commits and credits, and a reference
+    back would make every seat with commits a cycle, freed by the cycle collector instead of
+    as the request ends."""
+
+    customer_id: str
+    contract_id: str
+    seat_id: str
+    has_ledgers: bool
+    _ids: dict[str, GlobalIds] | None = None
+
+    def ids(self, type_name: str) -> GlobalIds:
+        """The global ids of the seat's commits or credits (``type_name``), by their own id."""
+        made = self._ids
+        if made is None:
+            made = self._ids = {}
+        found = made.get(type_name)
+        if found is None:
+            found = made[type_name] = global_ids(
+                type_name, self.customer_id, self.contract_id, self.seat_id
+            )
+        return found
+
+
 @dataclass(slots=True, eq=False)  # not frozen: built for every commit and credit of a page,
 class Held:  # and a frozen dataclass's __init__ costs three times as much
     """A commit or credit as one seat holds it: the source of ``Commit`` and ``Credit``."""
 
-    seat: Seat
+    seat: HeldBy
     record: SeatCommit
     item: Any = details.UNJOINED  # its "List balances" item, once joined (details.join_item)
 
     def global_id(self, type_name: str) -> str:
-        return self.seat.held_ids(type_name).id(self.record["id"])
+        return self.seat.ids(type_name).id(self.record["id"])
 
     def ledger_entries(self) -> list[Any]:
-        if not self.seat._has_ledgers:
+        if not self.seat.has_ledgers:
             raise LookAheadMissed("ledger entries")
         return self.record.get("ledger_entries") or []
 
@@ -228,8 +255,7 @@ class Seat(Node):
     # Its commits and credits as Held objects, made once: what is joined onto them (their
     # details) stays with them from the join to the projection (Seat.held).
     _held: Private[dict[str, list[Held]] | None] = None
-    # The encoders of its commits' and credits' global ids, by type, once one is selected.
-    _held_ids: Private[dict[str, GlobalIds] | None] = None
+    _held_by: Private[HeldBy | None] = None  # what they need of it (not the seat: no cycle)
 
     @classmethod
     def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
@@ -286,18 +312,6 @@ class Seat(Node):
         metadata={FACTS: Facts(held=True)},
     )
 
-    def held_ids(self, type_name: str) -> GlobalIds:
-        """The global ids of the seat's commits or credits (``type_name``), by their own id."""
-        made = self._held_ids
-        if made is None:
-            made = self._held_ids = {}
-        found = made.get(type_name)
-        if found is None:
-            found = made[type_name] = global_ids(
-                type_name, self.customer_id, self.contract_id, self.seat_id
-            )
-        return found
-
     def held(self, kind: type[Held], where: str) -> list[Held]:
         """The seat's commits or credits (``where``), each as the seat holds it."""
         if not self._has_commits:
@@ -308,7 +322,12 @@ class Seat(Node):
         found = made.get(where)
         if found is None:
             items: list[SeatCommit] = self._record.get(where) or []  # type: ignore[assignment]
-            found = made[where] = [kind(self, item) for item in items]
+            by = self._held_by
+            if by is None:
+                by = self._held_by = HeldBy(
+                    str(self.customer_id), str(self.contract_id), self.seat_id, self._has_ledgers
+                )
+            found = made[where] = [kind(by, item) for item in items]
         return found
 
 
