@@ -28,7 +28,11 @@ What it measures, for each target and each shape (A, B, C: ``bench/queries/``,
   the same for the stand-in, to show the upstream's share;
 * memory: RSS of the target's process tree after the load (``/proc/<pid>/status``);
 * single-request latency: N sequential requests over one keep-alive connection (httpx),
-  median and p99, and the median minus the direct call's median ("added latency").
+  median and p99, and the median minus the direct call's median ("added latency"). The
+  client runs on wrk's core, never on the target's: a client sharing the target's core waits
+  for whatever the target does after sending its answer (its access log, freeing the
+  request), which no remote client waits for, and the scheduler placed it on either core
+  from one run to the next (BENCHMARKS.md, round six).
 
 Before loading a target it checks one response per shape: HTTP 200, no GraphQL ``errors``, and
 the same seats as the direct call. It fails (non-zero exit) on any such problem and on any
@@ -519,11 +523,17 @@ def load(target: Target, shape: Shape, layout: Layout, duration_s: float, body_d
 
 
 def sequential(target: Target, shape: Shape, layout: Layout, count: int) -> JSON:
-    """``count`` requests one after another on one connection (after 20 unmeasured ones)."""
+    """``count`` requests one after another on one connection (after 20 unmeasured ones),
+    from wrk's core (the one the target does not use) when the run pins its processes."""
+    client_cpu = layout.target_cpu if target.name == "direct" else layout.upstream_cpu
     timings: list[float] = []
     body = target.bodies[shape.name]
     pids = [target.pid, *([layout.upstream_pid] if layout.upstream_pid else [])]
-    with httpx.Client(timeout=30.0, headers=layout.headers()) as client, metered(pids) as meter:
+    with (
+        on_core(client_cpu),
+        httpx.Client(timeout=30.0, headers=layout.headers()) as client,
+        metered(pids) as meter,
+    ):
         for index in range(20 + count):
             began = time.perf_counter()
             response = client.post(target.url, content=body)
@@ -542,6 +552,20 @@ def sequential(target: Target, shape: Shape, layout: Layout, count: int) -> JSON
         "min_ms": min(timings),
         "other_cpu_busy": meter.other_cpu_busy,
     }
+
+
+@contextlib.contextmanager
+def on_core(cpu: int | None) -> Iterator[None]:
+    """This process (the sequential client) on ``cpu`` for the block (``None``: anywhere)."""
+    if cpu is None:
+        yield
+        return
+    everywhere = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, everywhere)
 
 
 def wait_for_quiet(timeout_s: float) -> None:

@@ -1,0 +1,165 @@
+"""Added latency, one request at a time, with every target measured in the same minutes.
+
+    .venv/bin/python bench/latency.py                            # A, Ai, B, C; 12 rounds
+    .venv/bin/python bench/latency.py --shapes A --also "before=env PYTHONPATH=../old \\
+        .venv/bin/python -P -m gateway serve --host 127.0.0.1 --port {port} --workers 1"
+
+bench/run.py measures each target's sequential requests right after its own load, one target
+after another: its medians moved by 0.3-0.5 ms between runs of the same code (BENCHMARKS.md,
+round six), more than the differences it was asked to show. Here every target is started
+first (the stand-in on core 1, every target on core 0, idle while another is measured), and
+the client (on core 1, where wrk runs in bench/run.py) sends blocks of ``--block`` requests
+to each target in turn, ``--rounds`` times, the order reversed every other round. Every
+target thus sees the same machine, and a disturbance lands on all of them.
+
+For each shape and target: the median of all its requests, its 10th and 90th percentiles, the
+spread of its per-round medians, and the median minus the direct call's ("added"). The raw
+figures go to ``bench/results/<timestamp>-latency.json``. Nothing here judges the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import run as bench
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def measure(
+    targets: list[bench.Target],
+    shape: bench.Shape,
+    layout: bench.Layout,
+    rounds: int,
+    block: int,
+) -> dict[str, dict[str, Any]]:
+    clients = {t.name: httpx.Client(timeout=30.0, headers=layout.headers()) for t in targets}
+    timings: dict[str, list[float]] = {t.name: [] for t in targets}
+    medians: dict[str, list[float]] = {t.name: [] for t in targets}
+    try:
+        for target in targets:  # warm: connections, plans, the JIT of Node's targets
+            for _ in range(200):
+                clients[target.name].post(target.url, content=target.bodies[shape.name])
+        for index in range(rounds):
+            for target in targets if index % 2 == 0 else targets[::-1]:
+                client, body = clients[target.name], target.bodies[shape.name]
+                these: list[float] = []
+                for _ in range(block):
+                    began = time.perf_counter()
+                    response = client.post(target.url, content=body)
+                    these.append(1e6 * (time.perf_counter() - began))
+                    if response.status_code != 200:
+                        raise bench.BenchError(f"{target.name} {shape.name}: {response.text[:300]}")
+                timings[target.name] += these
+                medians[target.name].append(statistics.median(these))
+    finally:
+        for client in clients.values():
+            client.close()
+    return {
+        name: {
+            "median_us": statistics.median(values),
+            "p10_us": percentile(values, 0.1),
+            "p90_us": percentile(values, 0.9),
+            "round_medians_us": medians[name],
+        }
+        for name, values in timings.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/latency.py", description=__doc__)
+    parser.add_argument("--targets", default="frameworks,gateway,mesh-cli")
+    parser.add_argument("--shapes", default="A,Ai,B,C")
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--block", type=int, default=200, help="requests per target per round")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="another gateway, started with COMMAND ({port} for its port), e.g. an older commit",
+    )
+    parser.add_argument("--frameworks-args", default="", help="as in bench/run.py")
+    args = parser.parse_args(argv)
+    shapes = [bench.SHAPES[name] for name in args.shapes.split(",")]
+    args.shapes = [shape.name for shape in shapes]
+    report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "argv": sys.argv[1:]}
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    try:
+        with contextlib.ExitStack() as stack:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seat-latency-")))
+            upstream, standin = bench.start_upstream(stack, 1, work)
+            layout = bench.Layout(
+                target_cpu=0,
+                upstream_cpu=1,
+                connections=1,
+                token=bench.DEMO_TOKEN,
+                customer_id=bench.DEMO_CUSTOMER_ID,
+                contract_id=bench.DEMO_CONTRACT_ID,
+                upstream_pid=standin.pid if standin else None,
+            )
+            direct = bench.direct_target(upstream, standin, layout)
+            bench.wait_ready(standin, direct.url, direct.bodies[shapes[0].name], layout.headers())
+            targets = [direct]
+            for name in args.targets.split(","):
+                args.gateway_cmd = None
+                targets.append(
+                    bench.start_target(name, stack, args, upstream, direct, layout, work)
+                )
+            for also in args.also:
+                label, _, command = also.partition("=")
+                args.gateway_cmd = command
+                target = bench.start_target("gateway", stack, args, upstream, direct, layout, work)
+                target.name = label
+                targets.append(target)
+            for target in targets:
+                for shape in shapes:
+                    bench.check_answer(target, shape, layout, None)
+            with bench.on_core(layout.upstream_cpu):
+                for shape in shapes:
+                    print(f"shape {shape.name}...", flush=True)
+                    results[shape.name] = measure(targets, shape, layout, args.rounds, args.block)
+    except bench.BenchError as error:
+        print(f"latency: FAILED: {error}", file=sys.stderr)
+        return 1
+    report["results"] = results
+    print(
+        "\n| shape | target | median µs | p10-p90 µs | round medians µs (min-max) | added µs |"
+        "\n|---|---|--:|--:|--:|--:|"
+    )
+    for shape_name, by_target in results.items():
+        base = by_target["direct"]["median_us"]
+        for name, row in by_target.items():
+            rounds = row["round_medians_us"]
+            added = "-" if name == "direct" else f"{row['median_us'] - base:.0f}"
+            print(
+                f"| {shape_name} | {name} | {row['median_us']:.0f} | "
+                f"{row['p10_us']:.0f}-{row['p90_us']:.0f} | {min(rounds):.0f}-{max(rounds):.0f} | "
+                f"{added} |"
+            )
+    bench.RESULTS_DIR.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = bench.RESULTS_DIR / f"{stamp}-latency.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwrote {path.relative_to(bench.REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.chdir(bench.REPO)
+    sys.exit(main())
