@@ -206,23 +206,36 @@ class PageCache:
         """``fetch()``'s answer, shared with every request awaiting the same ``key`` while it
         is in flight. A request that leaves stops waiting without stopping the call for the
         others; the call is cancelled once no request waits for it."""
-        flight = self._flights.get(key)
-        if flight is None:
-            if len(self._flights) >= MAX_CALLS_IN_FLIGHT:
-                return await fetch()
-            flight = _Flight(asyncio.ensure_future(fetch()))
-            self._flights[key] = flight
-            flight.task.add_done_callback(partial(self._landed, key, flight))
-        elif self._observer is not None:
-            self._observer.shared_call()
-        flight.waiters += 1
+        flight = self.join(key, fetch)
         try:
             return await asyncio.shield(flight.task)
         finally:
-            flight.waiters -= 1
-            if flight.waiters == 0 and not flight.task.done():
-                flight.task.cancel()
-                self._landed(key, flight, flight.task)
+            self.leave(key, flight)
+
+    def join(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> _Flight:
+        """The call in flight for ``key``, started now with ``fetch()`` if there is none, with
+        one more request waiting for it: that request calls :meth:`leave` once, when it stops
+        waiting (answered or not). Past ``MAX_CALLS_IN_FLIGHT`` a call is not shared."""
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = _Flight(asyncio.ensure_future(fetch()))
+            if len(self._flights) < MAX_CALLS_IN_FLIGHT:
+                self._flights[key] = flight
+                flight.task.add_done_callback(partial(self._landed, key, flight))
+            else:
+                flight.task.add_done_callback(_seen)
+        elif self._observer is not None:
+            self._observer.shared_call()
+        flight.waiters += 1
+        return flight
+
+    def leave(self, key: str, flight: _Flight) -> None:
+        """One request waits no more for ``flight``: the last one leaving a call still in
+        flight cancels it."""
+        flight.waiters -= 1
+        if flight.waiters == 0 and not flight.task.done():
+            flight.task.cancel()
+            self._landed(key, flight, flight.task)
 
     def _landed(self, key: str, flight: _Flight, task: asyncio.Future[Any]) -> None:
         if self._flights.get(key) is flight:
@@ -267,6 +280,8 @@ class Loaders:
         # same page in this request share it (without a DataLoader's future per load, its
         # dispatch at the loop's next turn and its batch task: a loop turn and a task less).
         self._pages: dict[PageRequest, asyncio.Future[SeatBalancePage]] = {}
+        # The calls in flight this request's pages wait for (see load_page), left at close.
+        self._joined: list[tuple[str, _Flight]] = []
         self._credit_type_cache = credit_types
         self._credit_types: asyncio.Future[dict[str, CreditType]] | None = None
 
@@ -299,11 +314,39 @@ class Loaders:
         if loading is None:
             if self._observer:
                 self._observer.batch("pages", 1)
-            loading = self._pages[request] = asyncio.ensure_future(self._fetch(request))
+            cache = self._cache
+            if cache is not None and cache.ttl <= 0:
+                loading = self._join(cache, request)
+            else:
+                loading = asyncio.ensure_future(self._fetch(request))
+                self._in_flight.add(loading)  # cancelled with the request (the call runs in it)
+                loading.add_done_callback(self._in_flight.discard)
             loading.add_done_callback(_seen)
-            self._in_flight.add(loading)  # cancelled with the request (the call runs in it)
-            loading.add_done_callback(self._in_flight.discard)
+            self._pages[request] = loading
         return loading
+
+    def _join(self, cache: PageCache, request: PageRequest) -> asyncio.Future[SeatBalancePage]:
+        """With no page kept (the default), a page is the call in flight for it: this request
+        waits for the same call as every other request asking for the same page with the same
+        credential (:meth:`PageCache.join`), counted against its budget as a call it made, and
+        leaves it when it closes. No task of the request's own between it and the call: two
+        loop turns and a task less per page than going through :meth:`_cached`."""
+        try:
+            self._count()
+        except UpstreamBudgetExceeded as error:
+            refused: asyncio.Future[SeatBalancePage] = asyncio.get_running_loop().create_future()
+            refused.set_exception(error)
+            return refused
+        body = request.body()
+        key = cache.key(self._token, SEAT_BALANCES_PATH, body)
+        flight = cache.join(
+            key,
+            lambda: self._client.list_seat_balances(
+                body, token=self._token, may_retry=self._may_retry
+            ),
+        )
+        self._joined.append((key, flight))
+        return flight.task
 
     async def seat(self, request: SeatRequest) -> SeatBalance | None:
         """One seat's record, batched with the operation's other seats (shielded likewise)."""
@@ -339,6 +382,10 @@ class Loaders:
         loaders and pages to the cycle collector instead of freeing them as it ends."""
         for task in list(self._in_flight):
             task.cancel()
+        joined, self._joined = self._joined, []
+        if self._cache is not None:
+            for key, flight in joined:
+                self._cache.leave(key, flight)
         self._pages = {}
         self._credit_types = None
         for made in ("seats", "details", "_details"):  # the cached properties' values
