@@ -8,7 +8,6 @@ transport under the client. (Across replicas with Redis: tests/test_upstream_bud
 
 from __future__ import annotations
 
-import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,15 +28,17 @@ JITTER = 0.1
 
 
 def ahead_of_budget(times: list[float], interval: float) -> float:
-    """How far the calls seen at ``times`` got ahead of one every ``interval`` seconds at worst:
-    the largest ``(j - i) * interval - (t[j] - t[i])``. Within the budget, at most the jitter;
-    two replicas on budgets of their own get ahead by about half of every span."""
+    """How far the calls seen at ``times`` got ahead of one every ``interval`` seconds from
+    the first: the largest ``k * interval - (t[k] - t[0])``. Within the budget, at most the
+    jitter; two replicas on budgets of their own get ahead by about half of the span.
+
+    Counted from the first call only: a call sent late (its turn came, then a busy machine
+    kept it) is no earlier than its turn, but compared with the calls after it, it would make
+    them look early (a pair of a late call and an on-time one two turns later looked 0.19 s
+    ahead on a loaded run)."""
     ordered = sorted(times)
     return max(
-        (
-            (j - i) * interval - (ordered[j] - ordered[i])
-            for i, j in itertools.combinations(range(len(ordered)), 2)
-        ),
+        (k * interval - (ordered[k] - ordered[0]) for k in range(1, len(ordered))),
         default=0.0,
     )
 
