@@ -13,7 +13,9 @@ to each target in turn, ``--rounds`` times, the order reversed every other round
 target thus sees the same machine, and a disturbance lands on all of them.
 
 For each shape and target: the median of all its requests, its 10th and 90th percentiles, the
-spread of its per-round medians, and the median minus the direct call's ("added"). The raw
+spread of its per-round medians, the median minus the direct call's ("added"), and the
+target's CPU per request one request at a time (its process tree's, from ``/proc``; for the
+direct call, the stand-in's). The raw
 figures go to ``bench/results/<timestamp>-latency.json``. Nothing here judges the numbers.
 """
 
@@ -51,6 +53,7 @@ def measure(
     clients = {t.name: httpx.Client(timeout=30.0, headers=layout.headers()) for t in targets}
     timings: dict[str, list[float]] = {t.name: [] for t in targets}
     medians: dict[str, list[float]] = {t.name: [] for t in targets}
+    cpu: dict[str, float] = {t.name: 0.0 for t in targets}
     try:
         for target in targets:  # warm: connections, plans, the JIT of Node's targets
             for _ in range(200):
@@ -59,12 +62,14 @@ def measure(
             for target in targets if index % 2 == 0 else targets[::-1]:
                 client, body = clients[target.name], target.bodies[shape.name]
                 these: list[float] = []
+                cpu_before = bench.cpu_seconds(target.pid)
                 for _ in range(block):
                     began = time.perf_counter()
                     response = client.post(target.url, content=body)
                     these.append(1e6 * (time.perf_counter() - began))
                     if response.status_code != 200:
                         raise bench.BenchError(f"{target.name} {shape.name}: {response.text[:300]}")
+                cpu[target.name] += bench.cpu_seconds(target.pid) - cpu_before
                 timings[target.name] += these
                 medians[target.name].append(statistics.median(these))
     finally:
@@ -76,6 +81,7 @@ def measure(
             "p10_us": percentile(values, 0.1),
             "p90_us": percentile(values, 0.9),
             "round_medians_us": medians[name],
+            "cpu_us_per_request": 1e6 * cpu[name] / len(values),
         }
         for name, values in timings.items()
     }
@@ -139,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     report["results"] = results
     print(
-        "\n| shape | target | median µs | p10-p90 µs | round medians µs (min-max) | added µs |"
-        "\n|---|---|--:|--:|--:|--:|"
+        "\n| shape | target | median µs | p10-p90 µs | round medians µs (min-max) | added µs "
+        "| CPU µs/req |\n|---|---|--:|--:|--:|--:|--:|"
     )
     for shape_name, by_target in results.items():
         base = by_target["direct"]["median_us"]
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"| {shape_name} | {name} | {row['median_us']:.0f} | "
                 f"{row['p10_us']:.0f}-{row['p90_us']:.0f} | {min(rounds):.0f}-{max(rounds):.0f} | "
-                f"{added} |"
+                f"{added} | {row['cpu_us_per_request']:.0f} |"
             )
     bench.RESULTS_DIR.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
