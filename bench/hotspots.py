@@ -116,7 +116,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "access log, metrics, tracing",
-        ("gateway/http/observability.py", "logging/", "prometheus_client/", "opentelemetry/", "json/"),
+        (
+            "gateway/http/observability.py",
+            "logging/",
+            "prometheus_client/",
+            "opentelemetry/",
+            "json/",
+        ),
     ),
     ("compression layer", ("gateway/http/compression.py",)),
     (
@@ -248,21 +254,9 @@ def sample_under_load(
     args: argparse.Namespace,
 ) -> tuple[Path, int, list[tuple[str, int, int]], float, float]:
     shape = bench.SHAPES[args.shape]
-    target_cpu, upstream_cpu = 0, 1
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seat-hotspots-")))
-        upstream, standin = bench.start_upstream(stack, upstream_cpu, work)
-        layout = bench.Layout(
-            target_cpu=target_cpu,
-            upstream_cpu=upstream_cpu,
-            connections=8,
-            token=bench.DEMO_TOKEN,
-            customer_id=bench.DEMO_CUSTOMER_ID,
-            contract_id=bench.DEMO_CONTRACT_ID,
-            upstream_pid=standin.pid if standin else None,
-        )
-        direct = bench.direct_target(upstream, standin, layout)
-        bench.wait_ready(standin, direct.url, direct.bodies[shape.name], layout.headers())
+        upstream, layout, direct = bench.standin_and_direct(stack, work, shape, connections=8)
         args.shapes = [shape.name]
         gateway = bench.start_target("gateway", stack, args, upstream, direct, layout, work)
         bench.check_answer(gateway, shape, layout, None)

@@ -109,18 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as stack:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seat-latency-")))
-            upstream, standin = bench.start_upstream(stack, 1, work)
-            layout = bench.Layout(
-                target_cpu=0,
-                upstream_cpu=1,
-                connections=1,
-                token=bench.DEMO_TOKEN,
-                customer_id=bench.DEMO_CUSTOMER_ID,
-                contract_id=bench.DEMO_CONTRACT_ID,
-                upstream_pid=standin.pid if standin else None,
+            upstream, layout, direct = bench.standin_and_direct(
+                stack, work, shapes[0], connections=1
             )
-            direct = bench.direct_target(upstream, standin, layout)
-            bench.wait_ready(standin, direct.url, direct.bodies[shapes[0].name], layout.headers())
             targets = [direct]
             for name in args.targets.split(","):
                 args.gateway_cmd = None

@@ -1092,6 +1092,27 @@ def start_upstream(
     return f"http://127.0.0.1:{port}", process
 
 
+def standin_and_direct(
+    stack: contextlib.ExitStack, work: Path, shape: Shape, *, connections: int
+) -> tuple[str, Layout, Target]:
+    """For the scripts beside this one (hotspots, latency, timeline): the upstream (the stand-in
+    on core 1, unless ``METRONOME_BASE_URL``), the layout (targets on core 0, the demo
+    account) and the direct call, once it answers ``shape``."""
+    upstream, standin = start_upstream(stack, 1, work)
+    layout = Layout(
+        target_cpu=0,
+        upstream_cpu=1,
+        connections=connections,
+        token=DEMO_TOKEN,
+        customer_id=DEMO_CUSTOMER_ID,
+        contract_id=DEMO_CONTRACT_ID,
+        upstream_pid=standin.pid if standin else None,
+    )
+    direct = direct_target(upstream, standin, layout)
+    wait_ready(standin, direct.url, direct.bodies[shape.name], layout.headers())
+    return upstream, layout, direct
+
+
 def direct_target(upstream: str, process: subprocess.Popen[bytes] | None, layout: Layout) -> Target:
     bodies = {
         name: json.dumps(shape.rest_body(layout.customer_id, layout.contract_id)).encode()

@@ -192,19 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as stack:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seat-timeline-")))
-            upstream, standin = bench.start_upstream(stack, 1, work)
+            upstream, layout, direct = bench.standin_and_direct(stack, work, shape, connections=1)
             upstream_port = int(upstream.rsplit(":", 1)[1])
-            layout = bench.Layout(
-                target_cpu=0,
-                upstream_cpu=1,
-                connections=1,
-                token=bench.DEMO_TOKEN,
-                customer_id=bench.DEMO_CUSTOMER_ID,
-                contract_id=bench.DEMO_CONTRACT_ID,
-                upstream_pid=standin.pid if standin else None,
-            )
-            direct = bench.direct_target(upstream, standin, layout)
-            bench.wait_ready(standin, direct.url, direct.bodies[shape.name], layout.headers())
             for name in args.targets.split(","):
                 print(f"{name}:", flush=True)
                 with contextlib.ExitStack() as peer:
