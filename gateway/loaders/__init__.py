@@ -309,7 +309,9 @@ class Loaders:
 
     def load_page(self, request: PageRequest) -> asyncio.Future[SeatBalancePage]:
         """The page ``request``, fetched once per request: its first load starts the call, and
-        every load shares its answer or its error (as a DataLoader's cache would)."""
+        every load shares its answer or its error (as a DataLoader's cache would). The future
+        may be another request's call as well (:meth:`_join`): await it through :meth:`page`,
+        shielded, so that no consumer's cancellation cancels it."""
         loading = self._pages.get(request)
         if loading is None:
             if self._observer:
@@ -530,7 +532,7 @@ class Loaders:
         seats: dict[str, SeatBalance] = {}
         tokens = PageTokens()
         while True:
-            page = await self.load_page(request)
+            page = await self.page(request)  # shielded: the page may be another request's call too
             for seat in page["data"]:
                 seats[seat["seat_id"]] = seat
             next_page = page["pagination"].get("next_page")
