@@ -262,6 +262,7 @@ def create_app(
                 sdl=print_client_sdl(schema),
                 trusted=trusted,
                 execute=settings.mcp_execute,
+                admission=operation_admission(rates, identity) if rates is not None else None,
             ),
             authenticator,
         )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import jwt
@@ -15,7 +17,7 @@ from pydantic import SecretStr, ValidationError
 
 from gateway.config import Settings
 from gateway.graphiql import ASSETS_PATH
-from gateway.standin import DEMO_TOKEN, OTHER_TOKEN
+from gateway.standin import DEMO_TOKEN, OTHER_CONTRACT_ID, OTHER_CUSTOMER_ID, OTHER_TOKEN
 from tests.support import Gateway, running_gateway
 from tests.test_persisted_documents import GRAPHQL_RESPONSE, QUERY, codes
 
@@ -206,3 +208,41 @@ def test_operations_over_a_websocket_count_against_the_callers_rate(settings: Se
     refusal = answers[3]["payload"][0]  # type: ignore[index]
     assert refusal["extensions"]["code"] == "RATE_LIMITED"
     assert len(gateway.calls) == 3
+
+
+def test_tool_calls_over_mcp_count_against_the_callers_rate(settings: Settings) -> None:
+    """/mcp is no way around GATEWAY_CALLER_RATE either (the official MCP client over real
+    HTTP): each tool call is one operation of the caller's rate, listing the tools is none;
+    past the rate a call is an error result with RATE_LIMITED and calls nothing upstream,
+    while another caller's calls go on."""
+    from mcp.client.session import ClientSession
+
+    from tests.test_mcp import DEMO, run
+
+    def calling(count: int, arguments: dict[str, object]) -> Callable[..., Awaitable[Any]]:
+        async def use(session: ClientSession) -> list[Any]:
+            for _ in range(3):
+                await session.list_tools()
+            return [await session.call_tool("seat_balances", arguments) for _ in range(count)]
+
+        return use
+
+    mine = {**DEMO, "first": 2}
+    theirs = {"customerId": OTHER_CUSTOMER_ID, "contractId": OTHER_CONTRACT_ID, "first": 2}
+    with running_gateway(limited(settings, "3/minute")) as gateway:
+        served = run(f"{gateway.url}/mcp", calling(3, mine))
+        calls = len(gateway.calls)
+        refused = run(f"{gateway.url}/mcp", calling(2, mine))
+        calls_when_refused = len(gateway.calls) - calls
+        other_token = {"Authorization": f"Bearer {OTHER_TOKEN}"}
+        [other] = run(f"{gateway.url}/mcp", calling(1, theirs), headers=other_token)
+
+    assert not any(result.is_error for result in served)
+    assert all(result.structured_content["seats"] for result in served)
+    for result in refused:
+        assert result.is_error
+        [error] = result.structured_content["errors"]
+        assert error["extensions"]["code"] == "RATE_LIMITED"
+        assert result.content[0].text.startswith("RATE_LIMITED: Too many requests")
+    assert calls_when_refused == 0
+    assert not other.is_error and other.structured_content["seats"]

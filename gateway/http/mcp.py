@@ -25,7 +25,7 @@ with a ``401`` naming the protected resource metadata (RFC 9728, :func:`resource
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +60,9 @@ from gateway.http.state import request_state
 from gateway.schema import RequestContext, shape_error
 
 ContextFactory = Callable[[Request], RequestContext]
+# Counts one operation against its caller's rate: None when it fits, else the refusal's
+# message and code (gateway.http.ratelimit.operation_admission).
+Admission = Callable[[Scope], Awaitable[tuple[str, str] | None]]
 
 METADATA_PATH = "/.well-known/oauth-protected-resource"
 SCHEMA_URI = "graphql://gateway/client-schema.graphql"
@@ -383,9 +386,11 @@ class GraphQLTools:
         sdl: str,
         trusted: Mapping[str, str] | None,
         execute: bool,
+        admission: Admission | None = None,
     ) -> None:
         self.schema = schema
         self.contexts = contexts
+        self.admission = admission  # GATEWAY_CALLER_RATE, when set
         self.sdl = sdl
         graphql_schema: GraphQLSchema = schema.graphql_schema
         errors = validate(graphql_schema, parse(SEAT_BALANCES))
@@ -472,6 +477,17 @@ class GraphQLTools:
         request = ctx.request
         assert isinstance(request, Request)  # the Streamable HTTP transport's
         tool = self.tools.get(params.name)
+        if self.admission is not None:
+            # Each tool call is one operation of the caller's rate, counted before its
+            # arguments are read, as the operations of a request to /graphql are: /mcp is no
+            # way around the rate.
+            over_rate = await self.admission(request.scope)
+            if over_rate is not None:
+                message, code = over_rate
+                request_state(request.scope).access["rateLimited"] = True
+                if tool is not None:  # an unknown name is no label (the metrics' are bounded)
+                    _account(request, tool.name, None, [code])
+                return _failure([_error(message, code)])
         if tool is None:
             return _failure([_error(f"No tool named {params.name!r}.", "BAD_USER_INPUT")])
         state = request_state(request.scope)
