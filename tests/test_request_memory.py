@@ -3,7 +3,7 @@ reference cycle for the cycle collector.
 
 What a request leaves in cycles waits for the next collection, and collections are paid by
 whichever requests run then: before the cycles were broken (the request state and its
-context, a seat and its commits), shape C left about 440 objects per request, and the
+context, a seat and its commits), shape Ci left about 440 objects per request, and the
 collector took about 8 % of its CPU (BENCHMARKS.md, round six). These tests fail as soon as a
 change brings a cycle back on one of the request's paths: answers, Relay ids, ledgers, joined
 details, refetching by id, batches, refusals and errors.
