@@ -38,11 +38,6 @@ import httpx
 import run as bench
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
-
-
 def measure(
     targets: list[bench.Target],
     shape: bench.Shape,
@@ -78,8 +73,8 @@ def measure(
     return {
         name: {
             "median_us": statistics.median(values),
-            "p10_us": percentile(values, 0.1),
-            "p90_us": percentile(values, 0.9),
+            "p10_us": bench.percentile(values, 0.1),
+            "p90_us": bench.percentile(values, 0.9),
             "round_medians_us": medians[name],
             "cpu_us_per_request": 1e6 * cpu[name] / len(values),
         }

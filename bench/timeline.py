@@ -164,10 +164,6 @@ def capture(
     return measured
 
 
-def _decile(values: list[float], which: int) -> float:
-    return sorted(values)[len(values) * which // 10]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/timeline.py", description=__doc__)
     parser.add_argument("--targets", default="direct,frameworks,gateway,mesh-cli")
@@ -216,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|" + "--:|" * len(PHASES))
     for name, measured in rows:
         cells = [
-            f"{statistics.median(v):.0f} ({_decile(v, 1):.0f}-{_decile(v, 9):.0f})" if v else "-"
+            f"{statistics.median(v):.0f} ({bench.percentile(v, 0.1):.0f}-{bench.percentile(v, 0.9):.0f})"
+            if v
+            else "-"
             for v in measured.values()
         ]
         print(f"| {name} | " + " | ".join(cells) + " |")
