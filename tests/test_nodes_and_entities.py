@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from gateway.schema.ids import GlobalIds, global_id, global_ids
+from gateway.schema.ids import (
+    GlobalIds,
+    global_id,
+    global_ids,
+    legacy_global_id,
+    parse_global_id,
+)
 from gateway.standin import (
     DEMO_CONTRACT_ID,
     DEMO_CUSTOMER_ID,
@@ -31,6 +37,18 @@ NODES = """query($ids: [ID!]!) {
     ... on Credit { creditId }
   }
 }"""
+
+
+def _id(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _raw(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _bytes(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
 @pytest.fixture
@@ -101,6 +119,21 @@ def test_node_of_a_seat_that_is_gone_is_null(gateway: Gateway, page: list[dict[s
         global_id("Seat", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "x" * 513),
         global_id("Commit", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "ada@acme.example", ""),
         global_id("Credit", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "ada@acme.example", "k" * 513),
+        # The binary form broken: a UUID cut short, a length past the end, text that is not
+        # UTF-8, a length that never ends, a type byte we do not issue, a commit's four parts
+        # under the seat's type byte, nothing at all.
+        _raw(b"\x81\x00" + bytes(10)),
+        _raw(b"\x81\x05ab"),
+        _raw(b"\x81\x03\xff\xfe"),
+        _raw(b"\x81\x80\x80\x80\x80\x80"),
+        _raw(b"\x84\x02a\x02b\x02c"),
+        _raw(
+            b"\x81"
+            + _bytes(
+                global_id("Commit", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "ada@acme.example", "c")
+            )[1:]
+        ),
+        "",
     ],
 )
 def test_malformed_or_foreign_ids_are_bad_user_input(gateway: Gateway, bad_id: str) -> None:
@@ -225,23 +258,80 @@ def test_contract_entity_reaches_the_seat_balances_connection(gateway: Gateway) 
     assert len(gateway.calls) == 1
 
 
-def _id(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-@pytest.mark.parametrize("type_name", ["Seat", "Commit", "Credit", "X"])
+@pytest.mark.parametrize("type_name", ["Seat", "Commit", "Credit"])
 @pytest.mark.parametrize(
-    "parts", [(), ("a",), ("ab", "c"), (DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, 'é"\\x\u2028')]
+    "parts",
+    [
+        (),
+        ("a",),
+        ("ab", "c"),
+        (DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, 'é"\\x\u2028'),
+        # Not canonical UUIDs (upper case, no hyphens): kept as the text they are.
+        (DEMO_CUSTOMER_ID.upper(), DEMO_CONTRACT_ID.replace("-", "")),
+    ],
 )
 def test_the_encoded_prefix_gives_the_ids_global_id_gives(
     type_name: str, parts: tuple[str, ...]
 ) -> None:
     """A page's ids come from an encoder of their common beginning (GlobalIds), remembered
     across requests: each is the same text as global_id, the reference, spells out, whatever
-    the length of the beginning (base64's 3-byte groups) and the characters of the last part,
-    also once its memo was emptied."""
+    the length of the beginning (base64's 3-byte groups) and the characters or length of the
+    last part (a UUID, text shorter or longer than a one-byte length), also once its memo was
+    emptied; and each reads back as exactly its parts."""
     ids = global_ids(type_name, *parts)
-    lasts = ["", "z", "zz", "zzz", 'ü"\n\\', "k" * 513, *(f"seat-{n}" for n in range(300))]
+    lasts = [
+        "",
+        "z",
+        "zz",
+        "zzz",
+        'ü"\n\\',
+        "k" * 126,
+        "k" * 127,
+        "k" * 513,
+        "\u2028" * 6000,
+        DEMO_CONTRACT_ID,
+        *(f"seat-{n}" for n in range(300)),
+    ]
     for last in lasts * 2:
-        assert ids.id(last) == global_id(type_name, *parts, last)
-        assert GlobalIds(type_name, *parts).id(last) == global_id(type_name, *parts, last)
+        made = global_id(type_name, *parts, last)
+        assert ids[last] == made
+        assert GlobalIds(type_name, *parts)[last] == made
+        assert parse_global_id(made) == (type_name, [*parts, last])
+
+
+def test_an_id_is_shorter_than_the_ids_it_stands_for(
+    gateway: Gateway, page: list[dict[str, Any]]
+) -> None:
+    """A commit's id holds its customer, contract, seat and commit: it is shorter than those
+    four written out, so a client selecting ``id`` everywhere does not double the answer."""
+    seat = next(seat for seat in page if seat["commits"])
+    commit = seat["commits"][0]
+    written_out = len(DEMO_CUSTOMER_ID + DEMO_CONTRACT_ID + seat["seatId"] + commit["commitId"])
+    assert len(commit["id"]) < written_out
+    assert parse_global_id(commit["id"]) == (
+        "Commit",
+        [DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, seat["seatId"], commit["commitId"]],
+    )
+
+
+def test_ids_issued_in_the_old_form_still_refetch(
+    gateway: Gateway, page: list[dict[str, Any]]
+) -> None:
+    """Ids issued before the binary form (base64 of ``Type:[parts]``), kept by a client,
+    refetch the same seat, commit and credit as today's ids, with one call, answered with
+    today's ids."""
+    seat = next(seat for seat in page if seat["commits"] and seat["credits"])
+    commit, credit = seat["commits"][0], seat["credits"][0]
+    key = (DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, seat["seatId"])
+    old = [
+        legacy_global_id("Seat", *key),
+        legacy_global_id("Commit", *key, commit["commitId"]),
+        legacy_global_id("Credit", *key, credit["creditId"]),
+    ]
+    assert not set(old) & {seat["id"], commit["id"], credit["id"]}
+    data = gateway.query(NODES, {"ids": old})
+    assert [node["id"] for node in data["nodes"]] == [seat["id"], commit["id"], credit["id"]]
+    assert data["nodes"][0]["seatId"] == seat["seatId"]
+    assert data["nodes"][1]["commitId"] == commit["commitId"]
+    assert data["nodes"][2]["creditId"] == credit["creditId"]
+    assert len(gateway.calls) == 1

@@ -1,9 +1,16 @@
 """Opaque identifiers: Relay global ids and connection cursors.
 
-Both are URL-safe base64 of text we own, so clients treat them as opaque and we can change the
-inside. A global id is ``<Type>:<JSON array>`` (the form Strawberry's relay ``GlobalID`` reads);
-a per-seat commit's id includes the seat because the billing API shows the same commit under
-several seats, each with its own balance.
+Both are URL-safe base64 (unpadded) of bytes we own, so clients treat them as opaque and we can
+change the inside. A per-seat commit's id includes the seat because the billing API shows the
+same commit under several seats, each with its own balance.
+
+A global id is binary: one byte naming the type (``Seat``, ``Commit``, ``Credit``), then its
+parts (customer, contract, seat, and a commit's or credit's own id), each either a UUID as its
+16 bytes (a canonical, lower-case one: the customer and contract always are) or a length and
+its UTF-8 text. A commit's id is about 100 characters; the form issued before (base64 of
+``<Type>:<JSON array of the parts>``, the form Strawberry's relay ``GlobalID`` reads) was about
+220, most of a page's answer when a normalising client selects ``id`` everywhere. The old form
+is still read: an id a client kept refetches the same object (answered with its new id).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -23,47 +31,117 @@ def _encode(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def _decode(token: str) -> str:
+def _decode_bytes(token: str) -> bytes:
     padded = token + "=" * (-len(token) % 4)
-    return base64.urlsafe_b64decode(padded.encode("ascii")).decode()
+    return base64.urlsafe_b64decode(padded.encode("ascii"))
+
+
+def _decode(token: str) -> str:
+    return _decode_bytes(token).decode()
+
+
+# The first byte of a global id. Bytes 0x80-0xBF never begin UTF-8 text, so no id of the old
+# (text) form starts with one.
+_TYPE_BYTES = {"Seat": 0x81, "Commit": 0x82, "Credit": 0x83}
+_TYPE_NAMES = {byte: name for name, byte in _TYPE_BYTES.items()}
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID_PART = 0  # a part's first byte: 0 for a UUID's 16 bytes, else its length's first
+
+
+def _pack(part: str) -> bytes:
+    """One part of a global id: a canonical UUID as a zero byte and its 16 bytes, any other
+    text as 1 + its UTF-8 length (LEB128: one byte below 127 bytes of text) and its UTF-8."""
+    if len(part) == 36 and _CANONICAL_UUID.fullmatch(part):
+        return b"\x00" + bytes.fromhex(part.replace("-", ""))
+    raw = part.encode()
+    size = len(raw) + 1
+    if size < 0x80:
+        return bytes((size,)) + raw
+    head = bytearray()
+    while size >= 0x80:
+        head.append(0x80 | size & 0x7F)
+        size >>= 7
+    head.append(size)
+    return bytes(head) + raw
+
+
+def _unpack(raw: bytes) -> list[str]:
+    """The parts :func:`_pack` wrote one after the other; ``ValueError`` when ``raw`` is not
+    exactly that."""
+    parts: list[str] = []
+    at, end = 0, len(raw)
+    while at < end:
+        size = raw[at]
+        at += 1
+        if size == _UUID_PART:
+            if at + 16 > end:
+                raise ValueError("a UUID part is cut short")
+            text = raw[at : at + 16].hex()
+            parts.append(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
+            at += 16
+            continue
+        shift = 7
+        if size & 0x80:  # a longer part: its length goes on, 7 bits a byte
+            size &= 0x7F
+            while True:
+                if at >= end or shift > 21:
+                    raise ValueError("a part's length is cut short")
+                byte = raw[at]
+                at += 1
+                size |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+        size -= 1
+        if at + size > end:
+            raise ValueError("a part is cut short")
+        parts.append(raw[at : at + size].decode())  # UnicodeDecodeError is a ValueError
+        at += size
+    return parts
 
 
 def global_id(type_name: str, *parts: str) -> str:
+    """The global id of the object of ``type_name`` whose parts are ``parts`` (the reference
+    :class:`GlobalIds` is held to)."""
+    raw = bytes((_TYPE_BYTES[type_name],)) + b"".join(map(_pack, parts))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def legacy_global_id(type_name: str, *parts: str) -> str:
+    """The id this API issued before the binary form: still read by :func:`parse_global_id`."""
     return _encode(f"{type_name}:{orjson.dumps(parts).decode()}")
 
 
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
 # Kept across requests: an encoder per (type, seat) recently answered, each with the ids it made
-# (a seat's commits or credits, a listing's seats); at most 256 x 128 ids, about 6 MiB.
+# (a seat's commits or credits, a listing's seats); at most 256 x 128 ids, about 4 MiB.
 _MAX_ENCODERS = 256
 _MAX_IDS = 128
 
 
-class GlobalIds:
+class GlobalIds(dict[str, str]):
     """The global ids of one type whose parts all begin with the same ones (a seat's commits:
-    customer, contract, seat), by their last part: ``GlobalIds(t, *parts).id(last) ==
+    customer, contract, seat), by their last part: ``GlobalIds(t, *parts)[last] ==
     global_id(t, *parts, last)``. base64 encodes 3 bytes at a time, so the whole 3-byte groups
-    of the common beginning are encoded once, here, and an id encodes only the one or two bytes
-    left over, its last part and the closing bracket (no text built, no JSON array dumped per
-    id); and each id is encoded once, then remembered (clients ask for the same seats again and
-    again)."""
+    of the common beginning are encoded once, here, and an id encodes only the bytes left over
+    and its last part; and each id is encoded once, then remembered (clients ask for the same
+    seats again and again). A dict of the ids made: an id already made is a plain look-up, no
+    Python call."""
 
-    __slots__ = ("_head", "_made", "_rest")
+    __slots__ = ("_head", "_rest")
 
     def __init__(self, type_name: str, *parts: str) -> None:
-        start = f"{type_name}:{orjson.dumps(parts).decode()[:-1]}{',' if parts else ''}".encode()
+        super().__init__()
+        start = bytes((_TYPE_BYTES[type_name],)) + b"".join(map(_pack, parts))
         cut = len(start) - len(start) % 3
         self._head = base64.urlsafe_b64encode(start[:cut]).decode()
         self._rest = start[cut:]
-        self._made: dict[str, str] = {}
 
-    def id(self, last: str) -> str:
-        made = self._made.get(last)
-        if made is None:
-            if len(self._made) >= _MAX_IDS:
-                self._made.clear()
-            tail = binascii.b2a_base64(self._rest + orjson.dumps(last) + b"]", newline=False)
-            made = self._made[last] = self._head + tail.translate(_URL_SAFE).rstrip(b"=").decode()
+    def __missing__(self, last: str) -> str:
+        if len(self) >= _MAX_IDS:
+            self.clear()
+        tail = binascii.b2a_base64(self._rest + _pack(last), newline=False)
+        made = self[last] = self._head + tail.translate(_URL_SAFE).rstrip(b"=").decode()
         return made
 
 
@@ -84,9 +162,14 @@ def global_ids(type_name: str, *parts: str) -> GlobalIds:
 
 
 def parse_global_id(value: str) -> tuple[str, list[str]]:
-    """(type name, parts) of a global id; ``ValueError`` when it is not one of ours."""
+    """(type name, parts) of a global id, of either form; ``ValueError`` when it is not one
+    of ours."""
     try:
-        type_name, _, parts = _decode(value).partition(":")
+        raw = _decode_bytes(value)
+        type_name = _TYPE_NAMES.get(raw[0]) if raw else None
+        if type_name is not None:
+            return type_name, _unpack(raw[1:])
+        type_name, _, parts = raw.decode().partition(":")
         decoded = orjson.loads(parts)
     except (ValueError, UnicodeError, binascii.Error):
         raise ValueError("not an id issued by this API") from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from operator import itemgetter
-from typing import Any
+from typing import Any, ClassVar
 
 import strawberry
 from graphql import GraphQLResolveInfo
@@ -123,41 +123,43 @@ class LookAheadMissed(Exception):
 
 @dataclass(slots=True, eq=False)
 class HeldBy:
-    """What a seat's commits and credits need of the seat: its key, whether its page has
-    ledger entries, and the encoders of their global ids (by type, made when one is selected).
-    Not the :class:`Seat` itself: the seat holds its commits and credits, and a reference
-    back would make every seat with commits a cycle, freed by the cycle collector instead of
-    as the request ends."""
+    """What a seat's commits (or its credits) need of the seat: its key, whether its page has
+    ledger entries, and the encoder of their global ids (made when one is selected). Not the
+    :class:`Seat` itself: the seat holds its commits and credits, and a reference back would
+    make every seat with commits a cycle, freed by the cycle collector instead of as the
+    request ends."""
 
+    type_name: str  # "Commit" or "Credit": the type of the ids
     customer_id: str
     contract_id: str
     seat_id: str
     has_ledgers: bool
-    _ids: dict[str, GlobalIds] | None = None
+    ids: GlobalIds | None = None
 
-    def ids(self, type_name: str) -> GlobalIds:
-        """The global ids of the seat's commits or credits (``type_name``), by their own id."""
-        made = self._ids
-        if made is None:
-            made = self._ids = {}
-        found = made.get(type_name)
-        if found is None:
-            found = made[type_name] = global_ids(
-                type_name, self.customer_id, self.contract_id, self.seat_id
-            )
-        return found
+    def make_ids(self) -> GlobalIds:
+        made = self.ids = global_ids(
+            self.type_name, self.customer_id, self.contract_id, self.seat_id
+        )
+        return made
 
 
 @dataclass(slots=True, eq=False)  # not frozen: built for every commit and credit of a page,
 class Held:  # and a frozen dataclass's __init__ costs three times as much
     """A commit or credit as one seat holds it: the source of ``Commit`` and ``Credit``."""
 
+    TYPE_NAME: ClassVar[str]  # the type of its id: "Commit" or "Credit"
+
     seat: HeldBy
     record: SeatCommit
     item: Any = details.UNJOINED  # its "List balances" item, once joined (details.join_item)
 
-    def global_id(self, type_name: str) -> str:
-        return self.seat.ids(type_name).id(self.record["id"])
+    def global_id(self) -> str:
+        """Its Relay id: an id made before (the usual case) is one dict look-up."""
+        by = self.seat
+        ids = by.ids
+        if ids is None:
+            ids = by.make_ids()
+        return ids[self.record["id"]]
 
     def ledger_entries(self) -> list[Any]:
         if not self.seat.has_ledgers:
@@ -167,10 +169,12 @@ class Held:  # and a frozen dataclass's __init__ costs three times as much
 
 class HeldCommit(Held):
     __slots__ = ()
+    TYPE_NAME = "Commit"
 
 
 class HeldCredit(Held):
     __slots__ = ()
+    TYPE_NAME = "Credit"
 
 
 _BALANCE = "What remains of it for this seat."
@@ -205,7 +209,7 @@ class _Held:
 @strawberry.type(description="A prepaid commit as seen from one seat, with this seat's balance.")
 class Commit(_Held, Node):
     id: strawberry.ID = reads(
-        lambda held: held.global_id("Commit"),
+        Held.global_id,
         description="Opaque, globally unique id of this commit on this seat (Relay object id).",
     )
     commit_id: strawberry.ID = reads(
@@ -222,7 +226,7 @@ class Commit(_Held, Node):
 @strawberry.type(description="A credit as seen from one seat, with this seat's balance.")
 class Credit(_Held, Node):
     id: strawberry.ID = reads(
-        lambda held: held.global_id("Credit"),
+        Held.global_id,
         description="Opaque, globally unique id of this credit on this seat (Relay object id).",
     )
     credit_id: strawberry.ID = reads(
@@ -255,7 +259,6 @@ class Seat(Node):
     # Its commits and credits as Held objects, made once: what is joined onto them (their
     # details) stays with them from the join to the projection (Seat.held).
     _held: Private[dict[str, list[Held]] | None] = None
-    _held_by: Private[HeldBy | None] = None  # what they need of it (not the seat: no cycle)
 
     @classmethod
     def is_type_of(cls, source: Any, info: GraphQLResolveInfo[Any] | None) -> bool:
@@ -291,7 +294,7 @@ class Seat(Node):
         return await seat_by_key(info, listing, seat_id)
 
     id: strawberry.ID = reads(
-        lambda seat: global_ids("Seat", seat.customer_id, seat.contract_id).id(seat.seat_id),
+        lambda seat: global_ids("Seat", seat.customer_id, seat.contract_id)[seat.seat_id],
         description="Opaque, globally unique id of this seat (Relay object id).",
     )
     balances: list[CreditTypeBalance] = reads(
@@ -322,11 +325,13 @@ class Seat(Node):
         found = made.get(where)
         if found is None:
             items: list[SeatCommit] = self._record.get(where) or []  # type: ignore[assignment]
-            by = self._held_by
-            if by is None:
-                by = self._held_by = HeldBy(
-                    str(self.customer_id), str(self.contract_id), self.seat_id, self._has_ledgers
-                )
+            by = HeldBy(
+                kind.TYPE_NAME,
+                str(self.customer_id),
+                str(self.contract_id),
+                self.seat_id,
+                self._has_ledgers,
+            )
             found = made[where] = [kind(by, item) for item in items]
         return found
 
