@@ -380,6 +380,13 @@ class Layout:
     customer_id: str
     contract_id: str
     upstream_pid: int | None  # None when the upstream is not ours to measure
+    callers: int = 1  # wrk's requests carry this many callers' tokens in turn
+
+    def tokens(self) -> str:
+        """wrk's tokens: the caller's, then the stand-in's other demo callers (``--callers``)."""
+        return ",".join(
+            [self.token, *(f"{self.token}-{number}" for number in range(2, self.callers + 1))]
+        )
 
     def headers(self) -> dict[str, str]:
         return {
@@ -446,7 +453,7 @@ def run_wrk(
             target.url,
             "--",
             str(body_file),
-            layout.token,
+            layout.tokens(),
         ],
         wrk_cpu,
     )
@@ -940,6 +947,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before each")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument(
+        "--callers",
+        type=int,
+        default=None,
+        help="callers (the stand-in's demo tokens) wrk's requests carry in turn; default 64 "
+        "with the stand-in (every request its own upstream call, as many callers' traffic is), "
+        "1 with METRONOME_BASE_URL; 1: one caller, whose concurrent identical requests the "
+        "gateway answers with one upstream call",
+    )
+    parser.add_argument(
         "--sequential", type=int, default=300, help="sequential requests per target and shape"
     )
     parser.add_argument(
@@ -1016,6 +1032,8 @@ def run(args: argparse.Namespace) -> JSON:
         if name in args.targets:
             install_mesh(name)
     target_cpu, upstream_cpu = cores(args)
+    if args.callers is None:
+        args.callers = 1 if os.environ.get("METRONOME_BASE_URL") else 64
     plan = Plan(
         [SHAPES[name] for name in args.shapes],
         args.duration,
@@ -1027,7 +1045,7 @@ def run(args: argparse.Namespace) -> JSON:
     expected_seats: dict[str, list[str]] = {}
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seat-bench-")))
-        upstream, upstream_process = start_upstream(stack, upstream_cpu, work)
+        upstream, upstream_process = start_upstream(stack, upstream_cpu, work, args.callers)
         layout = Layout(
             target_cpu=target_cpu,
             upstream_cpu=upstream_cpu,
@@ -1036,6 +1054,7 @@ def run(args: argparse.Namespace) -> JSON:
             customer_id=args.customer_id,
             contract_id=args.contract_id,
             upstream_pid=upstream_process.pid if upstream_process else None,
+            callers=args.callers,
         )
         direct = direct_target(upstream, upstream_process, layout)
         wait_ready(
@@ -1067,6 +1086,7 @@ def build_report(
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "connections": args.connections,
+            "callers": args.callers,
             "sequential": args.sequential,
             "retries": args.retries,
             "target_cpu": target_cpu,
@@ -1080,16 +1100,23 @@ def build_report(
 
 
 def start_upstream(
-    stack: contextlib.ExitStack, cpu: int | None, logs: Path
+    stack: contextlib.ExitStack, cpu: int | None, logs: Path, callers: int = 1
 ) -> tuple[str, subprocess.Popen[bytes] | None]:
-    """The billing API: ``METRONOME_BASE_URL`` if set, else the stand-in started here."""
+    """The billing API: ``METRONOME_BASE_URL`` if set, else the stand-in started here (with
+    ``callers`` demo callers)."""
     configured = os.environ.get("METRONOME_BASE_URL")
     if configured:
+        if callers > 1:
+            raise BenchError("--callers needs the stand-in (unset METRONOME_BASE_URL)")
         print(f"upstream: {configured} (METRONOME_BASE_URL; its CPU is not measured)")
         return configured.rstrip("/"), None
     port = free_port()
     command = pinned(
-        [sys.executable, "-m", "gateway.standin", "--host", "127.0.0.1", "--port", str(port)], cpu
+        [
+            *[sys.executable, "-m", "gateway.standin", "--host", "127.0.0.1"],
+            *["--port", str(port), "--callers", str(callers)],
+        ],
+        cpu,
     )
     print("upstream: the stand-in", flush=True)
     process = stack.enter_context(
@@ -1099,12 +1126,12 @@ def start_upstream(
 
 
 def standin_and_direct(
-    stack: contextlib.ExitStack, work: Path, shape: Shape, *, connections: int
+    stack: contextlib.ExitStack, work: Path, shape: Shape, *, connections: int, callers: int = 1
 ) -> tuple[str, Layout, Target]:
     """For the scripts beside this one (hotspots, latency, timeline): the upstream (the stand-in
     on core 1, unless ``METRONOME_BASE_URL``), the layout (targets on core 0, the demo
     account) and the direct call, once it answers ``shape``."""
-    upstream, standin = start_upstream(stack, 1, work)
+    upstream, standin = start_upstream(stack, 1, work, callers)
     layout = Layout(
         target_cpu=0,
         upstream_cpu=1,
@@ -1113,6 +1140,7 @@ def standin_and_direct(
         customer_id=DEMO_CUSTOMER_ID,
         contract_id=DEMO_CONTRACT_ID,
         upstream_pid=standin.pid if standin else None,
+        callers=callers,
     )
     direct = direct_target(upstream, standin, layout)
     wait_ready(standin, direct.url, direct.bodies[shape.name], layout.headers())

@@ -1,30 +1,36 @@
 -- wrk script: POST one fixed JSON body to the URL, and print a machine-readable summary.
 --
---   wrk -t1 -c8 -d15s -s bench/wrk/post.lua URL -- BODY_FILE [BEARER_TOKEN]
+--   wrk -t1 -c8 -d15s -s bench/wrk/post.lua URL -- BODY_FILE [BEARER_TOKEN[,BEARER_TOKEN...]]
 --
 -- The body is read once per thread from BODY_FILE (bench/run.py writes one per target and shape).
+-- Several tokens (comma-separated) are sent in turn, one per request: several callers, whose
+-- requests are never the same upstream call (bench/run.py --callers).
 -- On completion one line `BENCH_JSON {...}` carries the counts and the latency percentiles in
 -- microseconds; bench/run.py parses it.
 
-local request_bytes
+local requests = {}
+local next_request = 0
 
 function init(args)
   local path = args[1]
-  assert(path, "usage: wrk ... -s post.lua URL -- BODY_FILE [BEARER_TOKEN]")
+  assert(path, "usage: wrk ... -s post.lua URL -- BODY_FILE [BEARER_TOKEN[,BEARER_TOKEN...]]")
   local file = assert(io.open(path, "rb"))
   local body = file:read("*a")
   file:close()
-  local headers = {
-    ["Host"] = wrk.host .. ":" .. wrk.port,
-    ["Content-Type"] = "application/json",
-    ["Accept"] = "application/json",
-    ["Authorization"] = "Bearer " .. (args[2] or "demo-token"),
-  }
-  request_bytes = wrk.format("POST", wrk.path, headers, body)
+  for token in string.gmatch(args[2] or "demo-token", "[^,]+") do
+    local headers = {
+      ["Host"] = wrk.host .. ":" .. wrk.port,
+      ["Content-Type"] = "application/json",
+      ["Accept"] = "application/json",
+      ["Authorization"] = "Bearer " .. token,
+    }
+    requests[#requests + 1] = wrk.format("POST", wrk.path, headers, body)
+  end
 end
 
 function request()
-  return request_bytes
+  next_request = next_request % #requests + 1
+  return requests[next_request]
 end
 
 function done(summary, latency, requests)

@@ -31,9 +31,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--seed", type=int, default=2026, help="seed of the demo data")
+    parser.add_argument(
+        "--callers",
+        type=int,
+        default=1,
+        help="demo callers: N-1 more tokens (demo-token-2 .. demo-token-N) that see the demo "
+        "customer, as many callers' traffic is (bench/run.py --callers)",
+    )
     args = parser.parse_args(argv)
 
-    app = create_standin_app(build_dataset(args.seed))
+    dataset = build_dataset(args.seed)
+    for number in range(2, args.callers + 1):
+        dataset["tokens"][f"{DEMO_TOKEN}-{number}"] = [DEMO_CUSTOMER_ID]
+    app = create_standin_app(dataset)
     base = f"http://{args.host}:{args.port}"
     print(f"Billing API stand-in: POST {base}{SEAT_BALANCES_PATH}")
     print(f"                      POST {base}{CUSTOMER_BALANCES_PATH}")
