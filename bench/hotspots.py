@@ -4,7 +4,7 @@
     .venv/bin/python bench/hotspots.py    # shape C, 10 s of samples, top 15 by own time
 
 Same set-up as bench/run.py (stand-in on core 1, gateway on core 0, wrk with 8 connections on
-core 1). py-spy samples the gateway process at 100 Hz (the process is paused for each sample, so
+core 1, requests from 64 callers in turn as in bench/run.py). py-spy samples the gateway process at 100 Hz (the process is paused for each sample, so
 the throughput while profiling is a little lower than in bench/run.py) and writes its collapsed
 stacks (``--format raw``, one line per distinct stack with its sample count). This script then
 ranks functions by own time (samples where the function is the innermost frame) and prints that
@@ -220,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", default="C", choices=sorted(bench.SHAPES))
     parser.add_argument("--seconds", type=int, default=10, help="seconds of samples")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument(
+        "--callers", type=int, default=64, help="as in bench/run.py (1: concurrent calls shared)"
+    )
     parser.add_argument("--gateway-cmd", help="as in bench/run.py")
     args = parser.parse_args(argv)
     try:
@@ -256,7 +259,9 @@ def sample_under_load(
     shape = bench.SHAPES[args.shape]
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seat-hotspots-")))
-        upstream, layout, direct = bench.standin_and_direct(stack, work, shape, connections=8)
+        upstream, layout, direct = bench.standin_and_direct(
+            stack, work, shape, connections=8, callers=args.callers
+        )
         args.shapes = [shape.name]
         gateway = bench.start_target("gateway", stack, args, upstream, direct, layout, work)
         bench.check_answer(gateway, shape, layout, None)
