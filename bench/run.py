@@ -26,6 +26,10 @@ What it measures, for each target and each shape (A, B, C: ``bench/queries/``,
 * CPU time per request: utime+stime of the target's process tree (``/proc/<pid>/stat``, live
   descendants and reaped children included) before and after the load, divided by the requests;
   the same for the stand-in, to show the upstream's share;
+* upstream calls per request: the stand-in's access lines during the load over the requests
+  (1.00 unless the target shared calls between concurrent requests; the requests carry
+  ``--callers`` tokens in turn, 64 by default, so that the gateway, which shares identical
+  calls of one credential, makes every call as the others do);
 * memory: RSS of the target's process tree after the load (``/proc/<pid>/status``);
 * single-request latency: N sequential requests over one keep-alive connection (httpx),
   median and p99, and the median minus the direct call's median ("added latency"). The
@@ -380,7 +384,10 @@ class Layout:
     customer_id: str
     contract_id: str
     upstream_pid: int | None  # None when the upstream is not ours to measure
-    callers: int = 1  # wrk's requests carry this many callers' tokens in turn
+    callers: int = 1
+    upstream_log: Path | None = (
+        None  # the stand-in's log: one access line per call it answered  # wrk's requests carry this many callers' tokens in turn
+    )
 
     def tokens(self) -> str:
         """wrk's tokens: the caller's, then the stand-in's other demo callers (``--callers``)."""
@@ -504,6 +511,7 @@ def _our_cpu_seconds(pids: list[int]) -> float:
 def load(target: Target, shape: Shape, layout: Layout, duration_s: float, body_dir: Path) -> JSON:
     """A measured ``wrk`` run with the CPU time of the target and the upstream around it."""
     upstream_pid = layout.upstream_pid if target.name != "direct" else None
+    calls0 = upstream_calls(layout.upstream_log)
     target_cpu0 = cpu_seconds(target.pid)
     upstream_cpu0 = cpu_seconds(upstream_pid) if upstream_pid else 0.0
     with metered([target.pid, *([upstream_pid] if upstream_pid else [])]) as meter:
@@ -522,11 +530,24 @@ def load(target: Target, shape: Shape, layout: Layout, duration_s: float, body_d
         "cores": meter.cores,
         "other_cpu_busy": meter.other_cpu_busy,
     }
+    calls = upstream_calls(layout.upstream_log)
+    if calls is not None and calls0 is not None:
+        # Exact, where the CPU figures are not: a target that answers several requests with
+        # one call (the gateway shares identical calls in flight) spends less per request.
+        result["upstream_calls_per_request"] = (calls - calls0) / requests
     if upstream_pid:
         upstream_cpu_s = cpu_seconds(upstream_pid) - upstream_cpu0
         result["upstream_cpu_ms_per_request"] = 1000 * upstream_cpu_s / requests
         result["upstream_cpu_busy"] = upstream_cpu_s / meter.wall_s
     return result
+
+
+def upstream_calls(log: Path | None) -> int | None:
+    """The seat-balance calls the stand-in has answered so far: its access log's lines (it
+    runs unbuffered, so each is written as the call is answered); ``None`` without one."""
+    if log is None or not log.exists():
+        return None
+    return log.read_bytes().count(b'"POST ' + SEAT_BALANCES_PATH.encode())
 
 
 def sequential(target: Target, shape: Shape, layout: Layout, count: int) -> JSON:
@@ -661,10 +682,12 @@ def measure_target(
             lambda: sequential(target, shape, layout, plan.sequential_count),  # noqa: B023
             plan.retries,
         )
+        calls = result.load.get("upstream_calls_per_request")
         print(
             f"  {label}: {result.load['rps']:.0f} req/s, "
             f"{result.load['cpu_ms_per_request']:.2f} CPU ms/req, "
-            f"sequential median {result.sequential['median_ms']:.2f} ms",
+            + ("" if calls is None else f"{calls:.2f} upstream calls/req, ")
+            + f"sequential median {result.sequential['median_ms']:.2f} ms",
             flush=True,
         )
         measurements.append(result)
@@ -753,9 +776,9 @@ def ratio(value: float | None, base: float | None) -> str:
 
 LOAD_HEADER = [
     "| shape | target | seats | req/s | p50 ms | p99 ms | CPU ms/req | upstream CPU ms/req "
-    "| RSS MiB | req/s vs mesh start | CPU/req vs mesh start | req/s vs direct | CPU/req vs direct "
-    "| other CPU |",
-    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    "| upstream calls/req | RSS MiB | req/s vs mesh start | CPU/req vs mesh start "
+    "| req/s vs direct | CPU/req vs direct | other CPU |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ]
 SEQUENTIAL_HEADER = [
     "| shape | target | response bytes | median ms | p99 ms | added latency vs direct ms |",
@@ -766,6 +789,7 @@ SEQUENTIAL_HEADER = [
 def load_row(m: Measurement, mesh: Measurement | None, direct: Measurement | None) -> str:
     load = m.load
     upstream = load.get("upstream_cpu_ms_per_request")
+    calls = load.get("upstream_calls_per_request")
     other = load["other_cpu_busy"]
 
     def versus(peer: Measurement | None, key: str) -> str:
@@ -780,6 +804,7 @@ def load_row(m: Measurement, mesh: Measurement | None, direct: Measurement | Non
         f"{load['latency_ms']['p99']:.2f}",
         f"{load['cpu_ms_per_request']:.2f}",
         "-" if upstream is None else f"{upstream:.2f}",
+        "-" if calls is None else f"{calls:.2f}",
         f"{load['rss_mib']:.0f}",
         versus(mesh, "rps"),
         versus(mesh, "cpu_ms_per_request"),
@@ -1055,6 +1080,7 @@ def run(args: argparse.Namespace) -> JSON:
             contract_id=args.contract_id,
             upstream_pid=upstream_process.pid if upstream_process else None,
             callers=args.callers,
+            upstream_log=work / "standin.log" if upstream_process else None,
         )
         direct = direct_target(upstream, upstream_process, layout)
         wait_ready(
@@ -1113,7 +1139,7 @@ def start_upstream(
     port = free_port()
     command = pinned(
         [
-            *[sys.executable, "-m", "gateway.standin", "--host", "127.0.0.1"],
+            *[sys.executable, "-u", "-m", "gateway.standin", "--host", "127.0.0.1"],
             *["--port", str(port), "--callers", str(callers)],
         ],
         cpu,
@@ -1141,6 +1167,7 @@ def standin_and_direct(
         contract_id=DEMO_CONTRACT_ID,
         upstream_pid=standin.pid if standin else None,
         callers=callers,
+        upstream_log=work / "standin.log" if standin else None,
     )
     direct = direct_target(upstream, standin, layout)
     wait_ready(standin, direct.url, direct.bodies[shape.name], layout.headers())
