@@ -4,8 +4,9 @@
     .venv/bin/python bench/hotspots.py    # shape C, 10 s of samples, top 15 by own time
 
 Same set-up as bench/run.py (stand-in on core 1, gateway on core 0, wrk with 8 connections on
-core 1, requests from 64 callers in turn as in bench/run.py). py-spy samples the gateway process at 100 Hz (the process is paused for each sample, so
-the throughput while profiling is a little lower than in bench/run.py) and writes its collapsed
+core 1, the requests of 64 callers in turn). py-spy samples the gateway process at 100 Hz (the
+process is paused for each sample, so the throughput while profiling is a little lower than in
+bench/run.py) and writes its collapsed
 stacks (``--format raw``, one line per distinct stack with its sample count). This script then
 ranks functions by own time (samples where the function is the innermost frame) and prints that
 table, with the inclusive time next to it. The raw file is kept in bench/results/.

@@ -384,10 +384,8 @@ class Layout:
     customer_id: str
     contract_id: str
     upstream_pid: int | None  # None when the upstream is not ours to measure
-    callers: int = 1
-    upstream_log: Path | None = (
-        None  # the stand-in's log: one access line per call it answered  # wrk's requests carry this many callers' tokens in turn
-    )
+    callers: int = 1  # wrk's requests carry this many callers' tokens in turn
+    upstream_log: Path | None = None  # the stand-in's log: an access line per call answered
 
     def tokens(self) -> str:
         """wrk's tokens: the caller's, then the stand-in's other demo callers (``--callers``)."""

@@ -9,7 +9,7 @@ parts (customer, contract, seat, and a commit's or credit's own id), each either
 16 bytes (a canonical, lower-case one: the customer and contract always are) or a length and
 its UTF-8 text. A commit's id is about 100 characters; the form issued before (base64 of
 ``<Type>:<JSON array of the parts>``, the form Strawberry's relay ``GlobalID`` reads) was about
-220, most of a page's answer when a normalising client selects ``id`` everywhere. The old form
+200, half of a page's answer when a normalising client selects ``id`` everywhere. The old form
 is still read: an id a client kept refetches the same object (answered with its new id).
 """
 
