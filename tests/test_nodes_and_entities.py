@@ -120,12 +120,14 @@ def test_node_of_a_seat_that_is_gone_is_null(gateway: Gateway, page: list[dict[s
         global_id("Commit", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "ada@acme.example", ""),
         global_id("Credit", DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID, "ada@acme.example", "k" * 513),
         # The binary form broken: a UUID cut short, a length past the end, text that is not
-        # UTF-8, a length that never ends, a type byte we do not issue, a commit's four parts
+        # UTF-8, a length that never ends, a length below zero (written in two bytes, followed
+        # by what would read as a seat's parts), a type byte we do not issue, a commit's four parts
         # under the seat's type byte, nothing at all.
         _raw(b"\x81\x00" + bytes(10)),
         _raw(b"\x81\x05ab"),
         _raw(b"\x81\x03\xff\xfe"),
         _raw(b"\x81\x80\x80\x80\x80\x80"),
+        _raw(b"\x81\x80\x00" + bytes(16) + bytes(16) + b"\x02a"),  # a length of -1
         _raw(b"\x84\x02a\x02b\x02c"),
         _raw(
             b"\x81"
@@ -297,6 +299,15 @@ def test_the_encoded_prefix_gives_the_ids_global_id_gives(
         assert ids[last] == made
         assert GlobalIds(type_name, *parts)[last] == made
         assert parse_global_id(made) == (type_name, [*parts, last])
+
+
+def test_each_byte_of_a_binary_id_is_read_once() -> None:
+    """A length written in two bytes as zero (one less than an empty part's) is refused, not
+    read as an empty part followed by a second reading of its own bytes."""
+    # Misread, the zero of the length would begin a UUID part of the 16 bytes after it.
+    body = b"\x00" + bytes(16) + b"\x00" + bytes(16) + b"\x80\x00" + bytes(16)
+    with pytest.raises(ValueError):
+        parse_global_id(_raw(b"\x82" + body))
 
 
 def test_an_id_is_shorter_than_the_ids_it_stands_for(

@@ -92,8 +92,8 @@ def _unpack(raw: bytes) -> list[str]:
                 shift += 7
                 if not byte & 0x80:
                     break
-        size -= 1
-        if at + size > end:
+        size -= 1  # a part's length is 1 + its UTF-8 length: 0 here is a length of -1
+        if size < 0 or at + size > end:
             raise ValueError("a part is cut short")
         parts.append(raw[at : at + size].decode())  # UnicodeDecodeError is a ValueError
         at += size
