@@ -40,7 +40,13 @@ from gateway.http.compression import ResponseCompression
 from gateway.http.context import RequestContexts
 from gateway.http.cors import allow_origins
 from gateway.http.guard import SHUTDOWN_STATE, RequestGuard
-from gateway.http.mcp import METADATA_PATH, GraphQLTools, McpEndpoint, resource_metadata
+from gateway.http.mcp import (
+    METADATA_PATH,
+    ROOT_METADATA_PATH,
+    GraphQLTools,
+    McpEndpoint,
+    resource_metadata,
+)
 from gateway.http.observability import AccessLog, Metrics
 from gateway.http.persisted import PersistedDocuments, load_trusted_documents
 from gateway.http.ratelimit import CallerIdentity, CallerRateLimit, operation_admission
@@ -299,9 +305,9 @@ def create_app(
         # A plain ASGI endpoint too: the SDK's transport answers every method itself.
         app.router.routes.append(Route("/mcp", endpoint=mcp))
         if authenticator is not None:
-            app.router.routes.append(
-                Route(METADATA_PATH, endpoint=resource_metadata(settings.jwt_issuer))
-            )
+            metadata = resource_metadata(settings.jwt_issuer)
+            for path in (METADATA_PATH, ROOT_METADATA_PATH):
+                app.router.routes.append(Route(path, endpoint=metadata))
     if settings.graphiql:
         app.mount(graphiql.ASSETS_PATH, graphiql.assets(), name="graphiql")
     app.include_router(

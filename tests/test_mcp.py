@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx2
 import jwt
 import pytest
+from mcp.client.auth.utils import build_protected_resource_metadata_discovery_urls
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
@@ -209,12 +210,18 @@ def test_callers_are_authorized_as_for_graphql(standin_url: str) -> None:
             headers={"Accept": "application/json, text/event-stream"},
         )
         assert refused.status_code == 401
-        metadata_url = f"{gateway.url}/.well-known/oauth-protected-resource"
+        # RFC 9728's location for the resource <base>/mcp: the well-known path, then /mcp.
+        metadata_url = f"{gateway.url}/.well-known/oauth-protected-resource/mcp"
         assert refused.headers["www-authenticate"] == (f'Bearer resource_metadata="{metadata_url}"')
         metadata = gateway.http.get(metadata_url).json()
         assert metadata["resource"] == f"{gateway.url}/mcp"
         assert metadata["authorization_servers"] == ["https://issuer.example"]
         assert metadata["bearer_methods_supported"] == ["header"]
+        # Every place the MCP SDK's client looks, without the header too (the path form,
+        # then the root form), serves the same document.
+        urls = build_protected_resource_metadata_discovery_urls(None, f"{gateway.url}/mcp")
+        assert len(urls) == 2
+        assert all(gateway.http.get(url).json() == metadata for url in urls)
 
         token = hs256(iss="https://issuer.example", metronome_customer_ids=[DEMO_CUSTOMER_ID])
 

@@ -64,7 +64,11 @@ ContextFactory = Callable[[Request], RequestContext]
 # message and code (gateway.http.ratelimit.operation_admission).
 Admission = Callable[[Scope], Awaitable[tuple[str, str] | None]]
 
-METADATA_PATH = "/.well-known/oauth-protected-resource"
+# RFC 9728's well-known location of /mcp's metadata (section 3.1: inserted between the host and
+# the resource's path), which 401s name; the document is served at the root form too, where
+# clients that do not look at the path, and this gateway before, look for it.
+METADATA_PATH = "/.well-known/oauth-protected-resource/mcp"
+ROOT_METADATA_PATH = "/.well-known/oauth-protected-resource"
 SCHEMA_URI = "graphql://gateway/client-schema.graphql"
 
 # The gateway's own document for `seat_balances`: what an agent asks about seats, the include
@@ -708,6 +712,7 @@ def resource_metadata(issuer: str | None) -> Callable[[Request], Response]:
 
 __all__ = [
     "METADATA_PATH",
+    "ROOT_METADATA_PATH",
     "SCHEMA_URI",
     "GraphQLTools",
     "McpEndpoint",
