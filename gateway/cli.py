@@ -95,6 +95,7 @@ def _serve(host: str, port: int, workers: int) -> int:
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     if settings.embedded:
         _announce_standin(host, port)
+    _warn_of_per_process_rates(settings, workers)
     uvicorn.run(
         "gateway.cli:app_from_environment",
         factory=True,
@@ -156,6 +157,25 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(7_000, 10, 10)
+
+
+def _warn_of_per_process_rates(settings: Settings, workers: int) -> None:
+    """Without Redis each worker counts the rates alone: say so where the operator looks."""
+    if workers < 2 or settings.redis_url is not None:
+        return
+    for variable, rate in (
+        ("GATEWAY_CALLER_RATE", settings.caller_rate),
+        ("GATEWAY_UPSTREAM_RATE", settings.upstream_rate),
+    ):
+        if rate:
+            logging.getLogger("gateway").warning(
+                "%s (%s) is counted by each of the %d workers alone without GATEWAY_REDIS_URL: "
+                "together they allow up to %d times as much",
+                variable,
+                rate,
+                workers,
+                workers,
+            )
 
 
 def _announce_standin(host: str, port: int) -> None:

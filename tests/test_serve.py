@@ -33,8 +33,9 @@ def post(url: str, **kwargs: Any) -> httpx.Response:
 
 
 def test_logs_are_json_lines_with_an_access_line_per_request() -> None:
-    """Every log line of `gateway serve` is JSON; a query leaves one access line."""
-    with gateway_process() as (_, url, output):
+    """Every log line of `gateway serve` is JSON; a query leaves one access line. One worker
+    counts its rates alone as it should: no warning about workers."""
+    with gateway_process(env={"GATEWAY_CALLER_RATE": "600/minute"}) as (_, url, output):
         response = post(url)
         assert response.status_code == 200
         request_id = response.headers["x-request-id"]
@@ -45,12 +46,15 @@ def test_logs_are_json_lines_with_an_access_line_per_request() -> None:
     [access] = [r for r in records if r.get("requestId") == request_id]
     assert access["logger"] == "gateway.access" and access["operationName"] == "Seats"
     assert any("EMBEDDED STAND-IN" in r.get("message", "") for r in records)
+    assert not any("workers alone" in r.get("message", "") for r in records)
     assert DEMO_TOKEN not in "".join(output)
 
 
 def test_several_workers_serve_the_same_api() -> None:
-    """--workers 2 starts two worker processes that both answer."""
-    with gateway_process("--workers", "2") as (process, url, _):
+    """--workers 2 starts two worker processes that both answer; rates set without Redis are
+    counted by each worker alone, and the start-up log says so, naming the setting."""
+    rates = {"GATEWAY_CALLER_RATE": "600/minute", "GATEWAY_UPSTREAM_RATE": "50/second"}
+    with gateway_process("--workers", "2", env=rates) as (process, url, output):
         children = _children(process.pid)
         deadline = time.monotonic() + 20
         while len(children) < 2 and time.monotonic() < deadline:
@@ -62,6 +66,14 @@ def test_several_workers_serve_the_same_api() -> None:
         assert all(
             a.status_code == 200 and a.json()["data"]["seatBalances"]["nodes"] for a in answers
         )
+    warnings = [
+        record["message"]
+        for record in (json.loads(line) for line in output if line.startswith("{"))
+        if record.get("level") == "warning" and "workers alone" in record.get("message", "")
+    ]
+    assert len(warnings) == 2
+    assert "GATEWAY_CALLER_RATE (600/minute)" in warnings[0] and "2 times" in warnings[0]
+    assert "GATEWAY_UPSTREAM_RATE (50/second)" in warnings[1]
 
 
 def test_sigterm_lets_in_flight_requests_finish() -> None:
