@@ -84,44 +84,18 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/latency.py", description=__doc__)
-    parser.add_argument("--targets", default="frameworks,gateway,mesh-cli")
-    parser.add_argument("--shapes", default="A,Ai,B,C")
+    bench.add_side_by_side_arguments(parser, shapes="A,Ai,B,C")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--block", type=int, default=200, help="requests per target per round")
-    parser.add_argument(
-        "--also",
-        action="append",
-        default=[],
-        metavar="NAME=COMMAND",
-        help="another gateway, started with COMMAND ({port} for its port), e.g. an older commit",
-    )
-    parser.add_argument("--frameworks-args", default="", help="as in bench/run.py")
     args = parser.parse_args(argv)
-    shapes = [bench.SHAPES[name] for name in args.shapes.split(",")]
-    args.shapes = [shape.name for shape in shapes]
     report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "argv": sys.argv[1:]}
     results: dict[str, dict[str, dict[str, Any]]] = {}
     try:
         with contextlib.ExitStack() as stack:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seat-latency-")))
-            upstream, layout, direct = bench.standin_and_direct(
-                stack, work, shapes[0], connections=1
+            layout, targets, shapes = bench.side_by_side(
+                stack, args, work, connections=1, direct=True
             )
-            targets = [direct]
-            for name in args.targets.split(","):
-                args.gateway_cmd = None
-                targets.append(
-                    bench.start_target(name, stack, args, upstream, direct, layout, work)
-                )
-            for also in args.also:
-                label, _, command = also.partition("=")
-                args.gateway_cmd = command
-                target = bench.start_target("gateway", stack, args, upstream, direct, layout, work)
-                target.name = label
-                targets.append(target)
-            for target in targets:
-                for shape in shapes:
-                    bench.check_answer(target, shape, layout, None)
             with bench.on_core(layout.upstream_cpu):
                 for shape in shapes:
                     print(f"shape {shape.name}...", flush=True)

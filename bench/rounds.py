@@ -64,49 +64,19 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/rounds.py", description=__doc__)
-    parser.add_argument("--targets", default="frameworks,gateway,mesh-cli")
-    parser.add_argument("--shapes", default="A,Ai,B,Bi,C,Ci")
+    bench.add_side_by_side_arguments(parser, shapes="A,Ai,B,Bi,C,Ci")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of load per block")
     parser.add_argument("--callers", type=int, default=64, help="as in bench/run.py")
-    parser.add_argument(
-        "--also",
-        action="append",
-        default=[],
-        metavar="NAME=COMMAND",
-        help="another gateway, started with COMMAND ({port} for its port), e.g. an older commit",
-    )
-    parser.add_argument("--frameworks-args", default="", help="as in bench/run.py")
     args = parser.parse_args(argv)
-    shapes = [bench.SHAPES[name] for name in args.shapes.split(",")]
-    args.shapes = [shape.name for shape in shapes]
-    names = args.targets.split(",")
-    for name in bench.NODE_PEERS:
-        if name in names:
-            bench.install_mesh(name)
     report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "argv": sys.argv[1:]}
     results: dict[str, dict[str, dict[str, Any]]] = {}
     try:
         with contextlib.ExitStack() as stack:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seat-rounds-")))
-            upstream, layout, direct = bench.standin_and_direct(
-                stack, work, shapes[0], connections=8, callers=args.callers
+            layout, targets, shapes = bench.side_by_side(
+                stack, args, work, connections=8, callers=args.callers
             )
-            targets = []
-            for name in names:
-                args.gateway_cmd = None
-                targets.append(
-                    bench.start_target(name, stack, args, upstream, direct, layout, work)
-                )
-            for also in args.also:
-                label, _, command = also.partition("=")
-                args.gateway_cmd = command
-                target = bench.start_target("gateway", stack, args, upstream, direct, layout, work)
-                target.name = label
-                targets.append(target)
-            for target in targets:
-                for shape in shapes:
-                    bench.check_answer(target, shape, layout, None)
             for shape in shapes:
                 print(f"shape {shape.name}...", flush=True)
                 results[shape.name] = measure(
@@ -126,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {min(spread):,.0f}-{max(spread):,.0f} "
                 f"| {row['upstream_calls_per_request']:.2f} |"
             )
-    if "gateway" in names:
+    if "gateway" in args.targets.split(","):
         print("\n| shape | gateway / target | median of the rounds' ratios | rounds (min-max) |")
         print("|---|---|--:|--:|")
         for shape_name, by_target in results.items():

@@ -1172,6 +1172,57 @@ def standin_and_direct(
     return upstream, layout, direct
 
 
+def add_side_by_side_arguments(parser: argparse.ArgumentParser, *, shapes: str) -> None:
+    """The options of the scripts that keep every target alive at once (latency, rounds)."""
+    parser.add_argument("--targets", default="frameworks,gateway,mesh-cli")
+    parser.add_argument("--shapes", default=shapes)
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="another gateway, started with COMMAND ({port} for its port), e.g. an older commit",
+    )
+    parser.add_argument("--frameworks-args", default="", help="as in bench/run.py")
+
+
+def side_by_side(
+    stack: contextlib.ExitStack,
+    args: argparse.Namespace,
+    work: Path,
+    *,
+    connections: int,
+    callers: int = 1,
+    direct: bool = False,
+) -> tuple[Layout, list[Target], list[Shape]]:
+    """For the scripts that keep every target alive at once: the stand-in, then every target
+    of ``--targets`` and each ``--also`` gateway (the direct call first when ``direct``), each
+    checked on every shape of ``--shapes``."""
+    shapes = [SHAPES[name] for name in args.shapes.split(",")]
+    args.shapes = [shape.name for shape in shapes]
+    names = args.targets.split(",")
+    for name in NODE_PEERS:
+        if name in names:
+            install_mesh(name)
+    upstream, layout, the_direct = standin_and_direct(
+        stack, work, shapes[0], connections=connections, callers=callers
+    )
+    targets = [the_direct] if direct else []
+    for name in names:
+        args.gateway_cmd = None
+        targets.append(start_target(name, stack, args, upstream, the_direct, layout, work))
+    for also in args.also:
+        label, _, command = also.partition("=")
+        args.gateway_cmd = command
+        target = start_target("gateway", stack, args, upstream, the_direct, layout, work)
+        target.name = label
+        targets.append(target)
+    for target in targets:
+        for shape in shapes:
+            check_answer(target, shape, layout, None)
+    return layout, targets, shapes
+
+
 def direct_target(upstream: str, process: subprocess.Popen[bytes] | None, layout: Layout) -> Target:
     bodies = {
         name: json.dumps(shape.rest_body(layout.customer_id, layout.contract_id)).encode()
