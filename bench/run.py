@@ -388,7 +388,9 @@ class Layout:
     upstream_log: Path | None = None  # the stand-in's log: an access line per call answered
 
     def tokens(self) -> str:
-        """wrk's tokens: the caller's, then the stand-in's other demo callers (``--callers``)."""
+        """wrk's tokens: the caller's, then the stand-in's other demo callers (``--callers``;
+        named as ``python -m gateway.standin --callers`` names them: this script imports
+        nothing of the gateway)."""
         return ",".join(
             [self.token, *(f"{self.token}-{number}" for number in range(2, self.callers + 1))]
         )
@@ -509,7 +511,8 @@ def _our_cpu_seconds(pids: list[int]) -> float:
 def load(target: Target, shape: Shape, layout: Layout, duration_s: float, body_dir: Path) -> JSON:
     """A measured ``wrk`` run with the CPU time of the target and the upstream around it."""
     upstream_pid = layout.upstream_pid if target.name != "direct" else None
-    calls0 = upstream_calls(layout.upstream_log)
+    log = layout.upstream_log
+    log_start = log.stat().st_size if log is not None and log.exists() else None
     target_cpu0 = cpu_seconds(target.pid)
     upstream_cpu0 = cpu_seconds(upstream_pid) if upstream_pid else 0.0
     with metered([target.pid, *([upstream_pid] if upstream_pid else [])]) as meter:
@@ -528,11 +531,10 @@ def load(target: Target, shape: Shape, layout: Layout, duration_s: float, body_d
         "cores": meter.cores,
         "other_cpu_busy": meter.other_cpu_busy,
     }
-    calls = upstream_calls(layout.upstream_log)
-    if calls is not None and calls0 is not None:
+    if log is not None and log_start is not None:
         # Exact, where the CPU figures are not: a target that answers several requests with
         # one call (the gateway shares identical calls in flight) spends less per request.
-        result["upstream_calls_per_request"] = (calls - calls0) / requests
+        result["upstream_calls_per_request"] = upstream_calls(log, log_start) / requests
     if upstream_pid:
         upstream_cpu_s = cpu_seconds(upstream_pid) - upstream_cpu0
         result["upstream_cpu_ms_per_request"] = 1000 * upstream_cpu_s / requests
@@ -540,12 +542,13 @@ def load(target: Target, shape: Shape, layout: Layout, duration_s: float, body_d
     return result
 
 
-def upstream_calls(log: Path | None) -> int | None:
-    """The seat-balance calls the stand-in has answered so far: its access log's lines (it
-    runs unbuffered, so each is written as the call is answered); ``None`` without one."""
-    if log is None or not log.exists():
-        return None
-    return log.read_bytes().count(b'"POST ' + SEAT_BALANCES_PATH.encode())
+def upstream_calls(log: Path, start: int) -> int:
+    """The seat-balance calls the stand-in answered since its log was ``start`` bytes long:
+    its access lines (it runs unbuffered, so each is written as the call is answered); only
+    what the load added is read."""
+    with log.open("rb") as file:
+        file.seek(start)
+        return file.read().count(b'"POST ' + SEAT_BALANCES_PATH.encode())
 
 
 def sequential(target: Target, shape: Shape, layout: Layout, count: int) -> JSON:

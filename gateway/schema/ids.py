@@ -103,8 +103,12 @@ def _unpack(raw: bytes) -> list[str]:
 def global_id(type_name: str, *parts: str) -> str:
     """The global id of the object of ``type_name`` whose parts are ``parts`` (the reference
     :class:`GlobalIds` is held to)."""
-    raw = bytes((_TYPE_BYTES[type_name],)) + b"".join(map(_pack, parts))
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(_packed(type_name, parts)).decode().rstrip("=")
+
+
+def _packed(type_name: str, parts: tuple[str, ...]) -> bytes:
+    """An id's bytes: its type's byte, then its parts."""
+    return bytes((_TYPE_BYTES[type_name],)) + b"".join(map(_pack, parts))
 
 
 def legacy_global_id(type_name: str, *parts: str) -> str:
@@ -132,7 +136,7 @@ class GlobalIds(dict[str, str]):
 
     def __init__(self, type_name: str, *parts: str) -> None:
         super().__init__()
-        start = bytes((_TYPE_BYTES[type_name],)) + b"".join(map(_pack, parts))
+        start = _packed(type_name, parts)
         cut = len(start) - len(start) % 3
         self._head = base64.urlsafe_b64encode(start[:cut]).decode()
         self._rest = start[cut:]
