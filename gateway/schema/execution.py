@@ -81,6 +81,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from gateway.caches import LRUCache
+from gateway.schema.coercion import ArgumentPlan, plan_arguments
 from gateway.schema.context import RequestContext, context_of
 from gateway.schema.fields import Asked, Join, Reader, RootAnswer, answer_of, join_of, reader_of
 from gateway.schema.scalars import same_text
@@ -499,6 +500,9 @@ class RootPlan:
     answer: RootAnswer
     selected: frozenset[str]  # the look-ahead below it
     project: Complete  # the projection of the object it answers
+    # Its arguments from the request's variables, planned once (None: graphql-core's coercion
+    # for every request of this operation).
+    arguments: ArgumentPlan | None
 
 
 async def execute_compiled(
@@ -509,8 +513,9 @@ async def execute_compiled(
 
     Called by the pipeline's ``on_execute`` (Strawberry's seam for supplying a result), after
     the limits and the seat-id budget: the steps around execution are the same. What graphql-core
-    would do is done by graphql-core's own functions: the variables are coerced by
-    ``get_variable_values``, the arguments by ``get_argument_values``, the answer is the field's
+    would do is done by graphql-core's own functions or by a plan made by them: the variables
+    and the arguments by the operation's :class:`~gateway.schema.coercion.ArgumentPlan` where it
+    covers them, else by ``get_variable_values`` and ``get_argument_values``, the answer is the field's
     one definition (its resolver calls it too), a raised error is located by ``located_error``
     at the field, and the value is completed by the projection graphql-core's executor uses.
     Nothing here runs before every argument is known good; a value the projection declines (a
@@ -519,23 +524,13 @@ async def execute_compiled(
     plan = _root_plan(context, request)
     if plan is None:
         return None
-    schema = context.schema._schema
-    operation = plan.operation
     variables = context.variables or {}
-    if operation.variable_definitions:
-        coerced = get_variable_values(schema, operation.variable_definitions, variables, 50)
-        if isinstance(coerced, list):
+    values = None if plan.arguments is None else plan.arguments.values(variables)
+    if values is None:
+        values = _coerced_arguments(context, plan, variables)
+        if values is None:
             return None
-    else:
-        coerced = None
-    details = plan.details
-    try:
-        values = get_argument_values(
-            plan.field, details.node, coerced, details.fragment_variable_values
-        )
-    except Exception:
-        return None
-    asked = Asked(request, plan.selected, details.node.name.value)
+    asked = Asked(request, plan.selected, plan.details.node.name.value)
     errors = None
     try:
         answered = await plan.answer.answer(asked, **plan.answer.keywords(values))
@@ -552,6 +547,27 @@ async def execute_compiled(
     request.fast_path = request.compiled = True
     data = {key: value if key == plan.key else plan.typename for key in plan.keys}
     return ExecutionResult(data, errors)
+
+
+def _coerced_arguments(
+    context: ExecutionContext, plan: RootPlan, variables: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The root field's arguments as graphql-core coerces them; ``None`` when it refuses them
+    (graphql-core then reports why)."""
+    definitions = plan.operation.variable_definitions
+    coerced = None
+    if definitions:
+        got = get_variable_values(context.schema._schema, definitions, variables, 50)
+        if isinstance(got, list):
+            return None
+        coerced = got
+    details = plan.details
+    try:
+        return get_argument_values(
+            plan.field, details.node, coerced, details.fragment_variable_values
+        )
+    except Exception:
+        return None
 
 
 def _root_plan(context: ExecutionContext, request: RequestContext) -> RootPlan | None:
@@ -633,6 +649,11 @@ def _compile_root(
         answer=answer,
         selected=executor.names_below(field.type, [details.node for details in group]),
         project=project,
+        arguments=(
+            None
+            if group[0].fragment_variable_values is not None
+            else plan_arguments(schema, operation.variable_definitions or (), field, group[0].node)
+        ),
     )
 
 
