@@ -9,7 +9,16 @@ process is paused for each sample, so the throughput while profiling is a little
 bench/run.py) and writes its collapsed
 stacks (``--format raw``, one line per distinct stack with its sample count). This script then
 ranks functions by own time (samples where the function is the innermost frame) and prints that
-table, with the inclusive time next to it. The raw file is kept in bench/results/.
+table, with the inclusive time next to it, then the CPU per request by layer. The raw file is
+kept in bench/results/.
+
+    .venv/bin/python bench/hotspots.py --shape A --target frameworks   # the frameworks' floor
+    .venv/bin/python bench/hotspots.py --shape A --inclusive BillingClient._attempt \
+        --inclusive 'estimate .gateway/schema/work'    # us per request under these frames
+
+``--target frameworks`` samples the frameworks' floor (bench/frameworks.py) under the same load,
+for a side-by-side of the layers (BENCHMARKS.md, round eight). ``--inclusive REGEX`` adds the
+CPU per request of the samples with a frame matching REGEX (each sample counted once).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -225,6 +235,22 @@ def main(argv: list[str] | None = None) -> int:
         "--callers", type=int, default=64, help="as in bench/run.py (1: concurrent calls shared)"
     )
     parser.add_argument("--gateway-cmd", help="as in bench/run.py")
+    parser.add_argument(
+        "--target",
+        default="gateway",
+        choices=["gateway", "frameworks"],
+        help="the process to sample: the gateway, or the frameworks' floor",
+    )
+    parser.add_argument(
+        "--frameworks-args", default="", help="as in bench/run.py (with --target frameworks)"
+    )
+    parser.add_argument(
+        "--inclusive",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="also the CPU per request of the samples with a frame matching REGEX",
+    )
     args = parser.parse_args(argv)
     try:
         raw, total, rows, rps, cpu_us = sample_under_load(args)
@@ -232,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hotspots: FAILED: {error}", file=sys.stderr)
         return 1
     print(
-        f"\n{total} samples of the gateway under shape {args.shape} ({rps:.0f} req/s, "
+        f"\n{total} samples of the {args.target} under shape {args.shape} ({rps:.0f} req/s, "
         f"{cpu_us:.0f} us of CPU per request):\n"
     )
     print(table(total, rows))
@@ -250,8 +276,29 @@ def main(argv: list[str] | None = None) -> int:
     for layer, samples in layers:
         share = samples / busy
         print(f"| {layer} | {100 * share:.1f} | {share * cpu_us:.0f} |")
+    if args.inclusive:
+        print("\n| frames matching | us per request |\n|---|--:|")
+        for pattern, samples in inclusive(raw, args.inclusive):
+            print(f"| `{pattern}` | {samples / busy * cpu_us:.1f} |")
     print(f"\nraw stacks: {raw.relative_to(bench.REPO)}")
     return 0
+
+
+def inclusive(raw: Path, patterns: list[str]) -> list[tuple[str, int]]:
+    """For each pattern, the samples (idle workers left out) with a frame matching it."""
+    compiled = [re.compile(pattern) for pattern in patterns]
+    counts = [0] * len(patterns)
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = [_short(frame) for frame in stack.split(";")]
+        if frames[-1].startswith(IDLE_WORKER):
+            continue
+        for index, pattern in enumerate(compiled):
+            if any(pattern.search(frame) for frame in frames):
+                counts[index] += int(count_text)
+    return list(zip(patterns, counts, strict=True))
 
 
 def sample_under_load(
@@ -264,7 +311,7 @@ def sample_under_load(
             stack, work, shape, connections=8, callers=args.callers
         )
         args.shapes = [shape.name]
-        gateway = bench.start_target("gateway", stack, args, upstream, direct, layout, work)
+        gateway = bench.start_target(args.target, stack, args, upstream, direct, layout, work)
         bench.check_answer(gateway, shape, layout, None)
         bench.run_wrk(gateway, shape, layout, 5, work)  # warm-up
         bench.RESULTS_DIR.mkdir(exist_ok=True)
