@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -171,16 +172,21 @@ def by_layer(raw: Path) -> tuple[int, list[tuple[str, int]]]:
     idle thread-pool workers are left out (of the total too)."""
     counts: Counter[str] = Counter()
     total = 0
+    for frames, count in _busy_stacks(raw):
+        total += count
+        counts[_layer(frames)] += count
+    return total, counts.most_common()
+
+
+def _busy_stacks(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """Each stack's frames (shortened) and its samples, idle thread-pool workers left out."""
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         frames = [_short(frame) for frame in stack.split(";")]
-        if frames[-1].startswith(IDLE_WORKER):
-            continue
-        total += int(count_text)
-        counts[_layer(frames)] += int(count_text)
-    return total, counts.most_common()
+        if not frames[-1].startswith(IDLE_WORKER):
+            yield frames, int(count_text)
 
 
 def _layer(frames: list[str]) -> str:
@@ -288,16 +294,10 @@ def inclusive(raw: Path, patterns: list[str]) -> list[tuple[str, int]]:
     """For each pattern, the samples (idle workers left out) with a frame matching it."""
     compiled = [re.compile(pattern) for pattern in patterns]
     counts = [0] * len(patterns)
-    for line in raw.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        frames = [_short(frame) for frame in stack.split(";")]
-        if frames[-1].startswith(IDLE_WORKER):
-            continue
+    for frames, count in _busy_stacks(raw):
         for index, pattern in enumerate(compiled):
             if any(pattern.search(frame) for frame in frames):
-                counts[index] += int(count_text)
+                counts[index] += count
     return list(zip(patterns, counts, strict=True))
 
 
