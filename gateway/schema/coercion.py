@@ -53,8 +53,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.pyutils import Undefined
 
-# Each scalar's inputs that its parse_value returns unchanged (graphql-core's own scalars).
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # GraphQL's Int: 32-bit signed
 
 
 def _string(value: Any) -> bool:
@@ -73,6 +72,7 @@ def _boolean(value: Any) -> bool:
     return type(value) is bool
 
 
+# For each built-in scalar, the inputs its parse_value returns unchanged.
 _TAKEN_AS_IS: dict[GraphQLScalarType, Callable[[Any], bool]] = {
     GraphQLID: _string,
     GraphQLString: _string,
@@ -81,7 +81,7 @@ _TAKEN_AS_IS: dict[GraphQLScalarType, Callable[[Any], bool]] = {
     GraphQLBoolean: _boolean,
 }
 
-# What a variable's value coerces to, or _DECLINE: graphql-core decides.
+# Stands for a required argument's value when its variable has none: graphql-core reports it.
 _DECLINE: Any = object()
 # An argument whose value is its variable's: (output name, variable name, non-null type,
 # the value when the variable has none (Undefined: the argument is left out), or _DECLINE

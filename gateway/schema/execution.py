@@ -513,11 +513,12 @@ async def execute_compiled(
 
     Called by the pipeline's ``on_execute`` (Strawberry's seam for supplying a result), after
     the limits and the seat-id budget: the steps around execution are the same. What graphql-core
-    would do is done by graphql-core's own functions or by a plan made by them: the variables
-    and the arguments by the operation's :class:`~gateway.schema.coercion.ArgumentPlan` where it
-    covers them, else by ``get_variable_values`` and ``get_argument_values``, the answer is the field's
-    one definition (its resolver calls it too), a raised error is located by ``located_error``
-    at the field, and the value is completed by the projection graphql-core's executor uses.
+    would do is done by graphql-core's own functions or by a plan made with them: the variables
+    and the arguments by the operation's :class:`~gateway.schema.coercion.ArgumentPlan` where
+    it covers them, else by ``get_variable_values`` and ``get_argument_values``; the answer is
+    the field's one definition (its resolver calls it too), a raised error is located by
+    ``located_error`` at the field, and the value is completed by the projection graphql-core's
+    executor uses.
     Nothing here runs before every argument is known good; a value the projection declines (a
     null where the schema promises none) is left to graphql-core, which completes it again from
     the request's loaders (no second upstream call) and reports the error where it belongs."""
