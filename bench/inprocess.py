@@ -44,10 +44,11 @@ def canned_transport() -> httpx.MockTransport:
     standin = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_standin_app()), base_url="http://standin"
     )
-    answers: dict[tuple[str, bytes], tuple[int, bytes, str]] = {}
+    answers: dict[tuple[str, bytes, bytes], tuple[int, bytes, str]] = {}
 
     async def handler(request: httpx.Request) -> httpx.Response:
-        key = (request.url.path, request.content)
+        # The query string too: the credit type listing's pages differ only by `next_page`.
+        key = (request.url.path, request.url.query, request.content)
         if key not in answers:
             real = await standin.request(
                 request.method,
