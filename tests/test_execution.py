@@ -139,6 +139,7 @@ def calls_upstream(field: GraphQLField) -> bool:
 
 # The root field the corpus asks.
 ROOT = "seatBalances"
+_LEFT_OUT = object()  # a declared variable the request does not send
 
 
 def every_field(type_: Selectable, below: frozenset[str] = frozenset()) -> str:
@@ -249,7 +250,15 @@ class Generator:
             customer, contract = OTHER_CUSTOMER_ID, OTHER_CONTRACT_ID  # 404 for the demo token
         else:
             customer, contract = DEMO_CUSTOMER_ID, DEMO_CONTRACT_ID
-        args = [f'customerId: "{customer}"', f'contractId: "{contract}"']
+        if self.maybe(0.3):
+            # As clients send them: ids in variables (the compiled root's argument plan),
+            # now and then null, a number, or left out (graphql-core's errors, byte for byte).
+            variables["customerId"] = self.rng.choice([customer] * 5 + [None, 12345, _LEFT_OUT])
+            variables["contractId"] = contract
+            args = ["customerId: $customerId", "contractId: $contractId"]
+            valid &= variables["customerId"] == customer
+        else:
+            args = [f'customerId: "{customer}"', f'contractId: "{contract}"']
         roll = self.rng.random()
         if roll < 0.25:
             variables["first"] = self.rng.choice([1, 3, 7, 25, 60, 100, 0, None])
@@ -313,10 +322,13 @@ class Generator:
         declared = [f"${name}: Boolean!" for name in self.conditions]
         if "first" in variables:
             declared.append("$first: Int")
+        if "customerId" in variables:
+            declared += ["$customerId: ID!", "$contractId: ID!"]
         header = f"query Op({', '.join(declared)})" if declared else "query Op"
         query = f"{header} {{ {' '.join(roots)} }} {' '.join(self.fragments.values())}"
         token = DEMO_TOKEN if self.maybe(0.95) else None
-        return Case(query, {**variables, **self.conditions}, "Op", token)
+        given = {name: value for name, value in variables.items() if value is not _LEFT_OUT}
+        return Case(query, {**given, **self.conditions}, "Op", token)
 
 
 async def first_cursors(gateways: Gateways) -> list[str]:
