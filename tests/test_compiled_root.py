@@ -203,3 +203,55 @@ async def test_a_request_whose_variables_are_refused_leaves_the_compiled_root_to
     assert await compiled.executed("compiled") == 0
     assert await compiled.post(QUERY, DEMO) == await reference.post(QUERY, DEMO)
     assert await compiled.executed("compiled") == 1
+
+
+CREDIT_TYPES_PATH = "/v1/credit-types/list"
+# The balances' credit types, as the MCP tool and GraphiQL's first query select them.
+CREDIT_TYPES = QUERY.replace(
+    "balances { balance }", "balances { balance creditTypeId creditType { id name isCurrency } }"
+)
+
+
+async def test_a_balances_credit_type_is_joined_and_the_root_still_compiled(
+    pair: tuple[Gateway, Gateway],
+) -> None:
+    """creditType is read from the credential's credit type listing joined onto each balance:
+    a stored document selecting it is answered by the compiled root (before, every object
+    selecting it went to graphql-core field by field), with graphql-core's bytes and the same
+    upstream calls: the page, and the listing once while the credential's listing is kept."""
+    compiled, _ = pair
+    status, body = await twice_alike(pair, DEMO, CREDIT_TYPES)
+    balances = [
+        balance
+        for edge in json.loads(body)["data"]["page"]["edges"]
+        for balance in edge["node"]["balances"]
+    ]
+    assert status == 200 and balances and b'"errors"' not in body
+    assert all(b["creditType"]["id"] == b["creditTypeId"] for b in balances if b["creditType"])
+    assert any(b["creditType"] and b["creditType"]["name"] for b in balances)
+    assert await compiled.executed("compiled") == 1
+    listing_calls = compiled.billing.calls - 2  # one page per request
+    assert listing_calls >= 1
+    await compiled.post(CREDIT_TYPES, DEMO)
+    assert compiled.billing.calls == 2 + listing_calls + 1  # the listing is kept: the page only
+
+
+async def test_a_credit_type_listing_that_fails_is_reported_at_each_credit_type(
+    pair: tuple[Gateway, Gateway],
+) -> None:
+    """The credit type listing answering 503: each creditType null with the error at its own
+    path, the balances around it answered, the same bytes as graphql-core's on both requests."""
+    compiled, reference = pair
+    for billing in (compiled.billing, reference.billing):
+        billing.status, billing.failing = 503, CREDIT_TYPES_PATH
+    status, body = await twice_alike(pair, DEMO, CREDIT_TYPES)
+    answer = json.loads(body)
+    edges = answer["data"]["page"]["edges"]
+    assert status == 200 and len(edges) == 5
+    assert all(b["creditType"] is None for e in edges for b in e["node"]["balances"])
+    assert sorted(tuple(error["path"]) for error in answer["errors"]) == sorted(
+        ("page", "edges", n, "node", "balances", b, "creditType")
+        for n, edge in enumerate(edges)
+        for b in range(len(edge["node"]["balances"]))
+    )
+    assert {error["extensions"]["code"] for error in answer["errors"]} == {"UPSTREAM_UNAVAILABLE"}

@@ -369,9 +369,16 @@ class Loaders:
     async def credit_type(self, credit_type_id: str) -> CreditType | None:
         """A credit type by id, ``None`` when the credential's listing does not have it. One
         listing per request at most, none while the credential's listing is cached."""
+        return (await _shielded(self.credit_types())).get(credit_type_id)
+
+    def credit_types(self) -> asyncio.Future[dict[str, CreditType]]:
+        """The credential's credit types by id, started on first use: one listing per request
+        at most, none while the credential's listing is cached. Await it shielded (or through
+        ``asyncio.wait``): every consumer shares it."""
         if self._credit_types is None:
             self._credit_types = asyncio.ensure_future(self._list_credit_types())
-        return (await _shielded(self._credit_types)).get(credit_type_id)
+            self._credit_types.add_done_callback(_seen)
+        return self._credit_types
 
     @property
     def upstream_calls(self) -> int:

@@ -87,6 +87,7 @@ class SliceRequest:
     fingerprint: str
     include_commits: bool
     include_ledgers: bool
+    include_credit_types: bool  # creditType selected: the seats' balances are made to hold it
     first: int
     start: Position
 
@@ -122,6 +123,7 @@ async def load_slice(loaders: Loaders, request: SliceRequest) -> SeatConnection:
                 request.listing,
                 has_commits=request.include_commits,
                 has_ledgers=request.include_ledgers,
+                has_credit_types=request.include_credit_types,
             )
             edges.append(SeatEdge(node=node, after=after))
         skip = max(0, skip - len(seats))
@@ -196,6 +198,7 @@ async def connection_for(
                 fingerprint=fingerprint,
                 include_commits=include_commits,
                 include_ledgers=include_commits and "ledgerEntries" in selected,
+                include_credit_types="creditType" in selected,
                 first=first,
                 start=start,
             ),

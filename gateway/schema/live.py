@@ -148,6 +148,7 @@ class Subscription:
         selected = selected_names(info._raw_info)
         include_commits = "commits" in selected or "credits" in selected
         include_ledgers = include_commits and "ledgerEntries" in selected
+        include_credit_types = "creditType" in selected
         key = LiveListing.of(
             context.token,
             listing,
@@ -189,6 +190,7 @@ class Subscription:
             listing,
             has_commits=include_commits,
             has_ledgers=include_ledgers,
+            has_credit_types=include_credit_types,
             logged=logged,
         )
         # A client that leaves before the stream is first read leaves a generator that never
@@ -235,6 +237,7 @@ async def _updates(
     *,
     has_commits: bool,
     has_ledgers: bool,
+    has_credit_types: bool,
     logged: _Logged,
 ) -> AsyncGenerator[SeatBalanceUpdate, None]:
     """The subscriber's messages: every seat first, then the seats whose selected values
@@ -254,7 +257,11 @@ async def _updates(
                     sent[seat_id] = mark
                     seats.append(
                         Seat.from_wire(
-                            record, listing, has_commits=has_commits, has_ledgers=has_ledgers
+                            record,
+                            listing,
+                            has_commits=has_commits,
+                            has_ledgers=has_ledgers,
+                            has_credit_types=has_credit_types,
                         )
                     )
             if seats or update.reason == SNAPSHOT:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, ClassVar
 
 import strawberry
@@ -114,7 +114,16 @@ class CreditTypeBalance:
     starting_balance: float = reads(
         itemgetter("starting_balance"), description="What those commits and credits started with."
     )
-    credit_type = details.credit_type_field()
+    credit_type: details.CreditType | None = details.credit_type_field()
+
+
+class HeldBalance(dict[str, Any]):
+    """A seat's balance in one credit type, made when the operation selects ``creditType``: a
+    copy of the billing API's record (the record itself may be shared with other requests
+    sharing the call, and is never written to) that its credit type is joined onto
+    (``details.join_credit_type``). Read like the record by the balance's other fields."""
+
+    credit_type: Any = details.UNJOINED  # set on the instance once the join starts
 
 
 class LookAheadMissed(Exception):
@@ -254,6 +263,8 @@ class Seat(Node):
     customer_id: strawberry.ID = strawberry.field(description="The customer owning the contract.")
     contract_id: strawberry.ID = strawberry.field(description="The seat-based contract.")
     _record: Private[SeatBalance]
+    # Its balances: the records themselves, or HeldBalance copies when creditType is selected.
+    _balances: Private[list[Any]]
     _has_commits: Private[bool]
     _has_ledgers: Private[bool]
     # Its commits and credits as Held objects, made once: what is joined onto them (their
@@ -268,13 +279,25 @@ class Seat(Node):
 
     @classmethod
     def from_wire(
-        cls, record: SeatBalance, listing: Listing, *, has_commits: bool, has_ledgers: bool
+        cls,
+        record: SeatBalance,
+        listing: Listing,
+        *,
+        has_commits: bool,
+        has_ledgers: bool,
+        has_credit_types: bool = False,
     ) -> Seat:
+        """``has_credit_types``: the operation selects ``creditType`` below (the look-ahead),
+        so the balances are made to hold it."""
+        balances: list[Any] = record["balances"]
+        if has_credit_types:
+            balances = [HeldBalance(balance) for balance in balances]
         return cls(
             seat_id=record["seat_id"],
             customer_id=listing.customer_id,  # type: ignore[arg-type]  # an ID is a str
             contract_id=listing.contract_id,  # type: ignore[arg-type]
             _record=record,
+            _balances=balances,
             _has_commits=has_commits,
             _has_ledgers=has_commits and has_ledgers,
         )
@@ -298,7 +321,7 @@ class Seat(Node):
         description="Opaque, globally unique id of this seat (Relay object id).",
     )
     balances: list[CreditTypeBalance] = reads(
-        item_of("_record", "balances"),
+        attrgetter("_balances"),
         description="One balance per credit type the seat holds.",
         directives=[assumed_size(5)],
     )
@@ -347,6 +370,7 @@ async def seat_by_key(
     names = selected_names(info._raw_info)
     include_commits = with_commits or "commits" in names or "credits" in names
     include_ledgers = include_commits and "ledgerEntries" in names
+    credit_types = "creditType" in names
     record = await context.loaders.seat(
         SeatRequest(
             listing, seat_id, include_commits=include_commits, include_ledgers=include_ledgers
@@ -356,4 +380,10 @@ async def seat_by_key(
         return None
     if include_commits:
         charge_held(context, len(record.get("commits") or ()) + len(record.get("credits") or ()))
-    return Seat.from_wire(record, listing, has_commits=include_commits, has_ledgers=include_ledgers)
+    return Seat.from_wire(
+        record,
+        listing,
+        has_commits=include_commits,
+        has_ledgers=include_ledgers,
+        has_credit_types=credit_types,
+    )
