@@ -108,6 +108,12 @@ async def twice_alike(
     return answers[-1]
 
 
+def fail(pair: tuple[Gateway, Gateway], path: str) -> None:
+    """Both billing APIs answer the calls to ``path`` with an empty 503."""
+    for gateway in pair:
+        gateway.billing.status, gateway.billing.failing = 503, path
+
+
 async def test_a_stored_documents_root_is_compiled_and_answers_as_graphql_core(
     pair: tuple[Gateway, Gateway],
 ) -> None:
@@ -165,8 +171,7 @@ async def test_a_value_the_projection_declines_goes_to_graphql_core_without_anot
     failure at its own field: the same bytes as the reference, the same upstream calls, and the
     stored document is still compiled once the details answer."""
     compiled, reference = pair
-    for billing in (compiled.billing, reference.billing):
-        billing.status, billing.failing = 503, BALANCES_PATH
+    fail(pair, BALANCES_PATH)
     status, body = await twice_alike(pair, DEMO, NAMED_COMMITS)
     answer = json.loads(body)
     edges = answer["data"]["page"]["edges"]
@@ -241,9 +246,7 @@ async def test_a_credit_type_listing_that_fails_is_reported_at_each_credit_type(
 ) -> None:
     """The credit type listing answering 503: each creditType null with the error at its own
     path, the balances around it answered, the same bytes as graphql-core's on both requests."""
-    compiled, reference = pair
-    for billing in (compiled.billing, reference.billing):
-        billing.status, billing.failing = 503, CREDIT_TYPES_PATH
+    fail(pair, CREDIT_TYPES_PATH)
     status, body = await twice_alike(pair, DEMO, CREDIT_TYPES)
     answer = json.loads(body)
     edges = answer["data"]["page"]["edges"]
