@@ -366,11 +366,6 @@ class Loaders:
         future.add_done_callback(lambda done: done.cancelled() or done.exception())
         return future
 
-    async def credit_type(self, credit_type_id: str) -> CreditType | None:
-        """A credit type by id, ``None`` when the credential's listing does not have it. One
-        listing per request at most, none while the credential's listing is cached."""
-        return (await _shielded(self.credit_types())).get(credit_type_id)
-
     def credit_types(self) -> asyncio.Future[dict[str, CreditType]]:
         """The credential's credit types by id, started on first use: one listing per request
         at most, none while the credential's listing is cached. Await it shielded (or through
